@@ -1,0 +1,61 @@
+# The two commands a newcomer needs:
+#   make demo   set up, then run `simulate` on the embedded chaos server
+#   make test   set up, then run the whole test suite (what CI runs)
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+PY      ?= python3
+VENV    := .venv
+VENV15  := .venv-lk15
+UV      := $(VENV)/bin/uv
+export PATH := $(CURDIR)/.tools/bin:$(PATH)
+export HELM_CACHE_HOME  := $(CURDIR)/.tools/helm/cache
+export HELM_CONFIG_HOME := $(CURDIR)/.tools/helm/config
+export HELM_DATA_HOME   := $(CURDIR)/.tools/helm/data
+
+.PHONY: setup setup-compat tools demo test lint typecheck pytest pytest-compat lock clean
+
+$(VENV)/.installed: pyproject.toml constraints/lk18.txt
+	$(PY) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --disable-pip-version-check uv
+	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(UV) pip install -q -c constraints/lk18.txt -e '.[dev]'
+	touch $@
+
+$(VENV15)/.installed: pyproject.toml constraints/lk15.txt $(VENV)/.installed
+	$(UV) venv -q -p $(VENV)/bin/python $(VENV15)
+	VIRTUAL_ENV=$(CURDIR)/$(VENV15) $(UV) pip install -q -c constraints/lk15.txt -e '.[dev]'
+	touch $@
+
+setup: $(VENV)/.installed
+setup-compat: $(VENV15)/.installed
+tools:
+	bash scripts/install-tools.sh
+
+demo: setup
+	$(VENV)/bin/python -m agent simulate --compare --sessions 8 --turns 6 \
+		--faults clean,multi_message,stall_mid,drop_mid,no_response,clean --seed 7
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check supervisor agent tests bench
+
+typecheck: setup
+	$(VENV)/bin/mypy --strict supervisor
+
+pytest: setup tools
+	$(VENV)/bin/pytest -q
+
+# The oldest supported livekit-agents (1.5.11, the release with the original report's bug).
+pytest-compat: setup-compat
+	$(VENV15)/bin/pytest -q -m compat
+
+test: lint typecheck pytest pytest-compat
+
+# Re-resolve the constraints files (run by hand, commit the result).
+lock: setup
+	$(UV) pip compile -q pyproject.toml --extra dev -o constraints/lk18.txt \
+		--override <(echo 'livekit-agents>=1.8,<1.9'; echo 'livekit-plugins-openai>=1.8,<1.9')
+	$(UV) pip compile -q pyproject.toml --extra dev -o constraints/lk15.txt \
+		--override <(echo 'livekit-agents==1.5.11'; echo 'livekit-plugins-openai==1.5.11'; echo 'openai<3')
+
+clean:
+	rm -rf $(VENV) $(VENV15) .tools .pytest_cache .mypy_cache .ruff_cache

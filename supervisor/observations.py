@@ -1,0 +1,167 @@
+"""What the watchdog observes: plain facts about one agent session, with no livekit types.
+
+The livekit binding turns livekit events, the audio reaching the output and livekit's log records
+into these; the detector reads nothing else. Each is a frozen dataclass so that a test can build
+one in a line and a detector can keep one without copying.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+__all__ = [
+    "AgentAudioPlayed",
+    "AgentStateChanged",
+    "LivekitWarning",
+    "MessageItemAdded",
+    "Observation",
+    "PlaybackFinished",
+    "RealtimeError",
+    "ReplyRequested",
+    "ResponseCreated",
+    "ResponseDone",
+    "SessionClosed",
+    "SessionReconnected",
+    "ToolCallFinished",
+    "ToolCallStarted",
+    "TurnDeclined",
+    "UserSpeechStarted",
+    "UserSpeechStopped",
+    "WarningKind",
+]
+
+
+class WarningKind(StrEnum):
+    """livekit log messages that mean a reply was lost; the metric label `kind`."""
+
+    MULTI_MESSAGE = "multi_message"  # "expected to receive only one message generation ..."
+    GENERATION_DISCARDED = "generation_discarded"  # "in-progress generation discarded due to ..."
+    REPLY_TIMEOUT = "reply_timeout"  # "failed to generate a reply: generate_reply timed out."
+    SCHEDULING_STOPPED = "scheduling_stopped"  # "skipping new realtime generation, ..."
+    TEXT_WITH_AUDIO = "text_with_audio"  # "Text message received from Realtime API with audio ..."
+    EVENT_FAILED = "event_failed"  # "failed to handle event"
+    UNRECOVERABLE_CLOSE = "unrecoverable_close"  # "AgentSession is closing due to unrecoverable ..."
+    ACLOSE_ERROR = "aclose_error"  # "Error in _aclose_impl": the zombie marker on 1.5 and 1.2
+    LATE_RESPONSE = "late_response"  # "discarding response that arrived after it was timed out ..."
+
+
+@dataclass(frozen=True, slots=True)
+class UserSpeechStarted:
+    """The server's VAD heard the caller start speaking."""
+
+
+@dataclass(frozen=True, slots=True)
+class UserSpeechStopped:
+    """The caller's turn ended: from here a reply is expected."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyRequested:
+    """Someone asked the model for a reply (`generate_reply`); `by_watchdog` for our own."""
+
+    by_watchdog: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseCreated:
+    """The server started a response."""
+
+    response_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class MessageItemAdded:
+    """A message item (something to be spoken) was added to a response."""
+
+    response_id: str
+    item_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class AgentAudioPlayed:
+    """Agent audio reached the output: the only proof the caller heard something."""
+
+
+@dataclass(frozen=True, slots=True)
+class PlaybackFinished:
+    """The output finished playing a segment (or was cleared, `interrupted`)."""
+
+    interrupted: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseDone:
+    """The server closed a response; status is completed, cancelled, incomplete or failed."""
+
+    response_id: str
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class LivekitWarning:
+    """livekit logged one of the messages that mean a reply was lost."""
+
+    kind: WarningKind
+
+
+@dataclass(frozen=True, slots=True)
+class RealtimeError:
+    """The realtime model reported an error; unrecoverable ones end the session in livekit."""
+
+    recoverable: bool
+    code: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SessionReconnected:
+    """The realtime websocket was re-established (by livekit or by us)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallStarted:
+    """A function tool began running: silence while it runs is expected."""
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallFinished:
+    """A function tool finished; a reply to its result is expected."""
+
+
+@dataclass(frozen=True, slots=True)
+class AgentStateChanged:
+    """livekit's agent state: initializing, idle, listening, thinking or speaking."""
+
+    state: str
+
+
+@dataclass(frozen=True, slots=True)
+class SessionClosed:
+    """The session is over; or closed in all but name (`zombie`: livekit emitted no close)."""
+
+    zombie: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class TurnDeclined:
+    """The application deliberately leaves the current turn unanswered."""
+
+
+Observation = (
+    UserSpeechStarted
+    | UserSpeechStopped
+    | ReplyRequested
+    | ResponseCreated
+    | MessageItemAdded
+    | AgentAudioPlayed
+    | PlaybackFinished
+    | ResponseDone
+    | LivekitWarning
+    | RealtimeError
+    | SessionReconnected
+    | ToolCallStarted
+    | ToolCallFinished
+    | AgentStateChanged
+    | SessionClosed
+    | TurnDeclined
+)
