@@ -1,0 +1,44 @@
+"""The chaos Realtime server: a local OpenAI/Azure Realtime stand-in that fails on cue.
+
+    async with ChaosServer(faults="clean,stall_mid=3,drop_mid", seed=1) as server:
+        model = RealtimeModel(base_url=server.url, api_key="k")
+
+It never imports the watchdog: it must not know who is judged.
+"""
+
+from __future__ import annotations
+
+from .faults import (
+    DEFAULTS,
+    FAULT_KINDS,
+    KINDS,
+    NON_FAULTS,
+    RECOVERABLE_KINDS,
+    Fault,
+    Schedule,
+    parse_schedule,
+)
+from .server import ChaosServer, Injection, ReceivedEvent, SessionRecord
+from .vad import ANSWER_HZ, PREAMBLE_HZ, EnergyVad, amplitude_for, sequence_of, tone, tone_of
+
+__all__ = [
+    "ANSWER_HZ",
+    "DEFAULTS",
+    "FAULT_KINDS",
+    "KINDS",
+    "NON_FAULTS",
+    "PREAMBLE_HZ",
+    "RECOVERABLE_KINDS",
+    "ChaosServer",
+    "EnergyVad",
+    "Fault",
+    "Injection",
+    "ReceivedEvent",
+    "Schedule",
+    "SessionRecord",
+    "amplitude_for",
+    "parse_schedule",
+    "sequence_of",
+    "tone",
+    "tone_of",
+]

@@ -1,0 +1,97 @@
+"""`python -m supervisor.chaos`: run the chaos Realtime server until SIGINT or SIGTERM.
+
+python -m supervisor.chaos --port 8765 --faults "clean,stall_mid=3" --seed 7 --log-file chaos.jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import math
+import signal
+import sys
+from collections.abc import Sequence
+
+from supervisor.errors import ConfigError
+
+from .faults import parse_schedule
+from .server import ChaosServer
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        # argparse already names the flag; keep its wording, exit 2 as it does
+        self.print_usage(sys.stderr)
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number 0-65535, got {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port number 0-65535, got {text!r}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds > 0, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"expected seconds > 0, got {text!r}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The CLI's argument parser."""
+    p = _Parser(prog="python -m supervisor.chaos", description=__doc__.splitlines()[0])
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=_port, default=8765, help="port to bind; 0 = any (default 8765)")
+    p.add_argument("--faults", default="clean", help="chaos schedule (default clean)")
+    p.add_argument("--seed", type=int, default=0, help="seed for random:P draws (default 0)")
+    p.add_argument(
+        "--reply-seconds", type=_seconds, default=1.0, help="answer length (default 1.0)"
+    )
+    p.add_argument("--log-file", default=None, help="append JSON lines here too")
+    return p
+
+
+async def _serve(args: argparse.Namespace) -> None:
+    server = ChaosServer(
+        host=args.host,
+        port=args.port,
+        faults=args.faults,
+        seed=args.seed,
+        reply_seconds=args.reply_seconds,
+        log_file=args.log_file,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with server:
+        print(f"chaos server on {server.url} (azure endpoint {server.azure_endpoint})", flush=True)
+        await stop.wait()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        parse_schedule(args.faults, args.seed)
+    except ConfigError as e:
+        parser.error(f"argument --faults: {e}")
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_serve(args))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

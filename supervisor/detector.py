@@ -1,0 +1,515 @@
+"""The stall detector: observations and times in, findings out, for one agent session.
+
+Rule 1: The detector is pure. It never reads the clock, sleeps, logs or calls out: `observe(obs,
+        now)` and `poll(now)` return findings and the asyncio shell acts on them.
+Rule 2: Only agent audio reaching the output proves the caller heard something. Response, item and
+        state events only tell the detector whether a response is open.
+Rule 3: Each observation becomes zero or more triggers (`Trigger`), and triggers arm, refresh,
+        suspend and disarm the rows of `TABLE`. Nothing else changes which verdicts are armed; the
+        bookkeeping around the table (the reply owed, tool calls running, the open response, the
+        reconnect window) only computes the triggers and the findings' facts.
+Rule 4: Within a row, disarming wins over arming and refreshing. Arming restarts the row's clock
+        with the timeout named in the row; refreshing restarts it only if the row is armed.
+Rule 5: An observation is applied before expired deadlines are judged: audio arriving a few
+        milliseconds after a deadline, before the shell's timer ran, is evidence the agent is not
+        silent, so it disarms instead of losing a race.
+Rule 6: A verdict fires once per incident: firing disarms its row, and only an arming trigger (a new
+        turn, a reply request, the watchdog's own request, new audio, a new warning) arms it again.
+Rule 7: dead_session and a normal close are final: after either, the detector returns nothing.
+Rule 8: Every observation costs O(1) and the state is bounded: audio frames only move timestamps
+        (no timer per frame), and the reconnect window holds at most storm_reconnects + 1 times.
+
+Why post_warning_silence is measured from the end of sound: on livekit 1.5.11 the multi-message
+warning arrives while the first item's audio may still be playing, and the lost item is the one that
+should follow it. So the row's clock restarts with every frame of the reply the warning cut (and at
+PlaybackFinished): it fires once, after the warning, there has been a whole warning_grace with no
+audio at all. Audio of a response created after the warning is a new reply and disarms it.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+
+from supervisor.config import WatchdogConfig
+from supervisor.observations import (
+    AgentAudioPlayed,
+    LivekitWarning,
+    Observation,
+    PlaybackFinished,
+    RealtimeError,
+    ReplyRequested,
+    ResponseCreated,
+    ResponseDone,
+    SessionClosed,
+    SessionReconnected,
+    ToolCallFinished,
+    ToolCallStarted,
+    TurnDeclined,
+    UserSpeechStarted,
+    UserSpeechStopped,
+    WarningKind,
+)
+
+__all__ = [
+    "TABLE",
+    "WARNING_EFFECTS",
+    "Condition",
+    "Detector",
+    "Finding",
+    "Heard",
+    "ReplyExpected",
+    "Row",
+    "Stall",
+    "StallKind",
+    "Trigger",
+    "WarningEffect",
+]
+
+
+class StallKind(StrEnum):
+    """What kind of silence was found; the metric label `kind`."""
+
+    NO_REPLY = "no_reply"
+    AUDIO_GAP = "audio_gap"
+    POST_WARNING_SILENCE = "post_warning_silence"
+    DEAD_SESSION = "dead_session"
+    RECONNECT_STORM = "reconnect_storm"
+
+
+class Trigger(StrEnum):
+    """What an observation means to the table (one observation may mean several)."""
+
+    USER_SPEAKING = "user speaking"  # UserSpeechStarted
+    USER_TURN_ENDED = "user turn ended"  # UserSpeechStopped
+    REPLY_REQUESTED = "reply requested"  # ReplyRequested(by_watchdog=False)
+    RECOVERY_REQUESTED = "recovery requested"  # ReplyRequested(by_watchdog=True)
+    TOOL_STARTED = "tool started"  # ToolCallStarted
+    TOOL_FINISHED = "tool finished"  # ToolCallFinished (livekit reports one per batch of calls)
+    AGENT_AUDIO = "agent audio"  # any AgentAudioPlayed
+    RESPONSE_AUDIO = "response audio"  # AgentAudioPlayed while a response is open
+    NEW_REPLY_AUDIO = "new reply audio"  # audio that is not the reply a warning cut
+    PLAYBACK_FINISHED = "playback finished"  # PlaybackFinished
+    RESPONSE_DONE = "response done"  # ResponseDone of the open response
+    TURN_DECLINED = "turn declined"  # TurnDeclined
+    WARNING_CUT = "warning: reply cut"  # LivekitWarning whose effect is CUT
+    WARNING_LOST = (
+        "warning: reply lost"  # LivekitWarning whose effect is LOST, while a reply is owed
+    )
+    FATAL = "fatal"  # RealtimeError(recoverable=False), FATAL warnings, SessionClosed(zombie=True)
+    STORM = "storm"  # SessionReconnected beyond storm_reconnects in storm_window
+
+
+class Condition(StrEnum):
+    """A state during which a row's clock does not run."""
+
+    TOOL_RUNNING = "a tool call runs"
+
+
+class WarningEffect(StrEnum):
+    """What a livekit warning says about the reply."""
+
+    CUT = "cut"  # the reply being played lost its rest: silence after its sound is a stall
+    LOST = "lost"  # a requested reply was never generated: matters only while one is owed
+    NOTED = "noted"  # counted, but says nothing new (a late response was already given up on)
+    FATAL = "fatal"  # the session is dead
+
+
+WARNING_EFFECTS: Mapping[WarningKind, WarningEffect] = {
+    WarningKind.MULTI_MESSAGE: WarningEffect.CUT,
+    WarningKind.GENERATION_DISCARDED: WarningEffect.CUT,
+    WarningKind.TEXT_WITH_AUDIO: WarningEffect.CUT,
+    WarningKind.REPLY_TIMEOUT: WarningEffect.LOST,
+    WarningKind.SCHEDULING_STOPPED: WarningEffect.LOST,
+    WarningKind.EVENT_FAILED: WarningEffect.LOST,
+    # Logged when a response arrives after livekit timed it out (reply_timeout was logged then) or
+    # after a barge-in (normal): arming on it would only duplicate or invent a stall.
+    WarningKind.LATE_RESPONSE: WarningEffect.NOTED,
+    WarningKind.UNRECOVERABLE_CLOSE: WarningEffect.FATAL,
+    WarningKind.ACLOSE_ERROR: WarningEffect.FATAL,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One verdict: what arms it (and with which timeout field), refreshes, suspends, disarms it.
+
+    A timeout of None fires at once when armed.
+    """
+
+    kind: StallKind
+    armed_by: Mapping[Trigger, str | None]
+    refreshed_by: frozenset[Trigger]
+    suspended_while: frozenset[Condition]
+    disarmed_by: frozenset[Trigger]
+
+
+T = Trigger
+TABLE: tuple[Row, ...] = (
+    Row(
+        StallKind.NO_REPLY,
+        armed_by={
+            T.USER_TURN_ENDED: "reply_timeout",
+            T.REPLY_REQUESTED: "reply_timeout",
+            T.TOOL_FINISHED: "reply_timeout",
+            T.RECOVERY_REQUESTED: "recovery_timeout",
+        },
+        refreshed_by=frozenset(),
+        suspended_while=frozenset({Condition.TOOL_RUNNING}),
+        disarmed_by=frozenset({T.AGENT_AUDIO, T.USER_SPEAKING, T.TURN_DECLINED}),
+    ),
+    Row(
+        StallKind.AUDIO_GAP,
+        # Every frame of an open response re-arms: the clock measures the gap since the last one.
+        armed_by={T.RESPONSE_AUDIO: "audio_gap_timeout"},
+        refreshed_by=frozenset(),
+        suspended_while=frozenset(),
+        disarmed_by=frozenset(
+            {T.PLAYBACK_FINISHED, T.RESPONSE_DONE, T.USER_SPEAKING, T.RECOVERY_REQUESTED}
+        ),
+    ),
+    Row(
+        StallKind.POST_WARNING_SILENCE,
+        armed_by={T.WARNING_CUT: "warning_grace", T.WARNING_LOST: "warning_grace"},
+        refreshed_by=frozenset({T.AGENT_AUDIO, T.PLAYBACK_FINISHED}),
+        suspended_while=frozenset(),
+        disarmed_by=frozenset(
+            {T.NEW_REPLY_AUDIO, T.USER_SPEAKING, T.TURN_DECLINED, T.RECOVERY_REQUESTED}
+        ),
+    ),
+    Row(
+        StallKind.DEAD_SESSION,
+        armed_by={T.FATAL: None},
+        refreshed_by=frozenset(),
+        suspended_while=frozenset(),
+        disarmed_by=frozenset(),
+    ),
+    Row(
+        StallKind.RECONNECT_STORM,
+        armed_by={T.STORM: None},
+        refreshed_by=frozenset(),
+        suspended_while=frozenset(),
+        disarmed_by=frozenset(),
+    ),
+)
+del T
+
+
+@dataclass(frozen=True, slots=True)
+class Stall:
+    """A verdict: the agent is silent when it should speak (or the session cannot speak)."""
+
+    kind: StallKind
+    silence_since: float  # when the agent should have started (or continued) speaking
+    detected_at: float
+    detail: str
+    warning: WarningKind | None = None  # the livekit warning behind it, if any
+
+
+@dataclass(frozen=True, slots=True)
+class Heard:
+    """The first agent audio after a reply was owed or a stall was found."""
+
+    at: float
+    latency: float | None  # turn end (or the app's request) -> this audio; None if not a turn's
+    stall: Stall | None  # the stall that opened the incident this audio closes, if any
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyExpected:
+    """A user turn ended (or the application asked for a reply): a new turn expects an answer."""
+
+    since: float
+
+
+Finding = Stall | Heard | ReplyExpected
+
+
+class _Clock:
+    """One row's clock: armed since `since` for `timeout` seconds (None: at once)."""
+
+    __slots__ = ("armed", "cause", "since", "timeout")
+
+    def __init__(self) -> None:
+        self.armed = False
+        self.since = 0.0
+        self.timeout: float | None = None
+        self.cause: Trigger | None = None
+
+
+class Detector:
+    """Finds stalls in one session's observations; see the module's rules and `TABLE`."""
+
+    def __init__(self, config: WatchdogConfig) -> None:
+        self._config = config
+        self._clocks = {row.kind: _Clock() for row in TABLE}
+        self._ended = False
+        # A tool call runs. Not a count: livekit reports one `function_tools_executed` per batch of
+        # calls, so counting starts against finishes would suspend no_reply forever after a batch.
+        self._tool_running = False
+        self._open_response: str | None = None
+        self._last_audio: float | None = None
+        # The reply owed: since when, and whether a turn (not a tool or the watchdog) asked for it.
+        self._owed_since: float | None = None
+        self._owed_by_turn = False
+        # The warning behind post_warning_silence and the response playing when it came.
+        self._warning: WarningKind | None = None
+        self._warning_response: str | None = None
+        self._incident: Stall | None = None
+        # What the next immediate verdict (dead_session, reconnect_storm) reports.
+        self._detail = ""
+        self._fatal_warning: WarningKind | None = None
+        self._reconnects: deque[float] = deque(maxlen=config.storm_reconnects + 1)
+
+    # -- read-only facts for the shell ---------------------------------------------------------
+
+    @property
+    def ended(self) -> bool:
+        """A dead_session verdict or a normal close ended the session: no more verdicts."""
+        return self._ended
+
+    @property
+    def reply_expected(self) -> bool:
+        """A reply is owed and no agent audio has come since."""
+        return self._owed_since is not None
+
+    @property
+    def expected_since(self) -> float | None:
+        """When the reply owed began to be owed (turn end, request, tool finish)."""
+        return self._owed_since
+
+    @property
+    def last_audio_at(self) -> float | None:
+        """When agent audio last reached the output."""
+        return self._last_audio
+
+    @property
+    def response_open(self) -> bool:
+        """The server has a response open (created, not done)."""
+        return self._open_response is not None
+
+    @property
+    def incident(self) -> Stall | None:
+        """The stall that opened the current incident (no agent audio since), if any."""
+        return self._incident
+
+    def heard_since(self, t: float) -> bool:
+        """Agent audio reached the output at or after `t`."""
+        return self._last_audio is not None and self._last_audio >= t
+
+    def next_deadline(self) -> float | None:
+        """The earliest time `poll` could find a stall, or None if nothing is armed."""
+        deadline: float | None = None
+        for row in TABLE:
+            at = self._deadline(row)
+            if at is not None and (deadline is None or at < deadline):
+                deadline = at
+        return deadline
+
+    # -- input ---------------------------------------------------------------------------------
+
+    def observe(self, obs: Observation, now: float) -> list[Finding]:
+        """Apply one observation at time `now`, then judge expired deadlines."""
+        if self._ended:
+            return []
+        findings: list[Finding] = []
+        triggers = self._triggers(obs, now)
+        self._settle_reply(triggers, now, findings)
+        for row in TABLE:
+            self._apply(row, triggers, now, findings)
+        if isinstance(obs, SessionClosed) and not obs.zombie:
+            self._end()
+        findings.extend(self.poll(now))
+        return findings
+
+    def poll(self, now: float) -> list[Stall]:
+        """Return the stalls whose deadlines are at or before `now` (each fires once)."""
+        if self._ended:
+            return []
+        due = [(at, row) for row in TABLE if (at := self._deadline(row)) is not None and at <= now]
+        due.sort(key=lambda pair: pair[0])
+        return [self._fire(row, now) for _, row in due]
+
+    # -- internals -----------------------------------------------------------------------------
+
+    def _triggers(self, obs: Observation, now: float) -> tuple[Trigger, ...]:
+        """Translate one observation into triggers, updating the bookkeeping they depend on."""
+        match obs:
+            case AgentAudioPlayed():
+                self._last_audio = now
+                triggers = [Trigger.AGENT_AUDIO]
+                if self._open_response is not None:
+                    triggers.append(Trigger.RESPONSE_AUDIO)
+                if self._is_new_reply():
+                    triggers.append(Trigger.NEW_REPLY_AUDIO)
+                return tuple(triggers)
+            case UserSpeechStarted():
+                return (Trigger.USER_SPEAKING,)
+            case UserSpeechStopped():
+                return (Trigger.USER_TURN_ENDED,)
+            case ReplyRequested(by_watchdog=by_watchdog):
+                return (Trigger.RECOVERY_REQUESTED if by_watchdog else Trigger.REPLY_REQUESTED,)
+            case ToolCallStarted():
+                self._tool_running = True
+                return (Trigger.TOOL_STARTED,)
+            case ToolCallFinished():
+                self._tool_running = False
+                return (Trigger.TOOL_FINISHED,)
+            case ResponseCreated(response_id=response_id):
+                self._open_response = response_id
+                return ()
+            case ResponseDone(response_id=response_id):
+                if response_id != self._open_response:
+                    return ()
+                self._open_response = None
+                return (Trigger.RESPONSE_DONE,)
+            case PlaybackFinished():
+                return (Trigger.PLAYBACK_FINISHED,)
+            case TurnDeclined():
+                return (Trigger.TURN_DECLINED,)
+            case LivekitWarning(kind=kind):
+                return self._warning_triggers(kind)
+            case RealtimeError(recoverable=False, code=code):
+                self._detail = f"unrecoverable realtime error {code or '(no code)'}"
+                return (Trigger.FATAL,)
+            case SessionClosed(zombie=True):
+                self._detail = "the session stopped working without closing (zombie)"
+                return (Trigger.FATAL,)
+            case SessionReconnected():
+                return self._reconnected(now)
+            case _:
+                # AgentStateChanged, MessageItemAdded, recoverable RealtimeError, a normal close:
+                # none of them changes what is armed (a close is final, handled by `observe`).
+                return ()
+
+    def _warning_triggers(self, kind: WarningKind) -> tuple[Trigger, ...]:
+        effect = WARNING_EFFECTS[kind]
+        if effect is WarningEffect.FATAL:
+            self._detail = f"livekit warning {kind.value}"
+            self._fatal_warning = kind
+            return (Trigger.FATAL,)
+        if effect is WarningEffect.CUT or (
+            effect is WarningEffect.LOST and self._owed_since is not None
+        ):
+            self._warning = kind
+            self._warning_response = self._open_response
+            return (Trigger.WARNING_CUT if effect is WarningEffect.CUT else Trigger.WARNING_LOST,)
+        return ()
+
+    def _is_new_reply(self) -> bool:
+        """Audio now would not be the rest of the reply the armed warning cut."""
+        if not self._clocks[StallKind.POST_WARNING_SILENCE].armed or self._warning is None:
+            return False
+        if WARNING_EFFECTS[self._warning] is not WarningEffect.CUT:
+            return True
+        return self._open_response is not None and self._open_response != self._warning_response
+
+    def _reconnected(self, now: float) -> tuple[Trigger, ...]:
+        window = self._reconnects
+        window.append(now)
+        while window and window[0] < now - self._config.storm_window:
+            window.popleft()
+        if len(window) <= self._config.storm_reconnects:
+            return ()
+        self._detail = (
+            f"{len(window)} reconnects in {now - window[0]:.1f} s "
+            f"(limit {self._config.storm_reconnects} in {self._config.storm_window:g} s)"
+        )
+        # The storm is this incident: a new one needs storm_reconnects + 1 more reconnects.
+        window.clear()
+        return (Trigger.STORM,)
+
+    def _settle_reply(self, triggers: tuple[Trigger, ...], now: float, out: list[Finding]) -> None:
+        """Keep the reply owed (and the incident) in step with the triggers; report audio heard."""
+        if Trigger.AGENT_AUDIO in triggers:
+            if self._owed_since is not None or self._incident is not None:
+                latency = None
+                if self._owed_since is not None and self._owed_by_turn:
+                    latency = now - self._owed_since
+                out.append(Heard(at=now, latency=latency, stall=self._incident))
+            self._owed_since = None
+            self._incident = None
+            return
+        if Trigger.USER_SPEAKING in triggers or Trigger.TURN_DECLINED in triggers:
+            self._owed_since = None
+        elif Trigger.USER_TURN_ENDED in triggers:
+            self._owe(now, by_turn=True, fresh=True, out=out)
+        elif Trigger.REPLY_REQUESTED in triggers:
+            self._owe(now, by_turn=True, fresh=False, out=out)
+        elif Trigger.TOOL_FINISHED in triggers or Trigger.RECOVERY_REQUESTED in triggers:
+            self._owe(now, by_turn=False, fresh=False, out=out)
+
+    def _owe(self, now: float, *, by_turn: bool, fresh: bool, out: list[Finding]) -> None:
+        """A reply is owed from `now`, unless one already is (and this is not a new turn)."""
+        if self._owed_since is not None and not fresh:
+            return
+        self._owed_since = now
+        self._owed_by_turn = by_turn
+        if by_turn:
+            out.append(ReplyExpected(since=now))
+
+    def _apply(
+        self, row: Row, triggers: tuple[Trigger, ...], now: float, out: list[Finding]
+    ) -> None:
+        clock = self._clocks[row.kind]
+        if any(t in row.disarmed_by for t in triggers):
+            clock.armed = False
+            return
+        for trigger in triggers:
+            if trigger in row.armed_by:
+                field = row.armed_by[trigger]
+                clock.armed = True
+                clock.since = now
+                clock.cause = trigger
+                clock.timeout = None if field is None else float(getattr(self._config, field))
+                if clock.timeout is None:
+                    out.append(self._fire(row, now))
+                return
+        if clock.armed and any(t in row.refreshed_by for t in triggers):
+            clock.since = now
+
+    def _deadline(self, row: Row) -> float | None:
+        clock = self._clocks[row.kind]
+        if not clock.armed or clock.timeout is None:
+            return None
+        if Condition.TOOL_RUNNING in row.suspended_while and self._tool_running:
+            return None
+        return clock.since + clock.timeout
+
+    def _fire(self, row: Row, now: float) -> Stall:
+        clock = self._clocks[row.kind]
+        clock.armed = False
+        kind = row.kind
+        warning: WarningKind | None = None
+        silence_since = self._owed_since if self._owed_since is not None else clock.since
+        if kind is StallKind.NO_REPLY:
+            cause = clock.cause.value if clock.cause else "a request"
+            detail = f"no agent audio {clock.timeout:g} s after {cause}"
+        elif kind is StallKind.AUDIO_GAP:
+            silence_since = clock.since
+            detail = f"open response {self._open_response} sent no audio for {clock.timeout:g} s"
+        elif kind is StallKind.POST_WARNING_SILENCE:
+            silence_since = clock.since
+            warning = self._warning
+            label = warning.value if warning else "livekit"
+            detail = f"{label} warning, then {clock.timeout:g} s without agent audio"
+        else:
+            detail = self._detail
+            warning = self._fatal_warning if kind is StallKind.DEAD_SESSION else None
+            if kind is StallKind.DEAD_SESSION:
+                self._end()
+            if self._owed_since is None:
+                silence_since = now
+        stall = Stall(
+            kind=kind, silence_since=silence_since, detected_at=now, detail=detail, warning=warning
+        )
+        if self._incident is None:
+            self._incident = stall
+        return stall
+
+    def _end(self) -> None:
+        self._ended = True
+        for clock in self._clocks.values():
+            clock.armed = False

@@ -1,0 +1,484 @@
+"""The livekit edge: turns an `AgentSession` into observations and performs the watchdog's actions.
+
+This is the only module (with `_private`) that imports livekit. It listens to
+- the `AgentSession`'s events (state, speech created, tools, errors, close),
+- the realtime session's events, including the raw server events the OpenAI session re-emits,
+- the audio that reaches the output (a pass-through `AudioOutput` at the top of the chain),
+- livekit's own log records, for the warnings that mean a reply was lost,
+and performs `reissue` (interrupt, then `generate_reply`), `reconnect` (a fresh websocket that
+keeps the conversation, then a reply) and `escalate` (the application's hook).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import inspect
+import logging
+import time
+import uuid
+import weakref
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from livekit.agents import AgentSession
+from livekit.agents.voice.io import AudioOutput, AudioOutputCapabilities
+
+from ..config import WatchdogConfig
+from ..detector import Stall
+from ..errors import RecoveryError
+from ..observations import (
+    AgentAudioPlayed,
+    AgentStateChanged,
+    LivekitWarning,
+    MessageItemAdded,
+    Observation,
+    PlaybackFinished,
+    RealtimeError,
+    ReplyRequested,
+    ResponseCreated,
+    ResponseDone,
+    SessionClosed,
+    SessionReconnected,
+    ToolCallFinished,
+    ToolCallStarted,
+    UserSpeechStarted,
+    UserSpeechStopped,
+    WarningKind,
+)
+from ..watchdog import Watchdog
+from . import _private
+
+__all__ = ["Escalation", "Supervisor", "reconnectable"]
+
+_log = logging.getLogger("realtime_supervisor")
+
+# livekit's messages that mean a reply was lost (or the session is gone), by the start of the
+# message. Matched on the formatted message, so the logger name does not matter (livekit.agents
+# on 1.8, livekit.plugins.openai on 1.5 and 1.2).
+_WARNINGS: tuple[tuple[str, WarningKind], ...] = (
+    ("expected to receive only one message generation", WarningKind.MULTI_MESSAGE),
+    ("in-progress generation discarded due to", WarningKind.GENERATION_DISCARDED),
+    ("failed to generate a reply", WarningKind.REPLY_TIMEOUT),
+    ("skipping new realtime generation", WarningKind.SCHEDULING_STOPPED),
+    ("Text message received from Realtime API with audio", WarningKind.TEXT_WITH_AUDIO),
+    ("failed to handle event", WarningKind.EVENT_FAILED),
+    ("AgentSession is closing due to unrecoverable error", WarningKind.UNRECOVERABLE_CLOSE),
+    ("Error in _aclose_impl", WarningKind.ACLOSE_ERROR),
+    ("discarding response that arrived after it was timed out", WarningKind.LATE_RESPONSE),
+)
+_LOGGERS = ("livekit.agents", "livekit.plugins.openai")
+
+REISSUE_TIMEOUT = 5.0  # generous bound on interrupt() so a wedged session cannot hold an action
+
+
+@dataclass(frozen=True, slots=True)
+class Escalation:
+    """What the application's `on_escalate` hook receives: the session could not be recovered."""
+
+    reason: str
+    stall_kind: str
+    silence_since: float
+    detected_at: float
+    context: Mapping[str, str] = field(default_factory=dict)
+
+
+EscalateHook = Callable[[Escalation], Awaitable[None] | None]
+
+# Which Supervisor a log record belongs to: set where the Supervisor is built, so that every task
+# the session spawns afterwards (activity, generation, the websocket loop) carries it.
+_CURRENT: contextvars.ContextVar[Supervisor | None] = contextvars.ContextVar(
+    "realtime_supervisor_current", default=None
+)
+
+
+def reconnectable(model: Any) -> Any:
+    """Wrap a realtime model so `reconnect` uses livekit's public restart (1.8+); else as is."""
+    try:
+        from livekit.agents.llm import RealtimeModelFallbackAdapter
+    except ImportError:  # 1.5 and older: reconnect closes the live socket instead
+        return model
+    if isinstance(model, RealtimeModelFallbackAdapter):
+        return model
+    return RealtimeModelFallbackAdapter([model])
+
+
+class Supervisor:
+    """Attach the watchdog to one `AgentSession`.
+
+    Build it before `session.start()` (so livekit's log records can be told apart per session)
+    and start it after:
+
+        supervisor = Supervisor(session, WatchdogConfig.from_env(), on_escalate=transfer_call)
+        await session.start(agent, room=ctx.room)
+        await supervisor.start()
+    """
+
+    def __init__(
+        self,
+        session: AgentSession[Any],
+        config: WatchdogConfig | None = None,
+        *,
+        on_escalate: EscalateHook | None = None,
+        provider: str = "openai",
+        model: str = "unknown",
+        metrics: Any | None = None,
+        context: Mapping[str, str] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._session = session
+        self._config = config or WatchdogConfig()
+        self._on_escalate = on_escalate
+        self._context = dict(context or {})
+        self._context.setdefault("session_id", uuid.uuid4().hex[:12])
+        if metrics is None:
+            from ..metrics import default_metrics
+
+            metrics = default_metrics()
+        self._session_metrics = metrics.session(provider, model) if metrics is not None else None
+        self.watchdog = Watchdog(
+            self._config,
+            _Actions(self),
+            metrics=self._session_metrics,
+            clock=clock,
+            context=self._context,
+        )
+        self._rt: Any | None = None
+        self._tap: _AudioTap | None = None
+        self._own_request = False
+        self._started = False
+        self._closed = False
+        self._reconnected = asyncio.Event()
+        self._subscriptions: list[tuple[Any, str, Callable[..., None]]] = []
+        _CURRENT.set(self)
+
+    @property
+    def context(self) -> Mapping[str, str]:
+        return self._context
+
+    async def __aenter__(self) -> Supervisor:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def start(self) -> None:
+        """Begin watching; call after `session.start()`."""
+        if self._started or not self._config.enabled:
+            return
+        self._started = True
+        self._install_audio_tap()
+        for name, handler in (
+            ("agent_state_changed", self._on_agent_state),
+            ("speech_created", self._on_speech_created),
+            ("function_tools_executed", self._on_tools_executed),
+            ("error", self._on_error),
+            ("close", self._on_close),
+        ):
+            self._subscribe(self._session, name, handler)
+        self._bind_realtime()
+        _LOG_TAP.attach(self)
+        self.watchdog.start()
+
+    async def aclose(self) -> None:
+        """Stop watching; the session is left as it is."""
+        if self._closed:
+            return
+        self._closed = True
+        _LOG_TAP.detach(self)
+        for emitter, name, handler in self._subscriptions:
+            with contextlib.suppress(Exception):
+                emitter.off(name, handler)
+        self._subscriptions.clear()
+        if self._tap is not None:
+            self._tap.detach()
+        await self.watchdog.aclose()
+
+    def decline_turn(self) -> None:
+        """The application deliberately leaves the current user turn unanswered."""
+        self.watchdog.decline_turn()
+
+    # -- observing -------------------------------------------------------------------------
+
+    def observe(self, obs: Observation) -> None:
+        if not self._closed:
+            self.watchdog.observe(obs)
+
+    def _subscribe(self, emitter: Any, name: str, handler: Callable[..., None]) -> None:
+        emitter.on(name, handler)
+        self._subscriptions.append((emitter, name, handler))
+
+    def _install_audio_tap(self) -> None:
+        out = self._session.output.audio
+        if out is None or isinstance(out, _AudioTap):
+            return
+        self._tap = _AudioTap(out, self)
+        self._session.output.audio = self._tap
+
+    def _bind_realtime(self) -> None:
+        rt = _private.activity_realtime_session(self._session)
+        if rt is None or rt is self._rt:
+            return
+        if self._rt is not None:
+            for emitter, name, handler in list(self._subscriptions):
+                if emitter is self._rt:
+                    with contextlib.suppress(Exception):
+                        emitter.off(name, handler)
+                    self._subscriptions.remove((emitter, name, handler))
+        self._rt = rt
+        for name, handler in (
+            ("input_speech_started", self._on_speech_started),
+            ("input_speech_stopped", self._on_speech_stopped),
+            ("session_reconnected", self._on_reconnected),
+            ("openai_server_event_received", self._on_server_event),
+        ):
+            self._subscribe(rt, name, handler)
+        _private.install_socket_tap(_openai_session(rt))
+
+    def _on_agent_state(self, ev: Any) -> None:
+        self._bind_realtime()  # a handoff to another agent brings another realtime session
+        self.observe(AgentStateChanged(str(ev.new_state)))
+
+    def _on_speech_created(self, ev: Any) -> None:
+        if ev.user_initiated and ev.source == "generate_reply":
+            self.observe(ReplyRequested(by_watchdog=self._own_request))
+
+    def _on_tools_executed(self, _ev: Any) -> None:
+        self.observe(ToolCallFinished())
+
+    def _on_error(self, ev: Any) -> None:
+        err = ev.error
+        if getattr(err, "type", None) == "realtime_model_error":
+            code = getattr(getattr(err, "error", None), "code", None)
+            self.observe(RealtimeError(recoverable=bool(err.recoverable), code=_str_or_none(code)))
+            self._check_zombie()
+
+    def _on_close(self, _ev: Any) -> None:
+        self.observe(SessionClosed())
+
+    def _on_speech_started(self, _ev: Any) -> None:
+        self.observe(UserSpeechStarted())
+
+    def _on_speech_stopped(self, _ev: Any) -> None:
+        self.observe(UserSpeechStopped())
+
+    def _on_reconnected(self, _ev: Any) -> None:
+        self._reconnected.set()
+        self.observe(SessionReconnected())
+
+    def _on_server_event(self, event: dict[str, Any]) -> None:
+        kind = event.get("type")
+        if kind == "response.created":
+            self.observe(ResponseCreated(str(event.get("response", {}).get("id", ""))))
+        elif kind == "response.output_item.added":
+            item = event.get("item") or {}
+            rid = str(event.get("response_id", ""))
+            if item.get("type") == "message":
+                self.observe(MessageItemAdded(rid, str(item.get("id", ""))))
+            elif item.get("type") == "function_call":
+                self.observe(ToolCallStarted())
+        elif kind == "response.done":
+            response = event.get("response") or {}
+            self.observe(ResponseDone(str(response.get("id", "")), str(response.get("status"))))
+
+    def _on_log_record(self, kind: WarningKind) -> None:
+        self.observe(LivekitWarning(kind))
+        self._check_zombie()
+
+    def _check_zombie(self) -> None:
+        rt = self._rt
+        if rt is not None and _private.connection_loop_done(_openai_session(rt)):
+            self.observe(SessionClosed(zombie=True))
+
+    # -- acting ----------------------------------------------------------------------------
+
+    async def reissue(self, instructions: str | None) -> None:
+        if self._rt is not None and _private.connection_loop_done(_openai_session(self._rt)):
+            raise RecoveryError("the realtime connection loop has ended")
+        await asyncio.wait_for(self._session.interrupt(force=True), REISSUE_TIMEOUT)
+        self._generate_reply(instructions)
+
+    async def reconnect(self) -> None:
+        rt = self._rt
+        if rt is None:
+            raise RecoveryError("no realtime session to reconnect")
+        model = getattr(rt, "realtime_model", None) or getattr(rt, "_realtime_model", None)
+        restart = getattr(model, "restart_session", None)
+        self._reconnected.clear()
+        if restart is not None:
+            # livekit's public restart: interrupts, replays the chat context on a new socket
+            await restart()
+        else:
+            inner = _openai_session(rt)
+            if _private.connection_loop_done(inner):
+                raise RecoveryError("the realtime connection loop has ended")
+            ws = _private.live_socket(inner)
+            if ws is None:
+                raise RecoveryError("no live realtime socket to recycle")
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._session.interrupt(force=True), REISSUE_TIMEOUT)
+            # the plugin sees the socket close, reconnects and replays the conversation
+            await _private.close_socket(ws)
+        try:
+            await asyncio.wait_for(self._reconnected.wait(), self._config.recovery_timeout)
+        except TimeoutError as e:
+            raise RecoveryError("the realtime session did not reconnect") from e
+        self._generate_reply(None)
+
+    def _generate_reply(self, instructions: str | None) -> None:
+        self._own_request = True
+        try:
+            if instructions:
+                self._session.generate_reply(instructions=instructions)
+            else:
+                self._session.generate_reply()
+        finally:
+            self._own_request = False
+
+    async def escalate(self, stall: Stall, reason: str) -> None:
+        if self._on_escalate is None:
+            return
+        result = self._on_escalate(
+            Escalation(
+                reason=reason,
+                stall_kind=str(stall.kind),
+                silence_since=stall.silence_since,
+                detected_at=stall.detected_at,
+                context=self._context,
+            )
+        )
+        if inspect.isawaitable(result):
+            await result
+
+
+class _Actions:
+    """The watchdog's view of the binding: the three things it can ask for."""
+
+    def __init__(self, supervisor: Supervisor) -> None:
+        self._sup = weakref.proxy(supervisor)
+
+    async def reissue(self, instructions: str | None) -> None:
+        await self._sup.reissue(instructions)
+
+    async def reconnect(self) -> None:
+        await self._sup.reconnect()
+
+    async def escalate(self, stall: Stall, reason: str) -> None:
+        await self._sup.escalate(stall, reason)
+
+
+def _openai_session(rt: Any) -> Any:
+    # RealtimeModelFallbackAdapter's session delegates to the OpenAI session it holds
+    return getattr(rt, "_active", rt)
+
+
+def _str_or_none(v: object) -> str | None:
+    return None if v is None else str(v)
+
+
+class _AudioTap(AudioOutput):
+    """A pass-through at the top of the output chain: every frame that goes out is observed.
+
+    Frames are timestamped as they are handed to the sink; sinks hold livekit back to real time,
+    so this is when the caller hears them (within the sink's small buffer).
+    """
+
+    def __init__(self, inner: AudioOutput, supervisor: Supervisor) -> None:
+        super().__init__(
+            label="realtime-supervisor",
+            capabilities=AudioOutputCapabilities(pause=inner.can_pause),
+            next_in_chain=inner,
+            sample_rate=inner.sample_rate,
+        )
+        self._inner = inner
+        self._sup: Supervisor | None = supervisor
+
+    def detach(self) -> None:
+        self._sup = None
+
+    async def capture_frame(self, frame: Any) -> None:
+        await super().capture_frame(frame)
+        if self._sup is not None:
+            self._sup.observe(AgentAudioPlayed())
+        assert self.next_in_chain is not None
+        await self.next_in_chain.capture_frame(frame)
+
+    def flush(self) -> None:
+        super().flush()
+        if self.next_in_chain is not None:
+            self.next_in_chain.flush()
+
+    def clear_buffer(self) -> None:
+        if self.next_in_chain is not None:
+            self.next_in_chain.clear_buffer()
+
+    def on_playback_finished(self, **kwargs: Any) -> None:
+        super().on_playback_finished(**kwargs)
+        if self._sup is not None:
+            self._sup.observe(PlaybackFinished(interrupted=bool(kwargs.get("interrupted"))))
+
+
+class _LogTap(logging.Filter):
+    """Reads livekit's log records for the warnings that mean a reply was lost.
+
+    A handler sees a record only if the logger's level let it be created, so the livekit
+    loggers are lowered to WARNING while we watch; this filter, sitting on those loggers,
+    then passes on only what the application's own level would have let through, so its
+    output does not change.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._supervisors: weakref.WeakSet[Supervisor] = weakref.WeakSet()
+        self._own_levels: dict[str, int] = {}  # each logger's level before we lowered it
+        self._levels: dict[str, int] = {}  # the effective level the application had set
+
+    def attach(self, sup: Supervisor) -> None:
+        if not self._supervisors:
+            for name in _LOGGERS:
+                lg = logging.getLogger(name)
+                self._own_levels[name] = lg.level
+                self._levels[name] = lg.getEffectiveLevel()
+                if lg.getEffectiveLevel() > logging.WARNING:
+                    lg.setLevel(logging.WARNING)
+                lg.addFilter(self)
+        self._supervisors.add(sup)
+
+    def detach(self, sup: Supervisor) -> None:
+        self._supervisors.discard(sup)
+        if not self._supervisors and self._levels:
+            for name in _LOGGERS:
+                lg = logging.getLogger(name)
+                lg.removeFilter(self)
+                lg.setLevel(self._own_levels[name])
+            self._own_levels.clear()
+            self._levels.clear()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.WARNING:
+            try:
+                self._route(record)
+            except Exception:  # never let the watchdog break livekit's logging
+                _log.debug("realtime-supervisor: log tap failed", exc_info=True)
+        return record.levelno >= self._levels.get(record.name, logging.NOTSET)
+
+    def _route(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        for prefix, kind in _WARNINGS:
+            if prefix in message:
+                break
+        else:
+            return
+        sup = _CURRENT.get()
+        if sup is None or sup not in self._supervisors:
+            live = list(self._supervisors)
+            if len(live) != 1:
+                return  # cannot tell which session this is about
+            sup = live[0]
+        sup._on_log_record(kind)
+
+
+_LOG_TAP = _LogTap()

@@ -1,0 +1,156 @@
+"""The recovery policy: a stall in, an action out. It decides; the watchdog acts.
+
+An incident is the time from a session's first stall to the next agent audio (`resolved`). Within
+one incident each further stall means the previous action did not bring the agent back, so the
+ladder moves up a rung; past its top the policy escalates. Across incidents a per-session budget,
+like an OTP supervisor's restart intensity, bounds how often it acts at all. Stalls that no action
+can fix (a dead session, a reconnect storm) escalate at once and cost no budget.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+from tenacity import RetryCallState, Retrying
+from tenacity.wait import wait_base, wait_exponential_jitter
+
+from supervisor.config import WatchdogConfig
+from supervisor.detector import Stall, StallKind
+from supervisor.observations import WarningKind
+
+__all__ = [
+    "REPEAT_INSTRUCTIONS",
+    "Action",
+    "Escalate",
+    "Policy",
+    "Reconnect",
+    "Reissue",
+    "reconnect_wait",
+    "reconnect_waits",
+]
+
+# The multi-message warning drops an item the server keeps: the model believes it said it, so a bare
+# "reply" would move on. Tell it the caller never heard it.
+REPEAT_INSTRUCTIONS = (
+    "Your previous answer was not heard by the caller. Say it again in full, without mentioning "
+    "that it is a repetition."
+)
+
+# First reconnect wait and its jitter: a quick first retry (a blip heals in well under a second),
+# jitter as large as the first wait so that many sessions on one worker do not retry in step.
+_BACKOFF_INITIAL = 0.5
+_BACKOFF_JITTER = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class Reissue:
+    """Interrupt whatever is stuck, then ask for a reply (with these instructions, if any)."""
+
+    instructions: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Reconnect:
+    """Open a fresh realtime connection keeping the conversation, then ask for a reply."""
+
+
+@dataclass(frozen=True, slots=True)
+class Escalate:
+    """Stop acting and tell the application; reason is the metric label `reason`."""
+
+    reason: str  # budget_exhausted | ladder_exhausted | dead_session | reconnect_storm
+
+
+Action = Reissue | Reconnect | Escalate
+
+_AT_ONCE = {
+    StallKind.DEAD_SESSION: "dead_session",
+    StallKind.RECONNECT_STORM: "reconnect_storm",
+}
+
+
+class Policy:
+    """The ladder and the budget of one session."""
+
+    def __init__(self, config: WatchdogConfig) -> None:
+        self._ladder = config.ladder
+        self._budget_max = config.budget_max_recoveries
+        self._budget_window = config.budget_window
+        # Times of the last budget_max actions: enough to tell whether one more fits the window.
+        self._spent: deque[float] = deque(maxlen=config.budget_max_recoveries)
+        self._rung = 0
+        self._opening: Stall | None = None
+
+    @property
+    def incident_open(self) -> bool:
+        """A stall was decided on and no agent audio has come since."""
+        return self._opening is not None
+
+    @property
+    def rung(self) -> int:
+        """How many ladder rungs this incident has used."""
+        return self._rung
+
+    def budget_left(self, now: float) -> int:
+        """How many actions the budget still allows at `now`."""
+        recent = sum(1 for t in self._spent if t > now - self._budget_window)
+        return self._budget_max - recent
+
+    def decide(self, stall: Stall, now: float) -> Action:
+        """The action for `stall`, the first of a new incident or a failed recovery's successor."""
+        if self._opening is None:
+            self._opening = stall
+            self._rung = 0
+        reason = _AT_ONCE.get(stall.kind)
+        if reason is not None:
+            return Escalate(reason)
+        if self._rung >= len(self._ladder):
+            return Escalate("ladder_exhausted")
+        if self.budget_left(now) <= 0:
+            return Escalate("budget_exhausted")
+        self._spent.append(now)
+        rung = self._ladder[self._rung]
+        self._rung += 1
+        if rung == "reconnect":
+            return Reconnect()
+        return Reissue(_instructions(self._opening))
+
+    def resolved(self, now: float) -> None:
+        """Agent audio was heard: the incident is over (the budget keeps its history)."""
+        del now  # part of the interface so that a future policy can age incidents
+        self._opening = None
+        self._rung = 0
+
+
+def _instructions(opening: Stall) -> str | None:
+    """What the reissued reply is told, judged by the stall that opened the incident."""
+    if (
+        opening.kind is StallKind.POST_WARNING_SILENCE
+        and opening.warning is WarningKind.MULTI_MESSAGE
+    ):
+        return REPEAT_INSTRUCTIONS
+    return None
+
+
+def reconnect_wait(config: WatchdogConfig) -> wait_base:
+    """tenacity's exponential backoff with jitter between reconnect attempts."""
+    try:
+        return wait_exponential_jitter(
+            multiplier=_BACKOFF_INITIAL, max=config.reconnect_backoff_max, jitter=_BACKOFF_JITTER
+        )
+    except TypeError:  # tenacity < 9.1 names the first wait `initial` (later deprecated)
+        return wait_exponential_jitter(
+            initial=_BACKOFF_INITIAL, max=config.reconnect_backoff_max, jitter=_BACKOFF_JITTER
+        )
+
+
+def reconnect_waits(config: WatchdogConfig) -> list[float]:
+    """One draw of the waits between the reconnect attempts (reconnect_attempts - 1 of them)."""
+    wait = reconnect_wait(config)
+    state = RetryCallState(retry_object=Retrying(), fn=None, args=(), kwargs={})
+    waits = []
+    for attempt in range(1, config.reconnect_attempts):
+        state.attempt_number = attempt
+        waits.append(wait(state))
+    return waits

@@ -1,0 +1,447 @@
+"""The asyncio shell around the detector and the policy, for one agent session.
+
+The binding calls `observe` (synchronously, from livekit's event handlers). The watchdog feeds the
+detector with `clock()`, keeps ONE timer at the detector's next deadline, and turns verdicts into
+actions through the policy, one task per action. It judges its own actions by the detector too:
+after acting it observes `ReplyRequested(by_watchdog=True)`, so a recovery succeeded if agent audio
+comes within recovery_timeout; otherwise the next stall of the same incident climbs the ladder.
+
+It never makes the agent talk over itself: every verdict that leads to a reissue or a reconnect
+already means silence (no audio since a reply was owed, no frame for audio_gap_timeout, or a whole
+warning_grace without audio), and the action task checks again, just before acting, that no audio
+has arrived since the verdict. Dead sessions and reconnect storms only escalate.
+
+Errors are contained: anything raised by its own code, an action or the metrics is logged as
+`watchdog.error`, counted (`watchdog_error()`), and never raised into livekit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Protocol
+
+import structlog
+from tenacity import AsyncRetrying, RetryCallState, stop_after_attempt
+
+from supervisor.config import WatchdogConfig
+from supervisor.detector import Detector, Finding, Heard, ReplyExpected, Stall, StallKind
+from supervisor.observations import LivekitWarning, Observation, ReplyRequested, TurnDeclined
+from supervisor.policy import Action, Escalate, Policy, Reconnect, Reissue, reconnect_wait
+
+__all__ = ["Actions", "MetricsSink", "Watchdog", "WatchdogCounters"]
+
+_FALLBACK_LOG = logging.getLogger(__name__)
+# Verdicts no recovery can fix: they cut short whatever recovery is running.
+_HOPELESS = frozenset({StallKind.DEAD_SESSION, StallKind.RECONNECT_STORM})
+
+
+class Actions(Protocol):
+    """What the watchdog can ask of the session; the livekit binding implements it."""
+
+    async def reissue(self, instructions: str | None) -> None:
+        """Interrupt whatever is stuck, then ask for a reply."""
+
+    async def reconnect(self) -> None:
+        """Open a fresh realtime connection keeping the conversation, then ask for a reply.
+
+        Raises on failure; the watchdog retries with backoff, bounded by reconnect_attempts.
+        """
+
+    async def escalate(self, stall: Stall, reason: str) -> None:
+        """Tell the application (its on_escalate hook) that the watchdog gives up."""
+
+
+class MetricsSink(Protocol):
+    """The per-session metrics the watchdog records (supervisor.metrics.SessionMetrics)."""
+
+    def turn(self) -> None: ...
+    def stall(self, kind: str) -> None: ...
+    def recovery(self, action: str, outcome: str, seconds: float | None) -> None: ...
+    def escalation(self, reason: str) -> None: ...
+    def silence(self, kind: str, seconds: float) -> None: ...
+    def reply_latency(self, seconds: float) -> None: ...
+    def livekit_warning(self, kind: str) -> None: ...
+    def watchdog_error(self) -> None: ...
+    def session_started(self) -> None: ...
+    def session_ended(self) -> None: ...
+    def set_stalled(self, stalled: bool) -> None: ...
+
+
+@dataclass
+class WatchdogCounters:
+    """What the watchdog did in this session (for tests and `/status`)."""
+
+    turns: int = 0
+    stalls: int = 0
+    recoveries_started: int = 0
+    recoveries_succeeded: int = 0
+    recoveries_failed: int = 0
+    recoveries_skipped: int = 0
+    escalations: int = 0
+    errors: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    """A recovery whose outcome (agent audio) is awaited."""
+
+    action: str
+    stall: Stall
+
+
+class Watchdog:
+    """Detects agent silence in one session and recovers it; see the module docstring."""
+
+    def __init__(
+        self,
+        config: WatchdogConfig,
+        actions: Actions,
+        *,
+        metrics: MetricsSink | None = None,
+        logger: Any = None,
+        clock: Callable[[], float] = time.monotonic,
+        context: Mapping[str, str] | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self._config = config
+        self._actions = actions
+        self._metrics = metrics
+        base = logger if logger is not None else structlog.get_logger("realtime_supervisor")
+        self._log: Any = base.bind(**dict(context or {}))
+        self._clock = clock
+        self._sleep = sleep
+        self._detector = Detector(config)
+        self._policy = Policy(config)
+        self.counters = WatchdogCounters()
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._recovery: asyncio.Task[None] | None = None
+        self._pending: _Pending | None = None
+        self._escalated = False
+        self._stalled = False
+        self._started = False
+        self._closed = False
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Begin a session (counts it active). Call from the event loop."""
+        if self._started or self._closed or not self._config.enabled:
+            return
+        self._started = True
+        self._record(lambda m: m.session_started())
+
+    async def aclose(self) -> None:
+        """Stop: cancel the timer and every task started, await them, end the session."""
+        if self._closed:
+            return
+        self._closed = True
+        self._cancel_timer()
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._tasks.clear()
+        if self._stalled:
+            self._set_stalled(False)
+        if self._started:
+            self._record(lambda m: m.session_ended())
+
+    async def __aenter__(self) -> Watchdog:
+        self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    # -- facts ---------------------------------------------------------------------------------
+
+    @property
+    def stalled(self) -> bool:
+        """A stall was found and no agent audio has come since."""
+        return self._stalled
+
+    @property
+    def detector(self) -> Detector:
+        """The detector (read its facts; do not feed it directly)."""
+        return self._detector
+
+    @property
+    def policy(self) -> Policy:
+        return self._policy
+
+    # -- input ---------------------------------------------------------------------------------
+
+    def observe(self, obs: Observation) -> None:
+        """Take one observation now. Never raises."""
+        if self._closed or not self._config.enabled:
+            return
+        try:
+            if isinstance(obs, LivekitWarning):
+                kind = obs.kind.value
+                self._record(lambda m: m.livekit_warning(kind))
+            self._feed(obs)
+        except Exception as exc:
+            self._error("observe", exc)
+
+    def decline_turn(self) -> None:
+        """The application deliberately leaves the current user turn unanswered."""
+        self.observe(TurnDeclined())
+
+    # -- the loop of judgement -----------------------------------------------------------------
+
+    def _feed(self, obs: Observation) -> None:
+        now = self._clock()
+        self._handle(self._detector.observe(obs, now), now)
+        self._rearm()
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_at = None
+        if self._closed:
+            return
+        try:
+            now = self._clock()
+            self._handle(list(self._detector.poll(now)), now)
+        except Exception as exc:
+            self._error("timer", exc)
+        finally:
+            self._rearm()
+
+    def _rearm(self) -> None:
+        """Keep one timer at the next deadline; a later deadline keeps an earlier timer.
+
+        Audio frames push deadlines later many times a second; rescheduling for each would be a
+        timer per frame. An early timer instead finds nothing due and re-arms itself once.
+        """
+        if self._closed:
+            return
+        try:
+            deadline = self._detector.next_deadline()
+            if deadline is None:
+                self._cancel_timer()
+                return
+            if self._timer is not None and self._timer_at is not None:
+                if self._timer_at <= deadline:
+                    return
+                self._cancel_timer()
+            delay = max(0.0, deadline - self._clock())
+            self._timer = asyncio.get_running_loop().call_later(delay, self._on_timer)
+            self._timer_at = deadline
+        except Exception as exc:
+            self._error("timer", exc)
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = None
+        self._timer_at = None
+
+    def _handle(self, findings: list[Finding], now: float) -> None:
+        for finding in findings:
+            try:
+                if isinstance(finding, ReplyExpected):
+                    self.counters.turns += 1
+                    self._record(lambda m: m.turn())
+                elif isinstance(finding, Heard):
+                    self._heard(finding)
+                else:
+                    self._stall(finding, now)
+            except Exception as exc:
+                self._error("handle", exc)
+
+    def _heard(self, heard: Heard) -> None:
+        latency, stall, pending = heard.latency, heard.stall, self._pending
+        if latency is not None:
+            self._record(lambda m: m.reply_latency(latency))
+        if stall is not None:
+            silence = heard.at - stall.silence_since
+            self._record(lambda m: m.silence(stall.kind.value, silence))
+        if pending is not None:
+            seconds = heard.at - pending.stall.detected_at
+            self.counters.recoveries_succeeded += 1
+            self._record(lambda m: m.recovery(pending.action, "success", seconds))
+            self._emit(
+                "recovery.succeeded",
+                action=pending.action,
+                kind=pending.stall.kind.value,
+                recovery_seconds=round(seconds, 3),
+            )
+        self._pending = None
+        self._escalated = False
+        if self._policy.incident_open:
+            self._policy.resolved(heard.at)
+        if self._stalled:
+            self._set_stalled(False)
+
+    def _stall(self, stall: Stall, now: float) -> None:
+        self.counters.stalls += 1
+        self._record(lambda m: m.stall(stall.kind.value))
+        self._emit(
+            "stall.detected",
+            level="warning",
+            kind=stall.kind.value,
+            silence_seconds=round(now - stall.silence_since, 3),
+            detail=stall.detail,
+        )
+        if not self._stalled:
+            self._set_stalled(True)
+        if self._escalated:
+            return  # escalated once for this incident: no more acting until the agent is heard
+        running = self._recovery is not None and not self._recovery.done()
+        if running:
+            if stall.kind not in _HOPELESS:
+                return  # the running recovery is judged when it finishes
+            assert self._recovery is not None
+            self._recovery.cancel()
+        if self._pending is not None:
+            self._failed(self._pending, "the agent stayed silent" if not running else stall.detail)
+        self._decide(stall)
+
+    def _decide(self, stall: Stall) -> None:
+        if self._closed:
+            return
+        action = self._policy.decide(stall, self._clock())
+        if isinstance(action, Escalate):
+            self._escalated = True
+            self.counters.escalations += 1
+            reason = action.reason
+            self._record(lambda m: m.escalation(reason))
+            self._emit("escalation", level="error", reason=reason, kind=stall.kind.value)
+            self._spawn(self._escalate(stall, reason))
+        else:
+            self._recovery = self._spawn(self._recover(action, stall))
+
+    def _failed(self, pending: _Pending, why: str) -> None:
+        self._pending = None
+        self.counters.recoveries_failed += 1
+        self._record(lambda m: m.recovery(pending.action, "failure", None))
+        self._emit(
+            "recovery.failed",
+            level="warning",
+            action=pending.action,
+            kind=pending.stall.kind.value,
+            reason=why,
+        )
+
+    # -- acting --------------------------------------------------------------------------------
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def _still_needed(self, stall: Stall) -> bool:
+        """The incident is open and no agent audio came since the verdict."""
+        return (
+            not self._closed
+            and self._policy.incident_open
+            and not self._detector.heard_since(stall.detected_at)
+        )
+
+    async def _recover(self, action: Action, stall: Stall) -> None:
+        name = "reconnect" if isinstance(action, Reconnect) else "reissue"
+        if not self._still_needed(stall):
+            self.counters.recoveries_skipped += 1
+            self._emit("recovery.skipped", action=name, kind=stall.kind.value)
+            return
+        self._pending = pending = _Pending(name, stall)
+        self.counters.recoveries_started += 1
+        self._emit("recovery.started", action=name, kind=stall.kind.value, rung=self._policy.rung)
+        try:
+            if isinstance(action, Reissue):
+                await self._actions.reissue(action.instructions)
+            else:
+                await self._reconnect(stall)
+        except asyncio.CancelledError:
+            if self._pending is pending:
+                self._failed(pending, "cancelled")
+            raise
+        except Exception as exc:
+            self._error(name, exc)
+            if self._pending is pending:
+                self._failed(pending, repr(exc))
+                if not self._escalated and self._policy.incident_open:
+                    self._decide(stall)  # the same incident, the next rung
+            return
+        if self._pending is pending and not self._closed:
+            # Judge the action by the detector: agent audio within recovery_timeout, or a stall.
+            self.observe(ReplyRequested(by_watchdog=True))
+
+    async def _reconnect(self, stall: Stall) -> None:
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self._config.reconnect_attempts),
+            wait=reconnect_wait(self._config),
+            sleep=self._sleep,
+            reraise=True,
+            before_sleep=self._retrying,
+        )
+        async for attempt in retrying:
+            with attempt:
+                if not self._still_needed(stall):
+                    return
+                await self._actions.reconnect()
+
+    def _retrying(self, state: RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome is not None else None
+        self._emit(
+            "recovery.retrying",
+            level="warning",
+            action="reconnect",
+            attempt=state.attempt_number,
+            wait_seconds=round(state.upcoming_sleep, 3),
+            error=repr(error),
+        )
+
+    async def _escalate(self, stall: Stall, reason: str) -> None:
+        try:
+            await self._actions.escalate(stall, reason)
+        except Exception as exc:
+            self._error("escalate", exc)
+
+    # -- recording, contained ------------------------------------------------------------------
+
+    def _set_stalled(self, stalled: bool) -> None:
+        self._stalled = stalled
+        self._record(lambda m: m.set_stalled(stalled))
+
+    def _record(self, call: Callable[[MetricsSink], object]) -> None:
+        if self._metrics is None:
+            return
+        try:
+            call(self._metrics)
+        except Exception as exc:
+            self._error("metrics", exc)
+
+    def _emit(self, event: str, level: str = "info", **fields: Any) -> None:
+        try:
+            getattr(self._log, level)(event, **fields)
+        except Exception as exc:
+            self._error("log", exc, log=False)
+
+    def _error(self, where: str, exc: BaseException, *, log: bool = True) -> None:
+        """Log and count an error the watchdog contained; never raises."""
+        self.counters.errors += 1
+        if log:
+            try:
+                self._log.error("watchdog.error", where=where, error=repr(exc), exc_info=exc)
+            except Exception:
+                _FALLBACK_LOG.exception("watchdog.error in %s (structlog failed)", where)
+        else:
+            _FALLBACK_LOG.error("watchdog.error in %s: %r", where, exc)
+        if self._metrics is not None:
+            with contextlib.suppress(Exception):  # logged above; a broken sink must not recurse
+                self._metrics.watchdog_error()

@@ -1,0 +1,156 @@
+"""A real AgentSession, the real OpenAI plugin and the chaos server, in one process.
+
+`start_call()` builds what a LiveKit job would: a realtime model pointed at the chaos server,
+an `AgentSession` with the scripted caller as its microphone and the recording sink as its
+speaker, optionally with the watchdog attached. The test then speaks turns and reads what was
+heard.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import livekit.agents as lk
+from livekit.agents import Agent, AgentSession
+from livekit.plugins import openai
+
+from supervisor.chaos.server import ChaosServer
+from supervisor.testing import RecordingAudioOutput, ScriptedCaller, session_options
+
+LK_VERSION = tuple(int(p) for p in lk.__version__.split(".")[:3])
+
+
+class RecordLogs(logging.Handler):
+    """Collects livekit's warnings and errors, whatever the test runner's log level."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.WARNING)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+    def messages(self) -> list[str]:
+        return [r.getMessage() for r in self.records]
+
+    def saw(self, text: str) -> bool:
+        return any(text in m for m in self.messages())
+
+
+@dataclass
+class Call:
+    server: ChaosServer
+    session: AgentSession[Any]
+    model: Any
+    caller: ScriptedCaller
+    speaker: RecordingAudioOutput
+    logs: RecordLogs
+    supervisor: Any | None = None
+    states: list[tuple[float, str]] = field(default_factory=list)
+    escalations: list[Any] = field(default_factory=list)
+
+    @property
+    def state(self) -> str:
+        return self.states[-1][1] if self.states else "initializing"
+
+    async def speak(self, seconds: float = 0.6) -> float:
+        """Speak one turn; returns the time the caller stopped speaking."""
+        await self.caller.say(seconds)
+        return time.monotonic()
+
+    async def answered_after(self, t: float, *, timeout: float) -> bool:
+        """Whether an answer (not a preamble) is heard after `t`, waiting at most `timeout`."""
+        try:
+            await asyncio.wait_for(self.speaker.wait_for_audio_after(t, kind="answer"), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    async def settle(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+    def chaos_record(self) -> Any:
+        (record,) = self.server.sessions.values()
+        return record
+
+
+@contextlib.asynccontextmanager
+async def start_call(
+    faults: str = "clean",
+    *,
+    supervised: bool = False,
+    watchdog: Any | None = None,
+    azure: bool = False,
+    reply_seconds: float = 1.0,
+    seed: int = 0,
+    metrics: Any | None = None,
+    wrap_model: bool = False,
+) -> AsyncIterator[Call]:
+    logs = RecordLogs()
+    loggers = [logging.getLogger(n) for n in ("livekit.agents", "livekit.plugins.openai")]
+    for lg in loggers:
+        lg.addHandler(logs)
+    server = ChaosServer(faults=faults, seed=seed, reply_seconds=reply_seconds)
+    await server.start()
+    if azure:
+        model = openai.realtime.RealtimeModel.with_azure(
+            azure_deployment="gpt-realtime",
+            azure_endpoint=server.azure_endpoint,
+            api_key="azure-test-key",
+            api_version="2024-10-01-preview",
+        )
+    else:
+        model = openai.realtime.RealtimeModel(base_url=server.url, api_key="sk-test-key")
+    llm = model
+    if wrap_model:
+        from supervisor.livekit.binding import reconnectable
+
+        llm = reconnectable(model)
+    session: AgentSession[Any] = AgentSession(llm=llm, **session_options())
+    caller, speaker = ScriptedCaller(), RecordingAudioOutput()
+    session.input.audio = caller
+    session.output.audio = speaker
+    call = Call(server, session, model, caller, speaker, logs)
+    session.on(
+        "agent_state_changed", lambda ev: call.states.append((time.monotonic(), ev.new_state))
+    )
+    sup = None
+    if supervised:
+        from supervisor.config import WatchdogConfig
+        from supervisor.livekit.binding import Supervisor
+
+        async def on_escalate(esc: Any) -> None:
+            call.escalations.append(esc)
+
+        sup = Supervisor(
+            session,
+            watchdog or WatchdogConfig(),
+            on_escalate=on_escalate,
+            metrics=metrics,
+            model="gpt-realtime",
+            provider="azure" if azure else "openai",
+        )
+        call.supervisor = sup
+    try:
+        await session.start(Agent(instructions="You are a test agent."), record=False)
+        if sup is not None:
+            await sup.start()
+        yield call
+    finally:
+        caller.close()
+        if sup is not None:
+            await sup.aclose()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(session.aclose(), 10)
+        with contextlib.suppress(Exception):
+            await model.aclose()
+        await speaker.aclose()
+        await server.aclose()
+        for lg in loggers:
+            lg.removeHandler(logs)

@@ -1,0 +1,241 @@
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pytest
+
+from supervisor.config import ServiceConfig, WatchdogConfig
+from supervisor.errors import ConfigError
+
+P = "REALTIME_SUPERVISOR_"
+
+
+def test_watchdog_defaults_match_the_contract() -> None:
+    """An empty environment gives the documented watchdog defaults."""
+    config = WatchdogConfig.from_env({})
+    assert config == WatchdogConfig()
+    assert config.enabled is True
+    assert (config.reply_timeout, config.audio_gap_timeout, config.warning_grace) == (5.0, 2.0, 1.0)
+    assert config.recovery_timeout == 5.0
+    assert (config.budget_max_recoveries, config.budget_window) == (3, 60.0)
+    assert (config.storm_reconnects, config.storm_window) == (5, 30.0)
+    assert config.ladder == ("reissue", "reconnect")
+    assert (config.reconnect_attempts, config.reconnect_backoff_max) == (3, 4.0)
+
+
+def test_service_defaults_match_the_contract() -> None:
+    """An empty environment gives the documented service defaults."""
+    config = ServiceConfig.from_env({})
+    assert config == ServiceConfig()
+    assert (config.http_host, config.http_port) == ("0.0.0.0", 9464)
+    assert (config.drain_escalations, config.drain_window) == (5, 300.0)
+    assert (config.log_format, config.log_level, config.multiproc_dir) == ("json", "INFO", None)
+
+
+def test_every_watchdog_variable_is_read() -> None:
+    """Each watchdog variable sets its field."""
+    env = {
+        P + "ENABLED": "false",
+        P + "REPLY_TIMEOUT": "7.5",
+        P + "AUDIO_GAP_TIMEOUT": "3",
+        P + "WARNING_GRACE": "0.5",
+        P + "RECOVERY_TIMEOUT": "6",
+        P + "BUDGET_MAX_RECOVERIES": "4",
+        P + "BUDGET_WINDOW": "120",
+        P + "STORM_RECONNECTS": "2",
+        P + "STORM_WINDOW": "10",
+        P + "LADDER": "reconnect, reissue ,reissue",
+        P + "RECONNECT_ATTEMPTS": "5",
+        P + "RECONNECT_BACKOFF_MAX": "8",
+    }
+    config = WatchdogConfig.from_env(env)
+    assert config == WatchdogConfig(
+        enabled=False,
+        reply_timeout=7.5,
+        audio_gap_timeout=3.0,
+        warning_grace=0.5,
+        recovery_timeout=6.0,
+        budget_max_recoveries=4,
+        budget_window=120.0,
+        storm_reconnects=2,
+        storm_window=10.0,
+        ladder=("reconnect", "reissue", "reissue"),
+        reconnect_attempts=5,
+        reconnect_backoff_max=8.0,
+    )
+
+
+def test_every_service_variable_is_read() -> None:
+    """Each service variable (and PROMETHEUS_MULTIPROC_DIR) sets its field."""
+    env = {
+        P + "HTTP_HOST": "127.0.0.1",
+        P + "HTTP_PORT": "9000",
+        P + "DRAIN_ESCALATIONS": "2",
+        P + "DRAIN_WINDOW": "60",
+        P + "LOG_FORMAT": "console",
+        P + "LOG_LEVEL": "debug",
+        "PROMETHEUS_MULTIPROC_DIR": "/tmp/prom",
+    }
+    assert ServiceConfig.from_env(env) == ServiceConfig(
+        http_host="127.0.0.1",
+        http_port=9000,
+        drain_escalations=2,
+        drain_window=60.0,
+        log_format="console",
+        log_level="DEBUG",
+        multiproc_dir="/tmp/prom",
+    )
+
+
+@pytest.mark.parametrize("text", ["true", "1", "YES", "on"])
+def test_enabled_accepts_true_spellings(text: str) -> None:
+    """ENABLED accepts the usual spellings of true."""
+    assert WatchdogConfig.from_env({P + "ENABLED": text}).enabled is True
+
+
+def test_empty_value_counts_as_unset() -> None:
+    """A variable rendered empty by a template keeps the default."""
+    assert WatchdogConfig.from_env({P + "REPLY_TIMEOUT": " "}).reply_timeout == 5.0
+
+
+def test_ladder_none_means_detect_and_escalate_only() -> None:
+    """LADDER=none gives an empty ladder."""
+    assert WatchdogConfig.from_env({P + "LADDER": "none"}).ladder == ()
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "accepted"),
+    [
+        ("ENABLED", "maybe", "true"),
+        ("REPLY_TIMEOUT", "-1", "> 0"),
+        ("REPLY_TIMEOUT", "0", "> 0"),
+        ("REPLY_TIMEOUT", "nan", "finite"),
+        ("AUDIO_GAP_TIMEOUT", "inf", "finite"),
+        ("WARNING_GRACE", "soon", "cannot parse"),
+        ("RECOVERY_TIMEOUT", "-0.1", "> 0"),
+        ("BUDGET_MAX_RECOVERIES", "0", ">= 1"),
+        ("BUDGET_MAX_RECOVERIES", "2.5", "cannot parse"),
+        ("BUDGET_WINDOW", "0", "> 0"),
+        ("STORM_RECONNECTS", "-3", ">= 1"),
+        ("STORM_WINDOW", "-inf", "finite"),
+        ("LADDER", "reissue,restart", "reissue, reconnect"),
+        ("RECONNECT_ATTEMPTS", "0", ">= 1"),
+        ("RECONNECT_BACKOFF_MAX", "0", "> 0"),
+    ],
+)
+def test_bad_watchdog_variable_names_the_variable(variable: str, value: str, accepted: str) -> None:
+    """A bad watchdog value fails naming the variable and what it accepts."""
+    with pytest.raises(ConfigError) as info:
+        WatchdogConfig.from_env({P + variable: value})
+    assert info.value.field == P + variable
+    assert str(info.value).startswith(P + variable + ":")
+    assert accepted in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "accepted"),
+    [
+        ("HTTP_PORT", "0", "1..65535"),
+        ("HTTP_PORT", "65536", "1..65535"),
+        ("HTTP_PORT", "http", "cannot parse"),
+        ("DRAIN_ESCALATIONS", "0", ">= 1"),
+        ("DRAIN_WINDOW", "nan", "finite"),
+        ("LOG_FORMAT", "xml", "json, console"),
+        ("LOG_LEVEL", "loud", "DEBUG"),
+    ],
+)
+def test_bad_service_variable_names_the_variable(variable: str, value: str, accepted: str) -> None:
+    """A bad service value fails naming the variable and what it accepts."""
+    with pytest.raises(ConfigError) as info:
+        ServiceConfig.from_env({P + variable: value})
+    assert info.value.field == P + variable
+    assert accepted in str(info.value)
+
+
+@pytest.mark.parametrize("loader", [WatchdogConfig.from_env, ServiceConfig.from_env])
+def test_unknown_variable_is_a_typo(loader: Any) -> None:
+    """An unknown REALTIME_SUPERVISOR_* variable fails naming it and listing the known ones."""
+    with pytest.raises(ConfigError) as info:
+        loader({P + "REPLY_TIMOUT": "5"})
+    assert info.value.field == P + "REPLY_TIMOUT"
+    assert P + "REPLY_TIMEOUT" in str(info.value)
+    assert P + "HTTP_PORT" in str(info.value)
+
+
+def test_each_loader_accepts_the_others_variables() -> None:
+    """Watchdog and service variables share one environment without tripping typo protection."""
+    env = {P + "HTTP_PORT": "9000", P + "REPLY_TIMEOUT": "3"}
+    assert WatchdogConfig.from_env(env).reply_timeout == 3.0
+    assert ServiceConfig.from_env(env).http_port == 9000
+
+
+def test_unrelated_variables_are_ignored() -> None:
+    """Variables outside the prefix are not ours to judge."""
+    assert WatchdogConfig.from_env({"PATH": "/bin", "REALTIME_OTHER": "x"}) == WatchdogConfig()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"enabled": "yes"}, "enabled"),
+        ({"reply_timeout": 0}, "reply_timeout"),
+        ({"audio_gap_timeout": math.nan}, "audio_gap_timeout"),
+        ({"warning_grace": math.inf}, "warning_grace"),
+        ({"recovery_timeout": -1.0}, "recovery_timeout"),
+        ({"recovery_timeout": True}, "recovery_timeout"),
+        ({"budget_max_recoveries": 0}, "budget_max_recoveries"),
+        ({"budget_max_recoveries": 1.5}, "budget_max_recoveries"),
+        ({"budget_window": "60"}, "budget_window"),
+        ({"storm_reconnects": 0}, "storm_reconnects"),
+        ({"storm_window": 0.0}, "storm_window"),
+        ({"ladder": ("reissue", "pray")}, "ladder"),
+        ({"ladder": "reissue"}, "ladder"),
+        ({"reconnect_attempts": 0}, "reconnect_attempts"),
+        ({"reconnect_backoff_max": -2}, "reconnect_backoff_max"),
+    ],
+)
+def test_bad_watchdog_field_names_the_field(kwargs: dict[str, Any], field: str) -> None:
+    """A bad value given to the dataclass fails naming the field."""
+    with pytest.raises(ConfigError) as info:
+        WatchdogConfig(**kwargs)
+    assert info.value.field == field
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"http_host": ""}, "http_host"),
+        ({"http_port": -1}, "http_port"),
+        ({"http_port": 70000}, "http_port"),
+        ({"drain_escalations": 0}, "drain_escalations"),
+        ({"drain_window": -5}, "drain_window"),
+        ({"log_format": "text"}, "log_format"),
+        ({"log_level": "info"}, "log_level"),
+        ({"multiproc_dir": ""}, "multiproc_dir"),
+    ],
+)
+def test_bad_service_field_names_the_field(kwargs: dict[str, Any], field: str) -> None:
+    """A bad value given to the service dataclass fails naming the field."""
+    with pytest.raises(ConfigError) as info:
+        ServiceConfig(**kwargs)
+    assert info.value.field == field
+
+
+def test_numbers_are_normalised_and_ladder_is_a_tuple() -> None:
+    """Integer seconds become floats and a list ladder becomes a tuple, so equality is by value."""
+    config = WatchdogConfig(reply_timeout=5, ladder=["reconnect"])  # type: ignore[arg-type]
+    assert isinstance(config.reply_timeout, float)
+    assert config.ladder == ("reconnect",)
+
+
+def test_port_zero_is_accepted_programmatically() -> None:
+    """Tests may ask the service for any free port; the environment may not."""
+    assert ServiceConfig(http_port=0).http_port == 0
+
+
+def test_config_is_frozen() -> None:
+    """Settings cannot change under a running watchdog."""
+    config = WatchdogConfig()
+    with pytest.raises(AttributeError):
+        config.reply_timeout = 1.0  # type: ignore[misc]

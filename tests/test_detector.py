@@ -1,0 +1,566 @@
+from __future__ import annotations
+
+import dataclasses
+import sys
+from typing import Any
+
+import pytest
+
+from supervisor.config import WatchdogConfig
+from supervisor.detector import (
+    TABLE,
+    WARNING_EFFECTS,
+    Detector,
+    Finding,
+    Heard,
+    ReplyExpected,
+    Stall,
+    StallKind,
+    Trigger,
+    WarningEffect,
+)
+from supervisor.observations import (
+    AgentAudioPlayed,
+    AgentStateChanged,
+    LivekitWarning,
+    MessageItemAdded,
+    Observation,
+    PlaybackFinished,
+    RealtimeError,
+    ReplyRequested,
+    ResponseCreated,
+    ResponseDone,
+    SessionClosed,
+    SessionReconnected,
+    ToolCallFinished,
+    ToolCallStarted,
+    TurnDeclined,
+    UserSpeechStarted,
+    UserSpeechStopped,
+    WarningKind,
+)
+
+# Distinct timeouts, so that a test can tell which one armed a row.
+CONFIG = WatchdogConfig(
+    reply_timeout=5.0,
+    audio_gap_timeout=2.0,
+    warning_grace=1.0,
+    recovery_timeout=3.0,
+    storm_reconnects=5,
+    storm_window=30.0,
+)
+AUDIO = AgentAudioPlayed()
+
+
+def detector(**overrides: Any) -> Detector:
+    return Detector(dataclasses.replace(CONFIG, **overrides))
+
+
+def feed(d: Detector, *events: tuple[float, Observation]) -> list[Finding]:
+    out: list[Finding] = []
+    for now, obs in events:
+        out.extend(d.observe(obs, now))
+    return out
+
+
+def stalls(findings: list[Finding]) -> list[Stall]:
+    return [f for f in findings if isinstance(f, Stall)]
+
+
+def heard(findings: list[Finding]) -> list[Heard]:
+    return [f for f in findings if isinstance(f, Heard)]
+
+
+def row(kind: StallKind) -> Any:
+    return next(r for r in TABLE if r.kind is kind)
+
+
+# -- the table itself ------------------------------------------------------------------------
+
+
+def test_table_has_one_row_per_verdict() -> None:
+    """Every stall kind has exactly one row."""
+    assert sorted(r.kind for r in TABLE) == sorted(StallKind)
+
+
+def test_table_timeouts_name_config_fields() -> None:
+    """Every timeout a row names is a WatchdogConfig field."""
+    names = {f.name for f in dataclasses.fields(WatchdogConfig)}
+    for r in TABLE:
+        for field in r.armed_by.values():
+            assert field is None or field in names
+
+
+def test_no_trigger_both_arms_and_disarms_a_row() -> None:
+    """Within a row a trigger has one meaning."""
+    for r in TABLE:
+        assert not set(r.armed_by) & r.disarmed_by, r.kind
+        assert not r.refreshed_by & r.disarmed_by, r.kind
+
+
+def test_every_warning_kind_has_an_effect() -> None:
+    """No livekit warning kind is left unjudged."""
+    assert set(WARNING_EFFECTS) == set(WarningKind)
+    fatal = {k for k, e in WARNING_EFFECTS.items() if e is WarningEffect.FATAL}
+    assert fatal == {WarningKind.UNRECOVERABLE_CLOSE, WarningKind.ACLOSE_ERROR}
+
+
+def test_table_rows_read_as_specified() -> None:
+    """The table says what the brief says, row by row."""
+    no_reply = row(StallKind.NO_REPLY)
+    assert no_reply.armed_by == {
+        Trigger.USER_TURN_ENDED: "reply_timeout",
+        Trigger.REPLY_REQUESTED: "reply_timeout",
+        Trigger.TOOL_FINISHED: "reply_timeout",
+        Trigger.RECOVERY_REQUESTED: "recovery_timeout",
+    }
+    assert no_reply.disarmed_by == {
+        Trigger.AGENT_AUDIO,
+        Trigger.USER_SPEAKING,
+        Trigger.TURN_DECLINED,
+    }
+    assert row(StallKind.AUDIO_GAP).armed_by == {Trigger.RESPONSE_AUDIO: "audio_gap_timeout"}
+    assert row(StallKind.DEAD_SESSION).armed_by == {Trigger.FATAL: None}
+    assert row(StallKind.RECONNECT_STORM).armed_by == {Trigger.STORM: None}
+
+
+# -- no_reply ----------------------------------------------------------------------------------
+
+
+def test_no_reply_after_user_turn() -> None:
+    """No agent audio within reply_timeout of the user's turn end is a no_reply stall."""
+    d = detector()
+    assert stalls(feed(d, (10.0, UserSpeechStopped()))) == []
+    assert d.next_deadline() == 15.0
+    assert d.poll(14.99) == []
+    [stall] = d.poll(15.0)
+    assert stall.kind is StallKind.NO_REPLY
+    assert (stall.silence_since, stall.detected_at) == (10.0, 15.0)
+    assert "user turn ended" in stall.detail
+
+
+def test_no_reply_after_app_request() -> None:
+    """A reply the application asked for is owed too."""
+    d = detector()
+    feed(d, (0.0, ReplyRequested()))
+    assert [s.kind for s in d.poll(5.0)] == [StallKind.NO_REPLY]
+
+
+def test_no_reply_after_watchdog_request_uses_recovery_timeout() -> None:
+    """The watchdog's own request is judged by recovery_timeout."""
+    d = detector()
+    feed(d, (0.0, ReplyRequested(by_watchdog=True)))
+    assert d.next_deadline() == 3.0
+    assert [s.kind for s in d.poll(3.0)] == [StallKind.NO_REPLY]
+
+
+def test_no_reply_disarmed_by_agent_audio() -> None:
+    """Agent audio within the timeout answers the turn; nothing fires later."""
+    d = detector()
+    findings = feed(d, (0.0, UserSpeechStopped()), (1.2, AUDIO))
+    assert heard(findings) == [Heard(at=1.2, latency=pytest.approx(1.2), stall=None)]
+    assert d.next_deadline() is None
+    assert d.poll(100.0) == []
+    assert not d.reply_expected
+
+
+def test_no_reply_disarmed_by_user_speaking_and_rearmed_by_their_next_turn_end() -> None:
+    """The caller speaking again takes the turn back; their next turn end owes a fresh reply."""
+    d = detector()
+    feed(d, (0.0, UserSpeechStopped()), (4.0, UserSpeechStarted()))
+    assert d.poll(6.0) == []
+    feed(d, (7.0, UserSpeechStopped()))
+    assert d.poll(11.9) == []
+    [stall] = d.poll(12.0)
+    assert stall.silence_since == 7.0
+
+
+def test_no_reply_disarmed_by_turn_declined() -> None:
+    """A turn the application deliberately leaves unanswered is no stall."""
+    d = detector()
+    feed(d, (0.0, UserSpeechStopped()), (0.5, TurnDeclined()))
+    assert d.poll(60.0) == []
+    assert not d.reply_expected
+
+
+def test_no_reply_suspended_while_a_tool_runs() -> None:
+    """Silence while a tool runs is expected; its finish owes a reply within a fresh timeout."""
+    d = detector()
+    feed(d, (0.0, UserSpeechStopped()), (1.0, ToolCallStarted()))
+    assert d.next_deadline() is None
+    assert d.poll(100.0) == []
+    feed(d, (100.0, ToolCallFinished()))
+    assert d.next_deadline() == 105.0
+    [stall] = d.poll(105.0)
+    assert stall.silence_since == 0.0  # the caller has waited since their turn ended
+
+
+def test_one_finish_ends_a_batch_of_tool_calls() -> None:
+    """livekit reports a batch of tool calls finished once: that one finish resumes the clock."""
+    d = detector()
+    feed(d, (0.0, UserSpeechStopped()), (1.0, ToolCallStarted()), (1.0, ToolCallStarted()))
+    assert d.next_deadline() is None
+    feed(d, (20.0, ToolCallFinished()))
+    assert d.next_deadline() == 25.0
+
+
+def test_tool_finish_after_spoken_preamble_owes_a_reply() -> None:
+    """The agent said "one moment" and ran a tool: the tool's result owes another reply."""
+    d = detector()
+    feed(d, (0.0, UserSpeechStopped()), (1.0, AUDIO), (1.5, ToolCallStarted()))
+    assert not d.reply_expected
+    feed(d, (9.0, ToolCallFinished()))
+    [stall] = d.poll(14.0)
+    assert (stall.kind, stall.silence_since) == (StallKind.NO_REPLY, 9.0)
+
+
+# -- audio_gap -------------------------------------------------------------------------------
+
+
+def speaking(d: Detector, start: float = 0.0) -> None:
+    feed(d, (start, UserSpeechStopped()), (start + 0.5, ResponseCreated("r1")))
+    feed(d, (start + 1.0, AUDIO), (start + 1.5, AUDIO))
+
+
+def test_audio_gap_when_an_open_response_stops_sending_audio() -> None:
+    """A reply that started playing and then stopped, with its response still open, is a gap."""
+    d = detector()
+    speaking(d)
+    assert d.next_deadline() == 3.5
+    assert d.poll(3.4) == []
+    [stall] = d.poll(3.5)
+    assert stall.kind is StallKind.AUDIO_GAP
+    assert (stall.silence_since, stall.detected_at) == (1.5, 3.5)
+
+
+def test_audio_gap_clock_moves_with_each_frame() -> None:
+    """Frames only move a timestamp: the gap is measured from the last one."""
+    d = detector()
+    speaking(d)
+    for i in range(100):
+        assert stalls(feed(d, (2.0 + i * 0.02, AUDIO))) == []
+    assert d.next_deadline() == pytest.approx(2.0 + 99 * 0.02 + 2.0)
+
+
+def test_audio_without_an_open_response_arms_no_gap() -> None:
+    """Audio the detector cannot tie to an open response (e.g. a greeting) arms no gap."""
+    d = detector()
+    feed(d, (0.0, AUDIO))
+    assert d.next_deadline() is None
+
+
+@pytest.mark.parametrize(
+    "obs",
+    [
+        PlaybackFinished(),
+        PlaybackFinished(interrupted=True),
+        ResponseDone("r1", "completed"),
+        UserSpeechStarted(),
+        ReplyRequested(by_watchdog=True),
+    ],
+)
+def test_audio_gap_disarmed(obs: Observation) -> None:
+    """Playback finishing, the response closing, a barge-in or our own request disarm the gap."""
+    d = detector()
+    speaking(d)
+    feed(d, (2.0, obs))
+    assert all(s.kind is not StallKind.AUDIO_GAP for s in d.poll(50.0))
+
+
+def test_audio_gap_not_disarmed_by_another_responses_done() -> None:
+    """Only the open response's own done closes it."""
+    d = detector()
+    speaking(d)
+    feed(d, (2.0, ResponseDone("r0", "cancelled")))
+    assert [s.kind for s in d.poll(3.5)] == [StallKind.AUDIO_GAP]
+
+
+# -- post_warning_silence --------------------------------------------------------------------
+
+
+def warn(kind: WarningKind) -> LivekitWarning:
+    return LivekitWarning(kind)
+
+
+def test_post_warning_silence_when_nothing_plays_after_a_cut_warning() -> None:
+    """An empty first item: the warning comes and nothing plays for warning_grace."""
+    d = detector()
+    feed(d, (0.0, UserSpeechStopped()), (0.5, ResponseCreated("r1")))
+    feed(d, (0.8, warn(WarningKind.MULTI_MESSAGE)))
+    [stall] = d.poll(1.8)
+    assert stall.kind is StallKind.POST_WARNING_SILENCE
+    assert stall.warning is WarningKind.MULTI_MESSAGE
+    assert stall.silence_since == 0.8
+    assert "multi_message" in stall.detail
+
+
+def test_post_warning_silence_measured_from_the_end_of_the_cut_reply() -> None:
+    """A warning during the first item's playback waits for its sound to end, then the grace."""
+    d = detector()
+    speaking(d)  # r1 playing since 1.0
+    feed(d, (1.6, warn(WarningKind.MULTI_MESSAGE)))
+    for i in range(1, 31):  # the first item keeps playing until 4.6
+        feed(d, (1.6 + i * 0.1, AUDIO))
+    assert d.poll(5.0) == []
+    feed(d, (5.0, ResponseDone("r1", "completed")), (5.2, PlaybackFinished()))
+    assert d.poll(6.1) == []
+    [stall] = d.poll(6.2)
+    assert stall.kind is StallKind.POST_WARNING_SILENCE
+    assert stall.silence_since == 5.2
+
+
+def test_post_warning_silence_disarmed_by_a_new_replys_audio() -> None:
+    """Audio of a response created after the warning is a new reply."""
+    d = detector()
+    speaking(d)
+    feed(d, (1.6, warn(WarningKind.GENERATION_DISCARDED)), (2.0, ResponseCreated("r2")))
+    feed(d, (2.5, AUDIO), (2.6, ResponseDone("r2", "completed")), (2.7, PlaybackFinished()))
+    assert d.poll(30.0) == []
+
+
+def test_lost_warning_while_a_reply_is_owed() -> None:
+    """A lost-reply warning while a reply is owed fires after the grace, before no_reply."""
+    d = detector()
+    feed(d, (0.0, UserSpeechStopped()), (1.0, warn(WarningKind.REPLY_TIMEOUT)))
+    [stall] = d.poll(2.0)
+    assert (stall.kind, stall.warning) == (
+        StallKind.POST_WARNING_SILENCE,
+        WarningKind.REPLY_TIMEOUT,
+    )
+
+
+def test_lost_warning_disarmed_by_any_audio() -> None:
+    """After a lost-reply warning any agent audio is the reply."""
+    d = detector()
+    feed(d, (0.0, UserSpeechStopped()), (0.5, warn(WarningKind.SCHEDULING_STOPPED)))
+    feed(d, (1.0, AUDIO))
+    assert d.poll(100.0) == []
+
+
+def test_lost_warning_with_nothing_owed_is_stale() -> None:
+    """A lost-reply warning after the turn was answered arms nothing."""
+    d = detector()
+    feed(d, (0.0, UserSpeechStopped()), (1.0, AUDIO), (3.0, PlaybackFinished()))
+    feed(d, (10.0, warn(WarningKind.REPLY_TIMEOUT)), (10.0, warn(WarningKind.EVENT_FAILED)))
+    assert d.next_deadline() is None
+
+
+def test_late_response_warning_arms_nothing() -> None:
+    """A late response was already given up on: its warning adds no verdict."""
+    d = detector()
+    feed(d, (0.0, UserSpeechStopped()), (0.5, warn(WarningKind.LATE_RESPONSE)))
+    assert d.next_deadline() == 5.0
+
+
+@pytest.mark.parametrize(
+    "obs", [UserSpeechStarted(), TurnDeclined(), ReplyRequested(by_watchdog=True)]
+)
+def test_post_warning_silence_disarmed(obs: Observation) -> None:
+    """A barge-in, a declined turn or our own request disarm the warning's verdict."""
+    d = detector()
+    feed(d, (0.0, ResponseCreated("r1")), (0.1, warn(WarningKind.TEXT_WITH_AUDIO)), (0.5, obs))
+    assert all(s.kind is not StallKind.POST_WARNING_SILENCE for s in d.poll(0.1 + 50))
+
+
+# -- dead_session and close --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("obs", "warning"),
+    [
+        (RealtimeError(recoverable=False, code="insufficient_quota"), None),
+        (warn(WarningKind.UNRECOVERABLE_CLOSE), WarningKind.UNRECOVERABLE_CLOSE),
+        (warn(WarningKind.ACLOSE_ERROR), WarningKind.ACLOSE_ERROR),
+        (SessionClosed(zombie=True), None),
+    ],
+)
+def test_dead_session_is_immediate_and_final(obs: Observation, warning: WarningKind | None) -> None:
+    """A dead session is a verdict at once, and the last one."""
+    d = detector()
+    feed(d, (0.0, UserSpeechStopped()))
+    [stall] = stalls(feed(d, (2.0, obs)))
+    assert (stall.kind, stall.detected_at, stall.warning) == (StallKind.DEAD_SESSION, 2.0, warning)
+    assert stall.silence_since == 0.0
+    assert d.ended
+    assert d.next_deadline() is None
+    assert feed(d, (3.0, UserSpeechStopped()), (4.0, SessionClosed(zombie=True))) == []
+    assert d.poll(100.0) == []
+
+
+def test_dead_session_detail_names_the_error_code() -> None:
+    """The verdict says which error killed the session."""
+    d = detector()
+    [stall] = stalls(feed(d, (0.0, RealtimeError(recoverable=False, code="invalid_api_key"))))
+    assert "invalid_api_key" in stall.detail
+
+
+def test_recoverable_error_is_no_verdict() -> None:
+    """livekit retries recoverable errors itself."""
+    d = detector()
+    assert feed(d, (0.0, RealtimeError(recoverable=True, code="server_error"))) == []
+    assert not d.ended
+
+
+def test_normal_close_ends_everything() -> None:
+    """After a normal close nothing fires, even with a reply owed."""
+    d = detector()
+    feed(d, (0.0, UserSpeechStopped()), (1.0, SessionClosed()))
+    assert d.ended
+    assert d.poll(100.0) == []
+    assert feed(d, (101.0, RealtimeError(recoverable=False))) == []
+
+
+# -- reconnect_storm -----------------------------------------------------------------------------
+
+
+def test_reconnect_storm_beyond_the_limit_in_the_window() -> None:
+    """More than storm_reconnects reconnects within storm_window is a storm, at once."""
+    d = detector()
+    assert stalls(feed(d, *[(float(i), SessionReconnected()) for i in range(5)])) == []
+    [stall] = stalls(feed(d, (5.0, SessionReconnected())))
+    assert (stall.kind, stall.detected_at) == (StallKind.RECONNECT_STORM, 5.0)
+    assert "6 reconnects" in stall.detail
+
+
+def test_reconnects_spread_beyond_the_window_are_no_storm() -> None:
+    """The window slides: old reconnects stop counting."""
+    d = detector()
+    findings = feed(d, *[(i * 7.0, SessionReconnected()) for i in range(50)])
+    assert stalls(findings) == []
+
+
+def test_reconnect_storm_fires_once_per_burst() -> None:
+    """A storm fires once; a new one needs a new burst beyond the limit."""
+    d = detector()
+    first = feed(d, *[(i * 0.1, SessionReconnected()) for i in range(6)])
+    assert len(stalls(first)) == 1
+    more = feed(d, *[(1.0 + i * 0.1, SessionReconnected()) for i in range(5)])
+    assert stalls(more) == []
+    assert len(stalls(feed(d, (2.0, SessionReconnected())))) == 1
+
+
+# -- once per incident, findings, ordering ----------------------------------------------------
+
+
+def test_fires_once_per_incident_until_rearmed_by_the_watchdog() -> None:
+    """A stall does not repeat on later polls; the watchdog's request re-arms it."""
+    d = detector()
+    feed(d, (0.0, UserSpeechStopped()))
+    assert len(d.poll(5.0)) == 1
+    assert d.poll(6.0) == [] and d.poll(60.0) == []
+    assert d.next_deadline() is None
+    feed(d, (60.0, ReplyRequested(by_watchdog=True)))
+    [again] = d.poll(63.0)
+    assert again.kind is StallKind.NO_REPLY
+    assert again.silence_since == 0.0  # the caller's silence began at their turn end
+    assert d.incident is not None and d.incident.detected_at == 5.0
+
+
+def test_audio_gap_fires_once_until_audio_resumes() -> None:
+    """A gap fires once; only a new frame re-arms it."""
+    d = detector()
+    speaking(d)
+    assert len(d.poll(3.5)) == 1
+    assert d.poll(10.0) == []
+
+
+def test_heard_reports_latency_and_the_incident() -> None:
+    """The first audio after a stall reports the turn's latency and the stall that opened it."""
+    d = detector()
+    feed(d, (0.0, UserSpeechStopped()))
+    [stall] = d.poll(5.0)
+    feed(d, (5.1, ReplyRequested(by_watchdog=True)))
+    [h] = heard(feed(d, (6.0, AUDIO)))
+    assert h == Heard(at=6.0, latency=6.0, stall=stall)
+    assert d.incident is None
+    assert heard(feed(d, (6.02, AUDIO))) == []
+
+
+def test_heard_after_a_gap_has_no_turn_latency() -> None:
+    """Audio resuming after a gap closes the incident; it is no turn's first audio."""
+    d = detector()
+    speaking(d)
+    [stall] = d.poll(3.5)
+    [h] = heard(feed(d, (4.0, AUDIO)))
+    assert (h.latency, h.stall) == (None, stall)
+
+
+def test_reply_expected_once_per_turn() -> None:
+    """A turn end expects a reply; the app asking again for the same turn is not a new turn."""
+    d = detector()
+    findings = feed(d, (0.0, UserSpeechStopped()), (0.1, ReplyRequested()))
+    assert [f for f in findings if isinstance(f, ReplyExpected)] == [ReplyExpected(since=0.0)]
+    assert d.expected_since == 0.0
+    findings = feed(d, (1.0, AUDIO), (5.0, ReplyRequested()))
+    assert [f for f in findings if isinstance(f, ReplyExpected)] == [ReplyExpected(since=5.0)]
+
+
+def test_watchdog_request_is_not_a_turn() -> None:
+    """Our own request expects audio but counts no turn."""
+    d = detector()
+    findings = feed(d, (0.0, ReplyRequested(by_watchdog=True)))
+    assert not [f for f in findings if isinstance(f, ReplyExpected)]
+    [h] = heard(feed(d, (1.0, AUDIO)))
+    assert h.latency is None
+
+
+def test_observation_beats_a_late_timer() -> None:
+    """Audio arriving just after the deadline but before the poll disarms instead of firing."""
+    d = detector()
+    feed(d, (0.0, UserSpeechStopped()))
+    assert stalls(feed(d, (5.01, AUDIO))) == []
+
+
+def test_observe_judges_expired_deadlines() -> None:
+    """An unrelated observation after a deadline reports the stall."""
+    d = detector()
+    feed(d, (0.0, UserSpeechStopped()))
+    assert [s.kind for s in stalls(feed(d, (5.5, AgentStateChanged("listening"))))] == [
+        StallKind.NO_REPLY
+    ]
+
+
+def test_simultaneous_stalls_come_in_deadline_order() -> None:
+    """Two rows due by the same poll are reported earliest deadline first."""
+    d = detector()
+    feed(d, (0.0, UserSpeechStopped()), (3.0, warn(WarningKind.GENERATION_DISCARDED)))
+    assert d.next_deadline() == 4.0  # post_warning at 4.0, no_reply at 5.0
+    assert [s.kind for s in d.poll(10.0)] == [StallKind.POST_WARNING_SILENCE, StallKind.NO_REPLY]
+
+
+def test_ignored_observations_change_nothing() -> None:
+    """State changes and item events carry no verdict."""
+    d = detector()
+    assert feed(d, (0.0, AgentStateChanged("speaking")), (0.0, MessageItemAdded("r", "i"))) == []
+    assert d.next_deadline() is None
+
+
+def _size(obj: object) -> int:
+    total = sys.getsizeof(obj)
+    for value in vars(obj).values():
+        total += sys.getsizeof(value)
+        if isinstance(value, dict):  # the row clocks: fixed slots, one per row
+            total += sum(sys.getsizeof(v) for v in value.values())
+    return total
+
+
+def test_state_does_not_grow_with_audio_frames() -> None:
+    """100k audio frames leave the state the same size and return nothing."""
+    d = detector()
+    speaking(d)
+    feed(d, (1.6, warn(WarningKind.MULTI_MESSAGE)))
+    before = _size(d)
+    now = 2.0
+    for _ in range(100_000):
+        now += 0.02
+        assert d.observe(AUDIO, now) == []
+    assert _size(d) == before
+    assert d.next_deadline() == pytest.approx(now + 1.0)
+
+
+def test_reconnect_window_is_bounded() -> None:
+    """The reconnect window holds at most storm_reconnects + 1 times."""
+    d = detector(storm_reconnects=3, storm_window=1000.0)
+    for i in range(10_000):
+        d.observe(SessionReconnected(), i * 1.0)
+    assert len(d._reconnects) <= 4
