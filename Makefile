@@ -21,7 +21,7 @@ $(VENV)/.installed: pyproject.toml constraints/lk18.txt
 	touch $@
 
 $(VENV15)/.installed: pyproject.toml constraints/lk15.txt $(VENV)/.installed
-	$(UV) venv -q -p $(VENV)/bin/python $(VENV15)
+	$(UV) venv -q --allow-existing -p $(VENV)/bin/python $(VENV15)
 	VIRTUAL_ENV=$(CURDIR)/$(VENV15) $(UV) pip install -q -c constraints/lk15.txt -e '.[dev]'
 	touch $@
 

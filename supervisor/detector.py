@@ -92,6 +92,9 @@ class Trigger(StrEnum):
     RESPONSE_AUDIO = "response audio"  # AgentAudioPlayed while a response is open
     NEW_REPLY_AUDIO = "new reply audio"  # audio that is not the reply a warning cut
     PLAYBACK_FINISHED = "playback finished"  # PlaybackFinished
+    # PlaybackFinished (not interrupted) while the server still has the response open: livekit
+    # ended the reply early (a stale response.done closes whatever generation is current)
+    REPLY_CUT = "reply cut short"
     RESPONSE_DONE = "response done"  # ResponseDone of the open response
     TURN_DECLINED = "turn declined"  # TurnDeclined
     WARNING_CUT = "warning: reply cut"  # LivekitWarning whose effect is CUT
@@ -163,7 +166,7 @@ TABLE: tuple[Row, ...] = (
     Row(
         StallKind.AUDIO_GAP,
         # Every frame of an open response re-arms: the clock measures the gap since the last one.
-        armed_by={T.RESPONSE_AUDIO: "audio_gap_timeout"},
+        armed_by={T.RESPONSE_AUDIO: "audio_gap_timeout", T.REPLY_CUT: "audio_gap_timeout"},
         refreshed_by=frozenset(),
         suspended_while=frozenset(),
         disarmed_by=frozenset(
@@ -173,7 +176,7 @@ TABLE: tuple[Row, ...] = (
     Row(
         StallKind.POST_WARNING_SILENCE,
         armed_by={T.WARNING_CUT: "warning_grace", T.WARNING_LOST: "warning_grace"},
-        refreshed_by=frozenset({T.AGENT_AUDIO, T.PLAYBACK_FINISHED}),
+        refreshed_by=frozenset({T.AGENT_AUDIO, T.PLAYBACK_FINISHED, T.REPLY_CUT}),
         suspended_while=frozenset(),
         disarmed_by=frozenset(
             {T.NEW_REPLY_AUDIO, T.USER_SPEAKING, T.TURN_DECLINED, T.RECOVERY_REQUESTED}
@@ -250,6 +253,7 @@ class Detector:
         # calls, so counting starts against finishes would suspend no_reply forever after a batch.
         self._tool_running = False
         self._open_response: str | None = None
+        self._cut_response: str | None = None  # the response whose playback livekit ended early
         self._last_audio: float | None = None
         # The reply owed: since when, and whether a turn (not a tool or the watchdog) asked for it.
         self._owed_since: float | None = None
@@ -364,8 +368,14 @@ class Detector:
                 if response_id != self._open_response:
                     return ()
                 self._open_response = None
+                if response_id == self._cut_response:
+                    # the server finished a reply the caller stopped hearing: still silent
+                    return ()
                 return (Trigger.RESPONSE_DONE,)
-            case PlaybackFinished():
+            case PlaybackFinished(interrupted=interrupted):
+                if not interrupted and self._open_response is not None:
+                    self._cut_response = self._open_response
+                    return (Trigger.REPLY_CUT,)
                 return (Trigger.PLAYBACK_FINISHED,)
             case TurnDeclined():
                 return (Trigger.TURN_DECLINED,)
@@ -378,6 +388,8 @@ class Detector:
                 self._detail = "the session stopped working without closing (zombie)"
                 return (Trigger.FATAL,)
             case SessionReconnected():
+                # responses of the old connection will never finish: none is open any more
+                self._open_response = None
                 return self._reconnected(now)
             case _:
                 # AgentStateChanged, MessageItemAdded, recoverable RealtimeError, a normal close:

@@ -282,14 +282,33 @@ class RecordingAudioOutput(AudioOutput):
     def heard_kind_after(self, t: float, kind: str = "answer") -> bool:
         return any(f.kind == kind for f in self.frames if f.at >= t)
 
+    def answer_seconds(self, t: float) -> float:
+        """The longest stretch of answer audio in one segment that started playing at/after `t`."""
+        per_segment: dict[int, float] = {}
+        for f in reversed(self.frames):
+            if f.at < t:
+                break
+            if f.kind == "answer":
+                per_segment[f.segment] = per_segment.get(f.segment, 0.0) + f.duration
+        return max(per_segment.values(), default=0.0)
+
     async def wait_for_audio_after(self, t: float, *, kind: str | None = None) -> PlayedFrame:
-        """Wait until a frame (of `kind`, if given) plays at or after `t`; return it."""
+        """Wait until a frame (of `kind`, if given) plays at or after `t`; return the first."""
         while True:
+            found = None
             for f in reversed(self.frames):
                 if f.at < t:
                     break
                 if kind is None or f.kind == kind:
-                    return f
+                    found = f
+            if found is not None:
+                return found
+            self._heard.clear()
+            await self._heard.wait()
+
+    async def wait_for_answer(self, t: float, *, seconds: float) -> None:
+        """Wait until `seconds` of answer audio, in one segment, played after `t`."""
+        while self.answer_seconds(t) < seconds - 1e-6:
             self._heard.clear()
             await self._heard.wait()
 

@@ -22,7 +22,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Protocol
 
@@ -85,6 +85,16 @@ class WatchdogCounters:
     recoveries_skipped: int = 0
     escalations: int = 0
     errors: int = 0
+    stalls_by_kind: dict[str, int] = field(default_factory=dict)
+    # action -> {"success": n, "failure": n}
+    recoveries: dict[str, dict[str, int]] = field(default_factory=dict)
+    escalation_reasons: dict[str, int] = field(default_factory=dict)
+    recovery_seconds: list[float] = field(default_factory=list)
+    silence_seconds: list[float] = field(default_factory=list)
+
+    def _outcome(self, action: str, outcome: str) -> None:
+        by = self.recoveries.setdefault(action, {"success": 0, "failure": 0})
+        by[outcome] += 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,10 +278,13 @@ class Watchdog:
             self._record(lambda m: m.reply_latency(latency))
         if stall is not None:
             silence = heard.at - stall.silence_since
+            self.counters.silence_seconds.append(silence)
             self._record(lambda m: m.silence(stall.kind.value, silence))
         if pending is not None:
             seconds = heard.at - pending.stall.detected_at
             self.counters.recoveries_succeeded += 1
+            self.counters._outcome(pending.action, "success")
+            self.counters.recovery_seconds.append(seconds)
             self._record(lambda m: m.recovery(pending.action, "success", seconds))
             self._emit(
                 "recovery.succeeded",
@@ -287,7 +300,12 @@ class Watchdog:
             self._set_stalled(False)
 
     def _stall(self, stall: Stall, now: float) -> None:
+        if self._escalated:
+            # the incident is in the application's hands; later verdicts are the same silence
+            return
         self.counters.stalls += 1
+        kinds = self.counters.stalls_by_kind
+        kinds[stall.kind.value] = kinds.get(stall.kind.value, 0) + 1
         self._record(lambda m: m.stall(stall.kind.value))
         self._emit(
             "stall.detected",
@@ -298,8 +316,6 @@ class Watchdog:
         )
         if not self._stalled:
             self._set_stalled(True)
-        if self._escalated:
-            return  # escalated once for this incident: no more acting until the agent is heard
         running = self._recovery is not None and not self._recovery.done()
         if running:
             if stall.kind not in _HOPELESS:
@@ -318,6 +334,8 @@ class Watchdog:
             self._escalated = True
             self.counters.escalations += 1
             reason = action.reason
+            reasons = self.counters.escalation_reasons
+            reasons[reason] = reasons.get(reason, 0) + 1
             self._record(lambda m: m.escalation(reason))
             self._emit("escalation", level="error", reason=reason, kind=stall.kind.value)
             self._spawn(self._escalate(stall, reason))
@@ -327,6 +345,7 @@ class Watchdog:
     def _failed(self, pending: _Pending, why: str) -> None:
         self._pending = None
         self.counters.recoveries_failed += 1
+        self.counters._outcome(pending.action, "failure")
         self._record(lambda m: m.recovery(pending.action, "failure", None))
         self._emit(
             "recovery.failed",

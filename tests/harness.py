@@ -54,6 +54,7 @@ class Call:
     supervisor: Any | None = None
     states: list[tuple[float, str]] = field(default_factory=list)
     escalations: list[Any] = field(default_factory=list)
+    reply_seconds: float = 1.0
 
     @property
     def state(self) -> str:
@@ -65,12 +66,24 @@ class Call:
         return time.monotonic()
 
     async def answered_after(self, t: float, *, timeout: float) -> bool:
-        """Whether an answer (not a preamble) is heard after `t`, waiting at most `timeout`."""
+        """Whether a whole answer (not a preamble, not a cut-off reply) is heard after `t`."""
         try:
-            await asyncio.wait_for(self.speaker.wait_for_audio_after(t, kind="answer"), timeout)
+            await asyncio.wait_for(
+                self.speaker.wait_for_answer(t, seconds=self.reply_seconds), timeout
+            )
         except TimeoutError:
             return False
         return True
+
+    async def fault_onset(self, *, timeout: float = 15.0) -> float:
+        """Wait until the chaos server has injected its fault; return when it took effect."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for record in self.server.sessions.values():
+                if record.injected:
+                    return float(record.injected[-1].onset)
+            await asyncio.sleep(0.02)
+        raise AssertionError("the chaos server injected nothing")
 
     async def settle(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
@@ -116,7 +129,7 @@ async def start_call(
     caller, speaker = ScriptedCaller(), RecordingAudioOutput()
     session.input.audio = caller
     session.output.audio = speaker
-    call = Call(server, session, model, caller, speaker, logs)
+    call = Call(server, session, model, caller, speaker, logs, reply_seconds=reply_seconds)
     session.on(
         "agent_state_changed", lambda ev: call.states.append((time.monotonic(), ev.new_state))
     )

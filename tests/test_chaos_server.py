@@ -636,8 +636,12 @@ async def test_drop_mid_closes_the_socket_and_the_session_survives_reconnect(
     assert rec.connections == 2
     assert rec.turns == 1 and rec.answered == 1
     assert rec.injected_kinds() == ["drop_mid"]
-    # the next turn faults again; another credential is another session
+    # a retry after the answer is still that turn: clean
     await c2.send(type="response.create")
+    done = await c2.until("response.done")
+    assert done["response"]["status"] == "completed"
+    # the caller's next turn faults again; another credential is another session
+    await c2.speak()
     await asyncio.wait_for(c2.closed.wait(), 5)
     c3 = await connect(http, server, session=None, key="sk-two")
     await c3.send(type="response.create")
@@ -758,7 +762,7 @@ async def test_schedule_rotates_per_session(http: aiohttp.ClientSession, make_se
     for name in ("a", "b"):
         c = await connect(http, server, session=name)
         for _ in range(3):
-            await c.send(type="response.create")
+            await c.speak()  # a caller's turn: the server's VAD answers it
             ev = (
                 await c.until("error")
                 if len(outcomes.get(name, [])) % 2
@@ -766,7 +770,7 @@ async def test_schedule_rotates_per_session(http: aiohttp.ClientSession, make_se
             )
             outcomes.setdefault(name, []).append(ev["type"])
             if ev["type"] == "error":
-                # close the turn with a clean retry so the next create opens a new one
+                # a retry within the turn is clean
                 await c.send(type="response.create")
                 await c.until("response.done")
     assert outcomes == {"a": ["response.done", "error", "response.done"], "b": outcomes["a"]}
@@ -782,7 +786,7 @@ async def test_random_schedule_is_reproducible_with_the_seed(
         server = await make_server("random:0.5:error_event", seed=11, reply_seconds=0.1)
         c = await connect(http, server)
         for _ in range(8):
-            await c.send(type="response.create")
+            await c.speak()
             ev = await c.quiet(0.25)
             if any(e["type"] == "error" for e in ev):
                 await c.send(type="response.create")

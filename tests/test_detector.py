@@ -119,7 +119,10 @@ def test_table_rows_read_as_specified() -> None:
         Trigger.USER_SPEAKING,
         Trigger.TURN_DECLINED,
     }
-    assert row(StallKind.AUDIO_GAP).armed_by == {Trigger.RESPONSE_AUDIO: "audio_gap_timeout"}
+    assert row(StallKind.AUDIO_GAP).armed_by == {
+        Trigger.RESPONSE_AUDIO: "audio_gap_timeout",
+        Trigger.REPLY_CUT: "audio_gap_timeout",
+    }
     assert row(StallKind.DEAD_SESSION).armed_by == {Trigger.FATAL: None}
     assert row(StallKind.RECONNECT_STORM).armed_by == {Trigger.STORM: None}
 
@@ -252,7 +255,6 @@ def test_audio_without_an_open_response_arms_no_gap() -> None:
 @pytest.mark.parametrize(
     "obs",
     [
-        PlaybackFinished(),
         PlaybackFinished(interrupted=True),
         ResponseDone("r1", "completed"),
         UserSpeechStarted(),
@@ -564,3 +566,38 @@ def test_reconnect_window_is_bounded() -> None:
     for i in range(10_000):
         d.observe(SessionReconnected(), i * 1.0)
     assert len(d._reconnects) <= 4
+
+
+def test_playback_finished_after_the_response_is_done_disarms_the_gap() -> None:
+    """The normal end of a reply: the server closed it, then the output played it out."""
+    d = detector()
+    speaking(d)
+    feed(d, (2.0, ResponseDone("r1", "completed")), (2.5, PlaybackFinished()))
+    assert d.poll(50.0) == []
+
+
+def test_reply_cut_short_by_the_client_is_an_audio_gap() -> None:
+    """Playback ends while the server still has the response open: livekit cut the reply."""
+    d = detector()
+    speaking(d)
+    feed(d, (2.0, PlaybackFinished()))
+    assert d.next_deadline() == 4.0
+    [stall] = d.poll(4.0)
+    assert stall.kind is StallKind.AUDIO_GAP
+    assert stall.silence_since == 2.0
+
+
+def test_a_cut_reply_stays_a_gap_when_the_server_finishes_it_unheard() -> None:
+    """The server closing the reply livekit cut does not end the silence."""
+    d = detector()
+    speaking(d)
+    feed(d, (2.0, PlaybackFinished()), (2.4, ResponseDone("r1", "completed")))
+    assert [s.kind for s in d.poll(4.0)] == [StallKind.AUDIO_GAP]
+
+
+def test_reconnect_forgets_the_open_response() -> None:
+    """A response of a dropped connection never finishes; after a reconnect none is open."""
+    d = detector()
+    speaking(d)
+    feed(d, (2.0, SessionReconnected()), (2.5, PlaybackFinished()))
+    assert [s.kind for s in d.poll(50.0)] == []

@@ -46,6 +46,7 @@ FAULT_KINDS: Final = (
     "error_event",
     "fatal_error",
     "flap",
+    "late_resume",
 )
 NON_FAULTS: Final = ("slow_first_audio", "long_answer")
 KINDS: Final = FAULT_KINDS + NON_FAULTS
@@ -58,7 +59,11 @@ DEFAULTS: Final[dict[str, float]] = {
     "drop_mid": 3,  # audio deltas sent before the socket is closed
     "slow_first_audio": 3.0,  # seconds before the first audio delta
     "long_answer": 12.0,  # seconds of answer audio
+    # seconds the audio stops for, after LATE_RESUME_DELTAS deltas, before the original reply
+    # resumes, ignoring any cancel: the late original a re-issued reply must never overlap
+    "late_resume": 2.5,
 }
+LATE_RESUME_DELTAS: Final = 3
 _COUNT_KINDS: Final = frozenset({"stall_mid", "drop_mid"})
 
 _ACCEPTED: Final = (

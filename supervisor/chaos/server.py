@@ -42,7 +42,7 @@ from typing import IO, Any, Final
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from .faults import Fault, Schedule, parse_schedule
+from .faults import LATE_RESUME_DELTAS, Fault, Schedule, parse_schedule
 from .vad import (
     ANSWER_HZ,
     PREAMBLE_HZ,
@@ -658,7 +658,9 @@ class _Connection:
             )
             return
         s = self.session
-        if not s.turn_open:
+        if s.turn == 0:
+            # a reply before the caller ever spoke (a greeting) is turn 1; after that only the
+            # caller's commits open turns, so a retry after an answer belongs to the same turn
             s.open_turn()
         fault: Fault | None = None
         if s.fatal:
@@ -789,6 +791,13 @@ class _Connection:
 
         async def fault_point() -> bool:
             """Apply stall_mid / drop_mid when their delta count is reached; True = stop."""
+            if kind == "late_resume" and sent == LATE_RESUME_DELTAS and fault is not None:
+                self.inject(fault, r)
+                if self.active is r:
+                    # the server has lost track of it: cancels miss it, new responses may start
+                    self.active = None
+                await asyncio.sleep(fault.seconds)
+                return False
             if fault is None or sent != fault.deltas or kind not in ("stall_mid", "drop_mid"):
                 return False
             self.inject(fault, r)

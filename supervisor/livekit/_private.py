@@ -5,28 +5,27 @@ tests/test_livekit_private.py fails loudly when livekit changes any of these sha
 - `AgentSession._activity`: on 1.5 and 1.8 the realtime session of the current agent is read
   through it without raising while an agent is being swapped (the public
   `current_agent.realtime_llm_session` raises RuntimeError in that window).
-- `RealtimeSession._create_ws_conn`: the OpenAI session opens each websocket through this method
-  (1.5.x and 1.8.x). Wrapping it is the only way to reach the live socket, and closing the live
-  socket is the only way to make the plugin run its own reconnect (chat context, tools and
-  options replayed) when the model is not wrapped in `RealtimeModelFallbackAdapter`.
-- `RealtimeSession._main_atask`: the task that owns the connection loop; once it is done the
-  session can never speak again, even if livekit did not close the `AgentSession` (a zombie).
+- `RealtimeSession._main_atask`: the task that owns the connection loop (1.5.x and 1.8.x). Once
+  it is done the session can never speak again, even if livekit did not close the
+  `AgentSession` (a zombie). Its coroutine keeps the live websocket in its local `ws_conn`:
+  closing that socket is the only way to make the plugin run its own reconnect (options, tools
+  and chat context replayed) when the model is not wrapped in `RealtimeModelFallbackAdapter`.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 __all__ = [
     "activity_realtime_session",
+    "close_socket",
     "connection_loop_done",
-    "install_socket_tap",
     "live_socket",
 ]
 
-_TAP_ATTR = "_realtime_supervisor_ws"
+
+_AWAIT_DEPTH = 6  # the connection loop sits one or two awaits below the task's coroutine
 
 
 def activity_realtime_session(session: Any) -> Any | None:
@@ -37,28 +36,22 @@ def activity_realtime_session(session: Any) -> Any | None:
     return getattr(activity, "realtime_llm_session", None)
 
 
-def install_socket_tap(rt_session: Any) -> bool:
-    """Remember every websocket the plugin opens, so `live_socket` can find the current one."""
-    original = getattr(rt_session, "_create_ws_conn", None)
-    if original is None or getattr(original, "_realtime_supervisor", False):
-        return original is not None
-
-    async def _create_ws_conn(*args: Any, **kwargs: Any) -> Any:
-        ws = await original(*args, **kwargs)
-        setattr(rt_session, _TAP_ATTR, ws)
-        return ws
-
-    _create_ws_conn._realtime_supervisor = True  # type: ignore[attr-defined]
-    rt_session._create_ws_conn = _create_ws_conn
-    return True
-
-
 def live_socket(rt_session: Any) -> Any | None:
-    """The websocket the plugin is using now, if it is open."""
-    ws = getattr(rt_session, _TAP_ATTR, None)
-    if ws is None or getattr(ws, "closed", True):
+    """The websocket the plugin's connection loop is using now, if it is open."""
+    task = getattr(rt_session, "_main_atask", None)
+    if not isinstance(task, asyncio.Task) or task.done():
         return None
-    return ws
+    # `_main_task` is wrapped by livekit's `log_exceptions`: walk down the awaits to its frame
+    coro: Any = task.get_coro()
+    for _ in range(_AWAIT_DEPTH):
+        frame = getattr(coro, "cr_frame", None)
+        if frame is not None and "ws_conn" in frame.f_locals:
+            ws = frame.f_locals["ws_conn"]
+            return None if ws is None or getattr(ws, "closed", True) else ws
+        coro = getattr(coro, "cr_await", None)
+        if coro is None:
+            break
+    return None
 
 
 def connection_loop_done(rt_session: Any) -> bool:
@@ -68,5 +61,5 @@ def connection_loop_done(rt_session: Any) -> bool:
 
 
 async def close_socket(ws: Any) -> None:
-    close: Callable[[], Awaitable[Any]] = ws.close
-    await close()
+    """Close a websocket from our side; the plugin reads it as a drop and reconnects."""
+    await ws.close()

@@ -236,7 +236,6 @@ class Supervisor:
             ("openai_server_event_received", self._on_server_event),
         ):
             self._subscribe(rt, name, handler)
-        _private.install_socket_tap(_openai_session(rt))
 
     def _on_agent_state(self, ev: Any) -> None:
         self._bind_realtime()  # a handoff to another agent brings another realtime session

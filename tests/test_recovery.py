@@ -1,0 +1,181 @@
+"""The reproductions again, with the watchdog attached: every stall ends with the turn answered.
+
+A real AgentSession and the real plugin against the chaos server; "answered" means frames of the
+answer tone were played at the output after the fault took effect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import subprocess
+
+import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+
+from supervisor.config import WatchdogConfig
+from supervisor.metrics import Metrics
+
+from .harness import LK_VERSION, start_call
+
+pytestmark = [pytest.mark.livekit, pytest.mark.timeout(90)]
+
+only_18 = pytest.mark.skipif(LK_VERSION < (1, 8), reason="the 1.8.x behaviour")
+
+# reply_timeout 5 s + recovery; generous for a loaded CI machine
+ANSWER_GUARD = 20.0
+
+
+def actions_taken(call) -> int:  # type: ignore[no-untyped-def]
+    c = call.supervisor.watchdog.counters
+    return c.recoveries_started + c.escalations
+
+
+@only_18
+@pytest.mark.parametrize(
+    ("fault", "stall_kind"),
+    [
+        ("stall_mid=3", "audio_gap"),
+        ("drop_mid=3", "post_warning_silence"),
+        ("no_response", "no_reply"),
+        ("failed_response", "no_reply"),
+        ("error_event", "no_reply"),
+        ("multi_message_empty", None),
+    ],
+)
+async def test_faulted_turn_is_answered_with_the_watchdog(fault: str, stall_kind: str | None) -> None:
+    """The fault takes effect, the watchdog notices, and the caller hears the answer."""
+    async with start_call(fault, supervised=True) as call:
+        await call.speak()
+        onset = await call.fault_onset()
+        # a whole answer, heard after the fault took effect
+        assert await call.answered_after(onset, timeout=ANSWER_GUARD)
+        record = call.chaos_record()
+        assert record.injected_kinds() == [fault.split("=")[0]]
+        counters = call.supervisor.watchdog.counters
+        if stall_kind is not None:
+            assert counters.stalls_by_kind == {stall_kind: 1}, counters
+            assert counters.recoveries_succeeded == 1
+        else:
+            assert counters.stalls == 0  # livekit 1.8 plays both items: nothing to recover
+        assert call.escalations == []
+
+
+@only_18
+async def test_a_reissued_reply_never_plays_over_a_late_original() -> None:
+    """The stalled original resumes 0.5 s after the re-issue: the caller never hears both."""
+    async with start_call("late_resume=2.5", supervised=True) as call:
+        await call.speak()
+        onset = await call.fault_onset()
+        assert await call.answered_after(onset, timeout=ANSWER_GUARD)
+        # the original's resumed audio (0.7 s of it) has come and gone by now
+        await asyncio.sleep(3.5)
+        assert call.supervisor.watchdog.counters.recoveries_succeeded >= 1
+        # the chaos server marks each response in its tone's amplitude: every response heard
+        # must be one contiguous run, and the original must never come back after another
+        levels = [f.level for f in sorted(call.speaker.frames, key=lambda f: f.at) if f.kind]
+        runs = [level for i, level in enumerate(levels) if i == 0 or levels[i - 1] != level]
+        assert len(runs) == len(set(runs)), f"replies interleaved at the output: {runs}"
+        assert len(runs) >= 2
+
+
+@pytest.mark.compat
+async def test_multi_message_on_old_livekit_is_detected_and_the_answer_heard() -> None:
+    """The original report: before 1.5.12 the answer item is dropped; the watchdog re-asks."""
+    async with start_call("multi_message,clean", supervised=True) as call:
+        t = await call.speak()
+        assert await call.answered_after(t, timeout=ANSWER_GUARD)
+        counters = call.supervisor.watchdog.counters
+        if LK_VERSION < (1, 5, 12):
+            assert call.logs.saw("expected to receive only one message generation")
+            assert counters.stalls_by_kind == {"post_warning_silence": 1}
+            assert counters.recoveries_succeeded == 1
+        else:
+            assert counters.stalls == 0  # fixed upstream: nothing to recover
+
+
+@only_18
+@pytest.mark.parametrize("fault", ["flap", "fatal_error"])
+async def test_unrecoverable_faults_escalate_with_the_hook_called(fault: str) -> None:
+    """flap and fatal_error cannot be recovered: the watchdog escalates once, nothing hangs."""
+    async with start_call(fault, supervised=True) as call:
+        await call.speak()
+        for _ in range(int(ANSWER_GUARD * 10)):
+            if call.escalations:
+                break
+            await asyncio.sleep(0.1)
+        assert len(call.escalations) == 1
+        esc = call.escalations[0]
+        assert esc.reason in {"reconnect_storm", "dead_session", "ladder_exhausted"}
+        assert esc.context["session_id"]
+
+
+@only_18
+async def test_no_action_on_slow_first_audio_and_long_answers() -> None:
+    """Slow first audio (3 s) and a 12 s answer are not stalls: the watchdog does nothing."""
+    async with start_call(
+        "slow_first_audio=3.0,long_answer=12,clean", supervised=True, reply_seconds=1.0
+    ) as call:
+        for wait in (10.0, 20.0, 8.0):
+            t = await call.speak()
+            assert await call.answered_after(t, timeout=wait)
+            # let the reply play to its end before the caller speaks again
+            while call.state == "speaking" or call.speaker.frames[-1].at > asyncio.get_running_loop().time():
+                await asyncio.sleep(0.1)
+            await asyncio.sleep(0.5)
+        assert actions_taken(call) == 0
+        assert call.supervisor.watchdog.counters.stalls == 0
+
+
+@only_18
+@pytest.mark.tools
+async def test_metrics_from_a_faulted_run_pass_promtool_and_carry_the_contract() -> None:
+    """/metrics after a faulted run: promtool accepts it and every contract series is there."""
+    registry = CollectorRegistry()
+    metrics = Metrics(registry)
+    async with start_call("no_response,clean", supervised=True, metrics=metrics) as call:
+        t = await call.speak()
+        assert await call.answered_after(t, timeout=ANSWER_GUARD)
+        await asyncio.sleep(1.5)
+        t = await call.speak()
+        assert await call.answered_after(t, timeout=ANSWER_GUARD)
+    body = generate_latest(registry).decode()
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool is required (Debian package prometheus)"
+    check = subprocess.run([promtool, "check", "metrics"], input=body, text=True, capture_output=True)
+    assert check.returncode == 0, check.stdout + check.stderr
+    for series in (
+        'realtime_supervisor_turns_total{model="gpt-realtime",provider="openai"} 2.0',
+        'realtime_supervisor_stalls_total{kind="no_reply",model="gpt-realtime",provider="openai"} 1.0',
+        'realtime_supervisor_recoveries_total{action="reissue",model="gpt-realtime",outcome="success",provider="openai"} 1.0',
+        "realtime_supervisor_recovery_seconds_bucket{action=\"reissue\"",
+        "realtime_supervisor_silence_seconds_bucket{kind=\"no_reply\"",
+        "realtime_supervisor_reply_latency_seconds_bucket{",
+        "realtime_supervisor_sessions_active ",
+        "realtime_supervisor_sessions_stalled ",
+        "realtime_supervisor_escalations_total",
+        "realtime_supervisor_livekit_warnings_total",
+        "realtime_supervisor_watchdog_errors_total",
+        "realtime_supervisor_build_info{",
+    ):
+        assert series in body, series
+
+
+@pytest.mark.compat
+@pytest.mark.parametrize("wrap_model", [False, True], ids=["socket-recycle", "livekit-restart"])
+async def test_the_reconnect_rung_answers_over_a_fresh_connection(wrap_model: bool) -> None:
+    """With reconnect as the rung, a stalled reply is answered over a new websocket."""
+    if wrap_model and LK_VERSION < (1, 8):
+        pytest.skip("RealtimeModelFallbackAdapter.restart_session is 1.8+")
+    config = WatchdogConfig(ladder=("reconnect",))
+    async with start_call("stall_mid=3", supervised=True, watchdog=config, wrap_model=wrap_model) as call:
+        await call.speak()
+        onset = await call.fault_onset()
+        assert await call.answered_after(onset, timeout=ANSWER_GUARD)
+        counters = call.supervisor.watchdog.counters
+        assert counters.recoveries == {"reconnect": {"success": 1, "failure": 0}}
+        assert call.chaos_record().connections == 2
+        # the conversation was kept: the new connection got the chat context replayed
+        types = [r.type for r in call.chaos_record().received if r.connection == 2]
+        assert "session.update" in types and "conversation.item.create" in types
+        assert call.escalations == []
