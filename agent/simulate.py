@@ -1118,13 +1118,13 @@ def _fmt_stats(s: Stats) -> str:
     return f"{s.p50:.2f} / {s.p95:.2f} / {s.max:.2f}"
 
 
-def _fmt_map(m: Mapping[str, Any]) -> str:
-    return ", ".join(f"{k} {v}" for k, v in m.items()) or "-"
+def _fmt_map(m: Mapping[str, Any], sep: str = ", ") -> str:
+    return sep.join(f"{k} {v}" for k, v in m.items()) or "-"
 
 
-def _fmt_recoveries(r: Mapping[str, Mapping[str, int]]) -> str:
+def _fmt_recoveries(r: Mapping[str, Mapping[str, int]], sep: str = ", ") -> str:
     return (
-        ", ".join(
+        sep.join(
             f"{a} {c.get('success', 0)} ok / {c.get('failure', 0)} failed" for a, c in r.items()
         )
         or "-"
@@ -1135,11 +1135,11 @@ def _summary_rows(s: Summary) -> list[tuple[str, str]]:
     rows = [
         ("turns answered", f"{s.turns_answered} / {s.turns}"),
         ("turns unanswered", str(s.turns_unanswered)),
-        ("stalls", _fmt_map(s.stalls)),
-        ("recoveries", _fmt_recoveries(s.recoveries)),
+        ("stalls", _fmt_map(s.stalls, "\n")),
+        ("recoveries", _fmt_recoveries(s.recoveries, "\n")),
         ("escalations", str(s.escalations)),
-        ("silence p50 / p95 / max (s)", _fmt_stats(s.silence_seconds)),
-        ("recovery p50 / p95 / max (s)", _fmt_stats(s.recovery_seconds)),
+        ("silence p50/p95/max s", _fmt_stats(s.silence_seconds)),
+        ("recovery p50/p95/max s", _fmt_stats(s.recovery_seconds)),
         ("overlapping replies", str(s.overlapping_replies)),
     ]
     if s.by_fault is not None:
@@ -1182,17 +1182,22 @@ def _live_table(state: RunState) -> Any:
     from rich.table import Table
 
     snap = state.snapshot()
-    table = Table(title=f"simulate ({snap['mode']}), {snap['elapsed']:.0f} s", title_justify="left")
+    table = Table(
+        title=f"simulate ({snap['mode']}), {snap['elapsed']:.0f} s",
+        title_justify="left",
+        show_header=False,
+    )
     table.add_column("")
     table.add_column("")
     table.add_row("sessions", f"{snap['sessions_done']} / {snap['sessions']} done")
     table.add_row(
-        "turns answered", f"{snap['turns_answered']} / {snap['turns_done']} ({snap['turns_total']})"
+        "turns answered",
+        f"{snap['turns_answered']} of {snap['turns_done']} done ({snap['turns_total']} planned)",
     )
     table.add_row("stalls", _fmt_map(snap["stalls"]))
     table.add_row("recoveries", _fmt_recoveries(snap["recoveries"]))
     table.add_row("escalations", str(snap["escalations"]))
-    table.add_row("recovery p50 / p95 (s)", _fmt_stats(snap["recovery"]))
+    table.add_row("recovery p50/p95/max s", _fmt_stats(snap["recovery"]))
     if snap["mode"] == "timer":
         table.add_row("timer fires", str(snap["timer_fires"]))
     return table
@@ -1275,7 +1280,7 @@ async def _main_async(runs: Sequence[SimulateOptions], args: argparse.Namespace)
             print(f"metrics on {url}", file=sys.stderr, flush=True)
         for options in runs:
             summaries.append(await _run_with_view(options, console, live))
-        console.print(summary_title(summaries[0]), highlight=False)
+        console.print(summary_title(summaries[0]), highlight=False, soft_wrap=True)
         console.print(render_summaries(summaries))
         if args.json_path is not None:
             if len(summaries) == 1:

@@ -1,8 +1,8 @@
 """The exceptions realtime-supervisor raises.
 
-    SupervisorError
-    ├── ConfigError      a setting, variable, flag or schedule is invalid (also a ValueError)
-    └── RecoveryError    an action could not be performed (the watchdog contains these)
+SupervisorError
+├── ConfigError      a setting, variable, flag or schedule is invalid (also a ValueError)
+└── RecoveryError    an action could not be performed (the watchdog contains these)
 """
 
 from __future__ import annotations

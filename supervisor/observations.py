@@ -41,7 +41,7 @@ class WarningKind(StrEnum):
     SCHEDULING_STOPPED = "scheduling_stopped"  # "skipping new realtime generation, ..."
     TEXT_WITH_AUDIO = "text_with_audio"  # "Text message received from Realtime API with audio ..."
     EVENT_FAILED = "event_failed"  # "failed to handle event"
-    UNRECOVERABLE_CLOSE = "unrecoverable_close"  # "AgentSession is closing due to unrecoverable ..."
+    UNRECOVERABLE_CLOSE = "unrecoverable_close"  # "AgentSession is closing due to unrecoverable"
     ACLOSE_ERROR = "aclose_error"  # "Error in _aclose_impl": the zombie marker on 1.5 and 1.2
     LATE_RESPONSE = "late_response"  # "discarding response that arrived after it was timed out ..."
 

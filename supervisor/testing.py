@@ -16,8 +16,8 @@ what the caller heard and when.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import contextlib
+import inspect
 import math
 import time
 from array import array

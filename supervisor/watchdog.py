@@ -210,6 +210,10 @@ class Watchdog:
         """The application deliberately leaves the current user turn unanswered."""
         self.observe(TurnDeclined())
 
+    def report_error(self, where: str, exc: BaseException) -> None:
+        """Log and count an error the binding contained (a malformed event, say)."""
+        self._error(where, exc)
+
     # -- the loop of judgement -----------------------------------------------------------------
 
     def _feed(self, obs: Observation) -> None:

@@ -208,8 +208,15 @@ class Supervisor:
             self.watchdog.observe(obs)
 
     def _subscribe(self, emitter: Any, name: str, handler: Callable[..., None]) -> None:
-        emitter.on(name, handler)
-        self._subscriptions.append((emitter, name, handler))
+        def contained(*args: Any) -> None:
+            # livekit calls us from its own event loop paths: nothing may escape into them
+            try:
+                handler(*args)
+            except Exception as exc:
+                self.watchdog.report_error(f"event {name}", exc)
+
+        emitter.on(name, contained)
+        self._subscriptions.append((emitter, name, contained))
 
     def _install_audio_tap(self) -> None:
         out = self._session.output.audio
@@ -251,7 +258,10 @@ class Supervisor:
     def _on_error(self, ev: Any) -> None:
         err = ev.error
         if getattr(err, "type", None) == "realtime_model_error":
-            code = getattr(getattr(err, "error", None), "code", None)
+            inner = getattr(err, "error", None)
+            # livekit's APIError keeps the server's error object in `body`
+            body = getattr(inner, "body", None)
+            code = getattr(inner, "code", None) or getattr(body, "code", None)
             self.observe(RealtimeError(recoverable=bool(err.recoverable), code=_str_or_none(code)))
             self._check_zombie()
 
@@ -271,17 +281,17 @@ class Supervisor:
     def _on_server_event(self, event: dict[str, Any]) -> None:
         kind = event.get("type")
         if kind == "response.created":
-            self.observe(ResponseCreated(str(event.get("response", {}).get("id", ""))))
+            self.observe(ResponseCreated(_field(event, "response", "id")))
         elif kind == "response.output_item.added":
-            item = event.get("item") or {}
-            rid = str(event.get("response_id", ""))
-            if item.get("type") == "message":
-                self.observe(MessageItemAdded(rid, str(item.get("id", ""))))
-            elif item.get("type") == "function_call":
+            item_type = _field(event, "item", "type")
+            if item_type == "message":
+                rid = str(event.get("response_id", ""))
+                self.observe(MessageItemAdded(rid, _field(event, "item", "id")))
+            elif item_type == "function_call":
                 self.observe(ToolCallStarted())
         elif kind == "response.done":
-            response = event.get("response") or {}
-            self.observe(ResponseDone(str(response.get("id", "")), str(response.get("status"))))
+            rid = _field(event, "response", "id")
+            self.observe(ResponseDone(rid, _field(event, "response", "status")))
 
     def _on_log_record(self, kind: WarningKind) -> None:
         self.observe(LivekitWarning(kind))
@@ -372,6 +382,12 @@ class _Actions:
 def _openai_session(rt: Any) -> Any:
     # RealtimeModelFallbackAdapter's session delegates to the OpenAI session it holds
     return getattr(rt, "_active", rt)
+
+
+def _field(event: dict[str, Any], obj: str, key: str) -> str:
+    """`event[obj][key]` as a string, "" when the server sent something else (never raises)."""
+    inner = event.get(obj)
+    return str(inner.get(key, "")) if isinstance(inner, dict) else ""
 
 
 def _str_or_none(v: object) -> str | None:
@@ -466,10 +482,8 @@ class _LogTap(logging.Filter):
 
     def _route(self, record: logging.LogRecord) -> None:
         message = record.getMessage()
-        for prefix, kind in _WARNINGS:
-            if prefix in message:
-                break
-        else:
+        kind = next((kind for prefix, kind in _WARNINGS if prefix in message), None)
+        if kind is None:
             return
         sup = _CURRENT.get()
         if sup is None or sup not in self._supervisors:

@@ -1,0 +1,68 @@
+"""The livekit binding against the real plugin: what it hears, and that it never breaks livekit."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+import structlog
+
+from .harness import LK_VERSION, start_call
+
+pytestmark = [pytest.mark.livekit, pytest.mark.timeout(60)]
+
+
+@pytest.mark.compat
+async def test_malformed_server_events_are_contained_and_counted() -> None:
+    """A raw server event of the wrong shape neither raises into livekit nor stops the watchdog."""
+    async with start_call("no_response", supervised=True) as call:
+        rt = call.session.current_agent.realtime_llm_session
+        rt.emit("openai_server_event_received", ["not", "an", "event"])
+        rt.emit("openai_server_event_received", {"type": "response.created", "response": None})
+        rt.emit("openai_server_event_received", {"type": "response.done", "response": 42})
+        watchdog = call.supervisor.watchdog
+        assert watchdog.counters.errors == 1  # the list; the odd shapes are read as empty
+        # and the watchdog still does its job
+        await call.speak()
+        onset = await call.fault_onset()
+        assert await call.answered_after(onset, timeout=20)
+        assert watchdog.counters.recoveries_succeeded == 1
+
+
+@pytest.mark.compat
+async def test_livekit_warnings_reach_the_watchdog_whatever_the_application_log_level() -> None:
+    """With livekit's logger at ERROR the warning is still seen, and the app's output unchanged."""
+    lk_logger = logging.getLogger("livekit.agents")
+    saved = lk_logger.level
+    lk_logger.setLevel(logging.ERROR)
+    try:
+        async with start_call("multi_message,clean", supervised=True) as call:
+            t = await call.speak()
+            assert await call.answered_after(t, timeout=20)
+            counters = call.supervisor.watchdog.counters
+            if LK_VERSION < (1, 5, 12):
+                assert counters.stalls_by_kind == {"post_warning_silence": 1}
+                # the application asked for ERROR and above: our tap let no warning through
+                assert not call.logs.saw("expected to receive only one message generation")
+            assert lk_logger.level == logging.WARNING  # lowered while we watch
+        assert lk_logger.level == logging.ERROR  # and restored after
+    finally:
+        lk_logger.setLevel(saved)
+
+
+async def test_stall_and_recovery_are_logged_with_context_and_durations() -> None:
+    """One structlog event per stall and recovery step, with ids, kind and durations, no keys."""
+    with structlog.testing.capture_logs() as logs:
+        async with start_call("no_response", supervised=True) as call:
+            await call.speak()
+            onset = await call.fault_onset()
+            assert await call.answered_after(onset, timeout=20)
+    events = {e["event"]: e for e in logs}
+    assert {"stall.detected", "recovery.started", "recovery.succeeded"} <= set(events)
+    stall = events["stall.detected"]
+    assert stall["kind"] == "no_reply"
+    assert stall["silence_seconds"] >= 4.9
+    assert stall["session_id"]
+    assert events["recovery.succeeded"]["action"] == "reissue"
+    assert events["recovery.succeeded"]["recovery_seconds"] >= 0
+    assert "sk-test-key" not in repr(logs)
