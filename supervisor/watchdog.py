@@ -91,6 +91,8 @@ class WatchdogCounters:
     escalation_reasons: dict[str, int] = field(default_factory=dict)
     recovery_seconds: list[float] = field(default_factory=list)
     silence_seconds: list[float] = field(default_factory=list)
+    # (kind, silence_since, detected_at) per stall, on the watchdog's clock: for benchmarks
+    detections: list[tuple[str, float, float]] = field(default_factory=list)
 
     def _outcome(self, action: str, outcome: str) -> None:
         by = self.recoveries.setdefault(action, {"success": 0, "failure": 0})
@@ -310,6 +312,7 @@ class Watchdog:
         self.counters.stalls += 1
         kinds = self.counters.stalls_by_kind
         kinds[stall.kind.value] = kinds.get(stall.kind.value, 0) + 1
+        self.counters.detections.append((stall.kind.value, stall.silence_since, stall.detected_at))
         self._record(lambda m: m.stall(stall.kind.value))
         self._emit(
             "stall.detected",

@@ -55,6 +55,14 @@ class Call:
     states: list[tuple[float, str]] = field(default_factory=list)
     escalations: list[Any] = field(default_factory=list)
     reply_seconds: float = 1.0
+    state_changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def until_state(self, state: str, *, within: float = 30.0) -> None:
+        """Wait until livekit reports the agent in `state`."""
+        async with asyncio.timeout(within):
+            while self.state != state:
+                self.state_changed.clear()
+                await self.state_changed.wait()
 
     @property
     def state(self) -> str:
@@ -65,19 +73,19 @@ class Call:
         await self.caller.say(seconds)
         return time.monotonic()
 
-    async def answered_after(self, t: float, *, timeout: float) -> bool:
+    async def answered_after(self, t: float, *, within: float) -> bool:
         """Whether a whole answer (not a preamble, not a cut-off reply) is heard after `t`."""
         try:
             await asyncio.wait_for(
-                self.speaker.wait_for_answer(t, seconds=self.reply_seconds), timeout
+                self.speaker.wait_for_answer(t, seconds=self.reply_seconds), within
             )
         except TimeoutError:
             return False
         return True
 
-    async def fault_onset(self, *, timeout: float = 15.0) -> float:
+    async def fault_onset(self, *, within: float = 15.0) -> float:
         """Wait until the chaos server has injected its fault; return when it took effect."""
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + within
         while time.monotonic() < deadline:
             for record in self.server.sessions.values():
                 if record.injected:
@@ -130,9 +138,12 @@ async def start_call(
     session.input.audio = caller
     session.output.audio = speaker
     call = Call(server, session, model, caller, speaker, logs, reply_seconds=reply_seconds)
-    session.on(
-        "agent_state_changed", lambda ev: call.states.append((time.monotonic(), ev.new_state))
-    )
+
+    def on_state(ev: Any) -> None:
+        call.states.append((time.monotonic(), ev.new_state))
+        call.state_changed.set()
+
+    session.on("agent_state_changed", on_state)
     sup = None
     if supervised:
         from supervisor.config import WatchdogConfig

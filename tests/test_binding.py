@@ -25,7 +25,7 @@ async def test_malformed_server_events_are_contained_and_counted() -> None:
         # and the watchdog still does its job
         await call.speak()
         onset = await call.fault_onset()
-        assert await call.answered_after(onset, timeout=20)
+        assert await call.answered_after(onset, within=20)
         assert watchdog.counters.recoveries_succeeded == 1
 
 
@@ -38,7 +38,7 @@ async def test_livekit_warnings_reach_the_watchdog_whatever_the_application_log_
     try:
         async with start_call("multi_message,clean", supervised=True) as call:
             t = await call.speak()
-            assert await call.answered_after(t, timeout=20)
+            assert await call.answered_after(t, within=20)
             counters = call.supervisor.watchdog.counters
             if LK_VERSION < (1, 5, 12):
                 assert counters.stalls_by_kind == {"post_warning_silence": 1}
@@ -56,7 +56,7 @@ async def test_stall_and_recovery_are_logged_with_context_and_durations() -> Non
         async with start_call("no_response", supervised=True) as call:
             await call.speak()
             onset = await call.fault_onset()
-            assert await call.answered_after(onset, timeout=20)
+            assert await call.answered_after(onset, within=20)
     events = {e["event"]: e for e in logs}
     assert {"stall.detected", "recovery.started", "recovery.succeeded"} <= set(events)
     stall = events["stall.detected"]

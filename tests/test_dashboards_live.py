@@ -232,6 +232,7 @@ class TinyExporter:
         if importlib.util.find_spec("supervisor.metrics") is None:
             return None
         from prometheus_client.metrics import MetricWrapperBase
+
         from supervisor.metrics import Metrics
 
         metrics = Metrics(self.registry)
@@ -347,8 +348,6 @@ def _simulate(port: int, faults: str) -> subprocess.Popen[bytes]:
 
 @pytest.fixture
 def simulate() -> Iterator[Callable[[str], str]]:
-    if importlib.util.find_spec("agent.simulate") is None:
-        pytest.skip("needs agent simulate (issue 4)")
     started: list[subprocess.Popen[bytes]] = []
 
     def run(faults: str) -> str:

@@ -30,7 +30,7 @@ async def test_the_live_socket_is_found_and_closing_it_makes_livekit_reconnect()
     async with start_call("clean") as call:
         rt = _private.activity_realtime_session(call.session)
         t = await call.speak()
-        assert await call.answered_after(t, timeout=10)
+        assert await call.answered_after(t, within=10)
         ws = _private.live_socket(rt)
         assert ws is not None and not ws.closed
         assert _private.connection_loop_done(rt) is False
@@ -43,7 +43,7 @@ async def test_the_live_socket_is_found_and_closing_it_makes_livekit_reconnect()
         assert new_ws is not None and new_ws is not ws
         # the conversation goes on over the new socket
         t = await call.speak()
-        assert await call.answered_after(t, timeout=10)
+        assert await call.answered_after(t, within=10)
 
 
 async def test_the_connection_loop_task_ends_when_the_session_closes() -> None:

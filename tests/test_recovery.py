@@ -43,13 +43,15 @@ def actions_taken(call) -> int:  # type: ignore[no-untyped-def]
         ("multi_message_empty", None),
     ],
 )
-async def test_faulted_turn_is_answered_with_the_watchdog(fault: str, stall_kind: str | None) -> None:
+async def test_faulted_turn_is_answered_with_the_watchdog(
+    fault: str, stall_kind: str | None
+) -> None:
     """The fault takes effect, the watchdog notices, and the caller hears the answer."""
     async with start_call(fault, supervised=True) as call:
         await call.speak()
         onset = await call.fault_onset()
         # a whole answer, heard after the fault took effect
-        assert await call.answered_after(onset, timeout=ANSWER_GUARD)
+        assert await call.answered_after(onset, within=ANSWER_GUARD)
         record = call.chaos_record()
         assert record.injected_kinds() == [fault.split("=")[0]]
         counters = call.supervisor.watchdog.counters
@@ -67,7 +69,7 @@ async def test_a_reissued_reply_never_plays_over_a_late_original() -> None:
     async with start_call("late_resume=2.5", supervised=True) as call:
         await call.speak()
         onset = await call.fault_onset()
-        assert await call.answered_after(onset, timeout=ANSWER_GUARD)
+        assert await call.answered_after(onset, within=ANSWER_GUARD)
         # the original's resumed audio (0.7 s of it) has come and gone by now
         await asyncio.sleep(3.5)
         assert call.supervisor.watchdog.counters.recoveries_succeeded >= 1
@@ -84,7 +86,7 @@ async def test_multi_message_on_old_livekit_is_detected_and_the_answer_heard() -
     """The original report: before 1.5.12 the answer item is dropped; the watchdog re-asks."""
     async with start_call("multi_message,clean", supervised=True) as call:
         t = await call.speak()
-        assert await call.answered_after(t, timeout=ANSWER_GUARD)
+        assert await call.answered_after(t, within=ANSWER_GUARD)
         counters = call.supervisor.watchdog.counters
         if LK_VERSION < (1, 5, 12):
             assert call.logs.saw("expected to receive only one message generation")
@@ -118,10 +120,9 @@ async def test_no_action_on_slow_first_audio_and_long_answers() -> None:
     ) as call:
         for wait in (10.0, 20.0, 8.0):
             t = await call.speak()
-            assert await call.answered_after(t, timeout=wait)
+            assert await call.answered_after(t, within=wait)
             # let the reply play to its end before the caller speaks again
-            while call.state == "speaking" or call.speaker.frames[-1].at > asyncio.get_running_loop().time():
-                await asyncio.sleep(0.1)
+            await call.until_state("listening")
             await asyncio.sleep(0.5)
         assert actions_taken(call) == 0
         assert call.supervisor.watchdog.counters.stalls == 0
@@ -135,21 +136,25 @@ async def test_metrics_from_a_faulted_run_pass_promtool_and_carry_the_contract()
     metrics = Metrics(registry)
     async with start_call("no_response,clean", supervised=True, metrics=metrics) as call:
         t = await call.speak()
-        assert await call.answered_after(t, timeout=ANSWER_GUARD)
+        assert await call.answered_after(t, within=ANSWER_GUARD)
         await asyncio.sleep(1.5)
         t = await call.speak()
-        assert await call.answered_after(t, timeout=ANSWER_GUARD)
+        assert await call.answered_after(t, within=ANSWER_GUARD)
     body = generate_latest(registry).decode()
     promtool = shutil.which("promtool")
     assert promtool, "promtool is required (Debian package prometheus)"
-    check = subprocess.run([promtool, "check", "metrics"], input=body, text=True, capture_output=True)
+    check = await asyncio.to_thread(
+        subprocess.run, [promtool, "check", "metrics"], input=body, text=True, capture_output=True
+    )
     assert check.returncode == 0, check.stdout + check.stderr
     for series in (
         'realtime_supervisor_turns_total{model="gpt-realtime",provider="openai"} 2.0',
-        'realtime_supervisor_stalls_total{kind="no_reply",model="gpt-realtime",provider="openai"} 1.0',
-        'realtime_supervisor_recoveries_total{action="reissue",model="gpt-realtime",outcome="success",provider="openai"} 1.0',
-        "realtime_supervisor_recovery_seconds_bucket{action=\"reissue\"",
-        "realtime_supervisor_silence_seconds_bucket{kind=\"no_reply\"",
+        'realtime_supervisor_stalls_total{kind="no_reply",model="gpt-realtime",'
+        'provider="openai"} 1.0',
+        'realtime_supervisor_recoveries_total{action="reissue",model="gpt-realtime",'
+        'outcome="success",provider="openai"} 1.0',
+        'realtime_supervisor_recovery_seconds_bucket{action="reissue"',
+        'realtime_supervisor_silence_seconds_bucket{kind="no_reply"',
         "realtime_supervisor_reply_latency_seconds_bucket{",
         "realtime_supervisor_sessions_active ",
         "realtime_supervisor_sessions_stalled ",
@@ -168,10 +173,12 @@ async def test_the_reconnect_rung_answers_over_a_fresh_connection(wrap_model: bo
     if wrap_model and LK_VERSION < (1, 8):
         pytest.skip("RealtimeModelFallbackAdapter.restart_session is 1.8+")
     config = WatchdogConfig(ladder=("reconnect",))
-    async with start_call("stall_mid=3", supervised=True, watchdog=config, wrap_model=wrap_model) as call:
+    async with start_call(
+        "stall_mid=3", supervised=True, watchdog=config, wrap_model=wrap_model
+    ) as call:
         await call.speak()
         onset = await call.fault_onset()
-        assert await call.answered_after(onset, timeout=ANSWER_GUARD)
+        assert await call.answered_after(onset, within=ANSWER_GUARD)
         counters = call.supervisor.watchdog.counters
         assert counters.recoveries == {"reconnect": {"success": 1, "failure": 0}}
         assert call.chaos_record().connections == 2

@@ -108,7 +108,7 @@ async def test_fault_free_run_answers_every_turn_with_real_audio() -> None:
     async with start_call("clean", reply_seconds=0.5) as call:
         for _ in range(20):
             t = await call.speak(0.4)
-            assert await call.answered_after(t, timeout=10.0)
+            assert await call.answered_after(t, within=10.0)
             # let the reply play out before the next turn, as a person would
             await asyncio.sleep(0.7)
         record = call.chaos_record()
