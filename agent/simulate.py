@@ -113,6 +113,10 @@ class SimulateOptions:
     watchdog: WatchdogConfig = field(default_factory=WatchdogConfig)
     # the hand-written timer's wait (mode timer)
     timer_seconds: float = 5.0
+    # the caller speaks again this long into the agent's reply, on odd turns (None: never)
+    barge_in: float | None = None
+    # after its last turn the caller stays on the line, silent, this long before hanging up
+    final_silence: float = 0.0
 
     def __post_init__(self) -> None:
         def positive_int(flag: str, value: object) -> None:
@@ -134,6 +138,10 @@ class SimulateOptions:
             raise ConfigError("--mode", f"expected one of {', '.join(MODES)}, got {self.mode!r}")
         seconds("--patience", self.patience)
         seconds("--timer-seconds", self.timer_seconds)
+        if self.barge_in is not None:
+            seconds("--barge-in", self.barge_in)
+        if self.final_silence != 0.0:
+            seconds("--final-silence", self.final_silence)
         if self.reply_seconds is not None:
             seconds("--reply-seconds", self.reply_seconds)
         if self.embedded and self.reply_seconds is None:
@@ -217,6 +225,13 @@ class TurnRecord:
     silence: float = 0.0  # turn end -> answer_at, or patience when unanswered
     overlapping: bool = False  # two responses' audio interleaved at the output
     fault: str | None = None  # what the chaos server injected in this turn (embedded)
+    # the longest stretch without agent audio between turn end and the answer (the silence the
+    # caller lived through, mid-reply gaps included), or patience when unanswered
+    gap: float = 0.0
+    interrupted: bool = False  # the caller spoke again into the reply on purpose (barge_in)
+    fault_onset: float | None = None  # monotonic: when the chaos server's fault took effect
+    # the watchdog's verdicts in this turn: (kind, silence_since, detected_at), monotonic
+    detections: list[tuple[str, float, float]] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -247,6 +262,7 @@ class Summary:
     sessions_timed_out: int = 0
     livekit_warnings: dict[str, int] = field(default_factory=dict)
     turn_details: list[dict[str, Any]] = field(default_factory=list)
+    escalated_sessions: int = 0  # sessions whose on_escalate hook was called at least once
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -389,6 +405,7 @@ class _Call:
     escalations: int = 0
     timed_out: bool = False
     done: bool = False
+    detections: list[tuple[str, float, float]] = field(default_factory=list)
 
 
 _CALL: contextvars.ContextVar[_Call | None] = contextvars.ContextVar("simulate_call", default=None)
@@ -525,8 +542,32 @@ async def _caller_loop(
             await asyncio.wait_for(caller.say(SPEAK_SECONDS), SPEAK_SECONDS + SAY_SLACK)
         record = TurnRecord(call.index, number, ended_at=time.monotonic())
         call.turns.append(record)
+        if options.barge_in is not None and number % 2 == 1 and number < options.turns:
+            await _barge_in(call, speaker, record, options)
+            continue
         await _listen(call, speaker, record, options)
         call.changed.set()
+    if options.final_silence > 0:
+        await asyncio.sleep(options.final_silence)
+
+
+async def _barge_in(
+    call: _Call, speaker: Any, record: TurnRecord, options: SimulateOptions
+) -> None:
+    """Wait for the reply to start, then let it play `barge_in` seconds: the caller cuts in."""
+    assert options.barge_in is not None
+    t = record.ended_at
+    deadline = t + options.patience
+    while not speaker.frames_after(t) and time.monotonic() < deadline:
+        await _wait_changed(call, deadline - time.monotonic())
+    frames = speaker.frames_after(t)
+    record.interrupted = True
+    if frames:
+        record.first_audio_at = frames[0].at
+        record.silence = record.gap = max(0.0, frames[0].at - t)
+        await asyncio.sleep(max(0.0, frames[0].at + options.barge_in - time.monotonic()))
+    else:
+        record.silence = record.gap = options.patience
 
 
 async def _until_listening(session: Any) -> None:
@@ -550,6 +591,7 @@ async def _listen(call: _Call, speaker: Any, record: TurnRecord, options: Simula
             record.answered = True
             record.answer_at = answer_at
             record.silence = max(0.0, answer_at - t)
+            record.gap = _longest_gap(frames, t, answer_at)
             await _until_played(call, speaker, segment, options)
             break
         last_sound = max([t] + [f.at + f.duration for f in frames])
@@ -558,10 +600,21 @@ async def _listen(call: _Call, speaker: Any, record: TurnRecord, options: Simula
             continue
         give_up = last_sound + options.patience
         if now >= give_up:
-            record.silence = options.patience
+            record.silence = record.gap = options.patience
             break
         await _wait_changed(call, give_up - now)
     record.overlapping = _overlapping(speaker.frames_after(t))
+
+
+def _longest_gap(frames: Sequence[Any], start: float, end: float) -> float:
+    """The longest stretch in [start, end] with no frame playing."""
+    longest, covered = 0.0, start
+    for f in sorted(frames, key=lambda f: f.at):
+        if f.at >= end:
+            break
+        longest = max(longest, f.at - covered)
+        covered = max(covered, f.at + f.duration)
+    return round(max(longest, end - covered), 6)
 
 
 async def _until_played(call: _Call, speaker: Any, segment: int, options: SimulateOptions) -> None:
@@ -662,10 +715,11 @@ async def _run_call(
             metrics=_TallyMetrics(metrics, tally),
             context={"simulate_session": str(call.index)},
         )
-    guard = options.turns * (options.patience + GUARD_EXTRA)
+    guard = options.turns * (options.patience + GUARD_EXTRA) + options.final_silence
     try:
         async with asyncio.timeout(guard):
-            await session.start(Agent(instructions=cfg.instructions), record=False)
+            agent = Agent(instructions=cfg.instructions, tools=_tools(options))
+            await session.start(agent, record=False)
             if call.supervisor is not None:
                 await call.supervisor.start()
             if options.mode == "timer":
@@ -682,6 +736,7 @@ async def _run_call(
         if call.supervisor is not None:
             await call.supervisor.aclose()
             tally.errors += _counter_total(call.supervisor.watchdog.counters, "errors")
+            call.detections = list(getattr(call.supervisor.watchdog.counters, "detections", []))
         with contextlib.suppress(Exception):
             await asyncio.wait_for(session.aclose(), CLOSE_TIMEOUT)
         with contextlib.suppress(Exception):
@@ -691,10 +746,29 @@ async def _run_call(
         while len(call.turns) < options.turns:
             call.turns.append(
                 TurnRecord(
-                    call.index, len(call.turns) + 1, time.monotonic(), silence=options.patience
+                    call.index,
+                    len(call.turns) + 1,
+                    time.monotonic(),
+                    silence=options.patience,
+                    gap=options.patience,
                 )
             )
         call.done = True
+
+
+def _tools(options: SimulateOptions) -> list[Any]:
+    """The chaos server's `tool_call` calls this function; it takes the seconds it is asked."""
+    if not options.embedded or "tool_call" not in options.faults:
+        return []
+    from livekit.agents import function_tool
+
+    from supervisor.chaos.faults import TOOL_NAME
+
+    async def wait_for_backend(seconds: float) -> str:
+        await asyncio.sleep(seconds)
+        return "the backend answered"
+
+    return [function_tool(wait_for_backend, name=TOOL_NAME, description="Wait for the backend.")]
 
 
 def _counter_total(counters: Any, name: str) -> int:
@@ -781,6 +855,7 @@ async def run(
                 _log.error("simulate.session_failed session=%d error=%r", call.index, result)
         if server is not None:
             _attach_faults(calls, server, options)
+        _attach_detections(calls)
     return _summarise(state, lk.__version__, time.monotonic() - started)
 
 
@@ -799,11 +874,22 @@ def _attach_faults(calls: Sequence[_Call], server: Any, options: SimulateOptions
                 break
         if record is None:
             continue
-        by_turn: dict[int, str] = {}
+        by_turn: dict[int, Any] = {}
         for injection in record.injected:
-            by_turn.setdefault(injection.turn, injection.kind)
+            by_turn.setdefault(injection.turn, injection)
         for turn in call.turns:
-            turn.fault = by_turn.get(turn.turn)
+            found = by_turn.get(turn.turn)
+            turn.fault = found.kind if found is not None else None
+            turn.fault_onset = found.onset if found is not None else None
+
+
+def _attach_detections(calls: Sequence[_Call]) -> None:
+    """Each watchdog verdict belongs to the turn whose end last preceded its silence."""
+    for call in calls:
+        for detection in call.detections:
+            turn = _turn_at(call.turns, detection[1]) or _turn_at(call.turns, detection[2])
+            if turn is not None:
+                turn.detections.append(detection)
 
 
 def _summarise(state: RunState, lk_version: str, duration: float) -> Summary:
@@ -864,6 +950,7 @@ def _summarise(state: RunState, lk_version: str, duration: float) -> Summary:
         sessions_timed_out=sum(c.timed_out for c in calls),
         livekit_warnings=dict(sorted(warnings.items())),
         turn_details=[_turn_dict(t) for t in turns],
+        escalated_sessions=sum(c.escalations > 0 for c in calls),
     )
 
 
@@ -887,6 +974,11 @@ def _turn_dict(t: TurnRecord) -> dict[str, Any]:
         "first_audio_seconds": rel(t.first_audio_at),
         "silence_seconds": round(t.silence, 3),
         "overlapping": t.overlapping,
+        "gap_seconds": round(t.gap, 3),
+        "interrupted": t.interrupted,
+        "fault_onset_seconds": rel(t.fault_onset),
+        # [kind, silence_since, detected_at], relative to the turn's end
+        "detections": [[k, rel(since), rel(at)] for k, since, at in t.detections],
     }
 
 

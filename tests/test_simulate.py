@@ -1,6 +1,6 @@
 """agent.simulate: supervised calls against the chaos server, summarised from what callers heard.
 
-Small runs (2 sessions x 3 turns, patience 6 s) of the real livekit plugin in this process; the
+Small runs (2 sessions x 3 turns, patience 9 s) of the real livekit plugin in this process; the
 runs that compare modes go concurrently to keep the module well under 90 s.
 """
 
@@ -28,7 +28,7 @@ pytestmark = [pytest.mark.livekit, pytest.mark.timeout(90)]
 
 ROOT = Path(__file__).resolve().parents[1]
 MIXED = "clean,stall_mid,no_response"
-SMALL = {"sessions": 2, "turns": 3, "patience": 6.0, "faults": MIXED, "seed": 3}
+SMALL = {"sessions": 2, "turns": 3, "patience": 9.0, "faults": MIXED, "seed": 3}
 REQUIRED = {
     "sessions": int,
     "turns": int,
@@ -74,7 +74,7 @@ async def _three_modes() -> dict[str, Any]:
                 SimulateOptions(
                     sessions=1,
                     turns=2,
-                    patience=6.0,
+                    patience=9.0,
                     faults="no_response,clean",
                     mode="timer",
                     api_key="sk-timer-{i}",
@@ -126,7 +126,7 @@ def test_unsupervised_run_leaves_the_faulted_turns_unanswered(modes: dict[str, A
     assert s.by_fault["no_response"]["answered"] == 0
     assert s.turns_unanswered == 4
     assert s.stalls == {} and s.recoveries == {}
-    assert s.silence_seconds.max == 6.0  # an unanswered turn counts a whole patience
+    assert s.silence_seconds.max == 9.0  # an unanswered turn counts a whole patience
 
 
 def test_summary_json_has_every_required_key_with_its_type(modes: dict[str, Any]) -> None:

@@ -11,7 +11,10 @@ Rules:
    restricted as `random:P:kind1|kind2=value`.
 3. Random draws depend only on (seed, session, turn), so a run is reproducible whatever order
    sessions and turns interleave in.
-4. Non-faults (`slow_first_audio`, `long_answer`) change timing but never stall a turn.
+4. Non-faults (`slow_first_audio`, `long_answer`, `tool_call`) change timing but never stall a
+   turn. `tool_call=S` makes the turn's first response a function call to `TOOL_NAME` with
+   arguments `{"seconds": S}`; the agent's tool is expected to take that long, and the response
+   livekit asks for with the tool's output is the turn's (clean) answer.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ __all__ = [
     "KINDS",
     "NON_FAULTS",
     "RECOVERABLE_KINDS",
+    "TOOL_NAME",
     "Fault",
     "Schedule",
     "parse_schedule",
@@ -48,7 +52,7 @@ FAULT_KINDS: Final = (
     "flap",
     "late_resume",
 )
-NON_FAULTS: Final = ("slow_first_audio", "long_answer")
+NON_FAULTS: Final = ("slow_first_audio", "long_answer", "tool_call")
 KINDS: Final = FAULT_KINDS + NON_FAULTS
 # what `random:P` draws from: a retry in the same session can still get an answer after these
 RECOVERABLE_KINDS: Final = tuple(k for k in FAULT_KINDS if k not in ("fatal_error", "flap"))
@@ -59,11 +63,13 @@ DEFAULTS: Final[dict[str, float]] = {
     "drop_mid": 3,  # audio deltas sent before the socket is closed
     "slow_first_audio": 3.0,  # seconds before the first audio delta
     "long_answer": 12.0,  # seconds of answer audio
+    "tool_call": 15.0,  # seconds the called tool is asked to take (its `seconds` argument)
     # seconds the audio stops for, after LATE_RESUME_DELTAS deltas, before the original reply
     # resumes, ignoring any cancel: the late original a re-issued reply must never overlap
     "late_resume": 2.5,
 }
 LATE_RESUME_DELTAS: Final = 3
+TOOL_NAME: Final = "wait_for_backend"  # the function the tool_call response calls
 _COUNT_KINDS: Final = frozenset({"stall_mid", "drop_mid"})
 
 _ACCEPTED: Final = (
@@ -89,7 +95,7 @@ class Fault:
 
     @property
     def seconds(self) -> float:
-        """The duration parameter (slow_first_audio, long_answer)."""
+        """The duration parameter (slow_first_audio, long_answer, tool_call)."""
         return float(self.value if self.value is not None else DEFAULTS.get(self.kind, 0.0))
 
     @property

@@ -42,7 +42,7 @@ from typing import IO, Any, Final
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from .faults import LATE_RESUME_DELTAS, Fault, Schedule, parse_schedule
+from .faults import LATE_RESUME_DELTAS, TOOL_NAME, Fault, Schedule, parse_schedule
 from .vad import (
     ANSWER_HZ,
     PREAMBLE_HZ,
@@ -303,7 +303,7 @@ class _Connection:
             "usage": None,
         }
         if status != "in_progress":
-            audio_tokens = 10 * sum(1 for item in r.output if item["content"])
+            audio_tokens = 10 * sum(1 for item in r.output if item.get("content"))
             obj["usage"] = {
                 "total_tokens": 20 + audio_tokens,
                 "input_tokens": 20,
@@ -745,6 +745,38 @@ class _Connection:
             {"type": "response.done", "response": self.response_object(r, status, details)}
         )
 
+    async def _send_tool_call(self, r: _Response, seconds: float) -> None:
+        """One function_call item calling TOOL_NAME with `{"seconds": seconds}`."""
+        item_id = self.server._new_item()
+        arguments = json.dumps({"seconds": seconds})
+        item: Json = {
+            "id": item_id,
+            "object": "realtime.item",
+            "type": "function_call",
+            "status": "in_progress",
+            "call_id": "call_" + item_id,
+            "name": TOOL_NAME,
+            "arguments": "",
+        }
+        r.output.append(item)
+        previous = self.items[-1] if self.items else None
+        self.items.append(item_id)
+        where = {"response_id": r.id, "output_index": 0}
+        await self.send({"type": "response.output_item.added", **where, "item": dict(item)})
+        await self.send(
+            {"type": "conversation.item.added", "previous_item_id": previous, "item": dict(item)}
+        )
+        call = {**where, "item_id": item_id, "call_id": item["call_id"]}
+        await self.send(
+            {"type": "response.function_call_arguments.delta", **call, "delta": arguments}
+        )
+        await self.send(
+            {"type": "response.function_call_arguments.done", **call, "arguments": arguments}
+        )
+        item.update(status="completed", arguments=arguments)
+        self.session.record.items += 1
+        await self.send({"type": "response.output_item.done", **where, "item": dict(item)})
+
     async def _run_response(self, r: _Response) -> None:
         fault = r.fault
         kind = fault.kind if fault else None
@@ -770,6 +802,12 @@ class _Connection:
                 code="insufficient_quota",
                 event_id=r.client_event_id,
             )
+            return
+        if kind == "tool_call" and fault is not None:
+            # not a fault: the turn stays open for the reply livekit asks for with the output
+            self.inject(fault, r)
+            await self._send_tool_call(r, fault.seconds)
+            await self._finish(r, "completed")
             return
 
         server = self.server

@@ -1,0 +1,506 @@
+"""The LiveKit worker: livekit's own CLI (`start|dev|console`) with the watchdog in every job and
+the supervisor service in the main process.
+
+    python -m agent start          # production: registers with LIVEKIT_URL, takes jobs
+    python -m agent dev            # development: devmode, no load threshold
+
+Main process (`main`):
+1. Every setting is read and validated before anything starts: `AgentConfig`, `WatchdogConfig`,
+   `ServiceConfig` from the environment, then a dry build of the session's models (it catches
+   the variables livekit's plugin reads behind our back). A bad variable prints one error per
+   problem, naming the variable, and exits 2; secrets are never printed. The supervisor's port is
+   checked free too. Nothing has connected or forked by then.
+2. Logging (structlog, redacting secrets) is configured, and PROMETHEUS_MULTIPROC_DIR is created
+   and emptied (`prepare_multiproc_dir`).
+3. `build_worker` makes livekit's `AgentServer` with our `load_fnc`, `setup_fnc` (prewarm),
+   entrypoint, `drain_timeout` and multiprocess directory, and `cli.run_app` runs it.
+4. livekit's `AgentServer.run()` empties the directory again, starts the job process pool, and
+   emits `worker_started` from inside its event loop. There `Worker` builds the
+   `SupervisorService` and starts it in that same loop:
+   - its metrics are built only now, after livekit's wipe: a process keeps writing to the files
+     it opened, so anything built before the wipe would vanish from /metrics;
+   - /healthz measures the loop that also runs livekit's worker (a thread of its own would stay
+     healthy while livekit's loop is blocked);
+   - the service lives in one task; livekit cancels every task of its loop at shutdown, and the
+     task's `finally` closes the service there, before the loop closes. Until then (the whole
+     drain) /metrics, /healthz and /readyz keep answering.
+
+Load and draining: `load_fnc` is `Worker.load`, which is the service's `load` once it exists
+(1.0 while the service drains after too many escalations, else livekit's default CPU load).
+livekit calls it every 0.5 s and before answering each job request, and reports FULL to LiveKit
+when the load reaches `load_threshold` (0.7 in production), so LiveKit stops dispatching here.
+
+Metrics: livekit registers its lk_agents_* families in this process's default registry at import
+and updates them from its load loop (the child-process count only in multiprocess mode, hence
+`prometheus_multiproc_dir`). `prometheus_port` stays unset: the service's /metrics serves them
+with ours, on one port (REALTIME_SUPERVISOR_HTTP_PORT, 9464).
+
+Drain on SIGTERM: livekit marks the worker FULL and waits up to `drain_timeout` for running calls
+to end, then closes. 570 s (`DRAIN_TIMEOUT`) is 30 s under the chart's
+terminationGracePeriodSeconds (600): time for livekit to close the job processes (10 s each,
+in parallel) and for the service to stop before Kubernetes kills the pod. A deployment with a
+different grace period passes livekit's own flag: `python -m agent start --drain-timeout N`.
+
+Job processes (`prewarm`, `entrypoint`): each configures logging and builds its metrics once
+(prewarm), then per job builds the realtime model, wraps it with `reconnectable`, builds the
+`AgentSession`, attaches a `Supervisor` before `session.start()` and starts it after.
+
+Connection state for /readyz: `livekit_connected` reads the server's public `id` and two private
+flags (see there); the only private livekit access here, with a canary in tests/test_worker.py.
+
+livekit (about 2 s to import) is imported only once the settings are valid, so a bad variable
+fails at once; job processes import it through the entrypoint.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import sys
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final
+
+import structlog
+
+from agent.config import AgentConfig
+from supervisor.config import ServiceConfig, WatchdogConfig
+from supervisor.errors import ConfigError
+from supervisor.logs import bind_session, configure_logging
+
+if TYPE_CHECKING:
+    from livekit.agents import AgentServer, AgentSession, JobContext, JobProcess
+
+    from supervisor.livekit.binding import EscalateHook, Escalation, Supervisor
+    from supervisor.metrics import Metrics
+    from supervisor.service import SupervisorService
+
+__all__ = [
+    "APOLOGY_INSTRUCTIONS",
+    "DRAIN_TIMEOUT",
+    "Settings",
+    "SettingsError",
+    "Worker",
+    "apologize_on_escalation",
+    "build_session",
+    "build_worker",
+    "entrypoint",
+    "livekit_connected",
+    "load_settings",
+    "main",
+    "model_label",
+    "prewarm",
+    "supervise",
+]
+
+_log = structlog.get_logger("agent.worker")
+
+# 30 s under the chart's terminationGracePeriodSeconds (600): see the module docstring.
+DRAIN_TIMEOUT: Final = 570
+# Commands that run an agent (and so need its settings); livekit's other commands
+# (download-files, --help) run without them.
+_AGENT_COMMANDS: Final = frozenset({"start", "dev", "console", "connect"})
+# Commands that register with a LiveKit server, which livekit reads from LIVEKIT_* itself.
+_LIVEKIT_COMMANDS: Final = frozenset({"start", "dev", "connect"})
+_SETTINGS_KEY: Final = "realtime_supervisor.settings"
+_UNREGISTERED: Final = "unregistered"  # AgentServer.id until the server answers the register
+
+APOLOGY_INSTRUCTIONS: Final = (
+    "Apologize briefly to the caller: there was a technical problem and you did not catch the "
+    "last thing they said. Ask them to repeat it. One short sentence."
+)
+
+
+# -- settings ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything the worker reads from the environment, validated."""
+
+    agent: AgentConfig
+    watchdog: WatchdogConfig
+    service: ServiceConfig
+
+
+class SettingsError(ConfigError):
+    """Every problem in the worker's settings, one "VARIABLE: what is accepted" line each."""
+
+    def __init__(self, errors: Sequence[ConfigError]) -> None:
+        first = errors[0]
+        lines = "\n".join(str(e) for e in errors)
+        super().__init__(first.field, lines.removeprefix(f"{first.field}: "))
+        self.errors: tuple[ConfigError, ...] = tuple(errors)
+
+
+def load_settings(
+    env: Mapping[str, str] | None = None, *, require_livekit: bool = False
+) -> Settings:
+    """Read the three configurations from `env` (default os.environ); raise one SettingsError.
+
+    All three are read even when one fails, so a deploy fails once with the whole list.
+    """
+    source: Mapping[str, str] = os.environ if env is None else env
+    errors: list[ConfigError] = []
+    agent_cfg: AgentConfig | None = None
+    watchdog: WatchdogConfig | None = None
+    service: ServiceConfig | None = None
+    try:
+        agent_cfg = AgentConfig.from_env(source, require_livekit=require_livekit)
+    except ConfigError as exc:
+        errors.append(exc)
+    try:
+        watchdog = WatchdogConfig.from_env(source)
+    except ConfigError as exc:
+        errors.append(exc)
+    try:
+        service = ServiceConfig.from_env(source)
+    except ConfigError as exc:
+        errors.append(exc)
+    if errors:
+        raise SettingsError(errors)
+    assert agent_cfg is not None and watchdog is not None and service is not None
+    return Settings(agent_cfg, watchdog, service)
+
+
+def check_models(cfg: AgentConfig) -> None:
+    """Build the session's models once, without network, so their ConfigErrors surface here."""
+    from agent.models import session_kwargs
+
+    session_kwargs(cfg)
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """Fail before livekit starts when the service's port is taken (aiohttp would fail later)."""
+    if port == 0:
+        return
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        # As aiohttp binds: a socket in TIME_WAIT does not count as taken.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise ConfigError(
+                "REALTIME_SUPERVISOR_HTTP_PORT",
+                f"cannot listen on {host}:{port} ({exc.strerror or exc}); choose a free port",
+            ) from exc
+
+
+def _configure_logging(service: ServiceConfig) -> None:
+    configure_logging("console" if service.log_format == "console" else "json", service.log_level)
+
+
+# -- the job process ------------------------------------------------------------------------------
+
+
+def model_label(cfg: AgentConfig) -> str:
+    """The `model` metrics label: the deployment on Azure (it decides the model), else the model."""
+    if cfg.provider == "azure" and cfg.azure_deployment:
+        return cfg.azure_deployment
+    return cfg.model
+
+
+def build_session(cfg: AgentConfig, *, base_url: str | None = None) -> AgentSession[Any]:
+    """The `AgentSession` for one call: the realtime model from `cfg`, made reconnectable.
+
+    `base_url` replaces the provider's URL (the chaos server in tests and simulations).
+    """
+    from livekit.agents import AgentSession
+
+    from agent.models import build_realtime_model, session_kwargs
+    from supervisor.livekit.binding import reconnectable
+
+    llm = reconnectable(build_realtime_model(cfg, base_url=base_url))
+    return AgentSession(**session_kwargs(cfg, llm=llm))
+
+
+def apologize_on_escalation(session: AgentSession[Any]) -> EscalateHook:
+    """The default `on_escalate`: log at error and have the agent apologize, if it still can.
+
+    An escalation means the watchdog gave up on a stall: the caller has heard silence for
+    several seconds. An application replaces this hook (transfer the call, end it, page someone)
+    by passing `on_escalate` to `supervise`.
+    """
+
+    def on_escalate(escalation: Escalation) -> None:
+        _log.error(
+            "supervisor.escalated",
+            reason=escalation.reason,
+            stall_kind=escalation.stall_kind,
+        )
+        try:
+            session.generate_reply(instructions=APOLOGY_INSTRUCTIONS)
+        except RuntimeError:  # livekit raises it when the session is no longer running
+            _log.warning("supervisor.apology_skipped", reason="the session is not running")
+
+    return on_escalate
+
+
+def supervise(
+    session: AgentSession[Any],
+    settings: Settings,
+    *,
+    context: Mapping[str, str],
+    on_escalate: EscalateHook | None = None,
+    metrics: Metrics | None = None,
+) -> Supervisor:
+    """Attach a `Supervisor` to `session`. Call BEFORE `session.start()`, start it after.
+
+    Built first so that livekit's log records from the session's tasks (which copy the context
+    at creation) can be told apart per session.
+    """
+    from supervisor.livekit.binding import Supervisor
+
+    cfg = settings.agent
+    return Supervisor(
+        session,
+        settings.watchdog,
+        on_escalate=on_escalate if on_escalate is not None else apologize_on_escalation(session),
+        provider=cfg.provider,
+        model=model_label(cfg),
+        metrics=metrics,
+        context=context,
+    )
+
+
+def prewarm(proc: JobProcess) -> None:
+    """livekit's setup_fnc, once per job process: logging, metrics, settings."""
+    from supervisor.metrics import default_metrics
+
+    # The main process validated the same environment; the job process inherits it.
+    settings = load_settings()
+    _configure_logging(settings.service)
+    # Built now, not on the first call: the process's series (build_info, the zeros that let
+    # increase() see a first event) exist from its start.
+    default_metrics()
+    proc.userdata[_SETTINGS_KEY] = settings
+
+
+async def entrypoint(ctx: JobContext) -> None:
+    """livekit's entrypoint, once per job (call), in its job process."""
+    from livekit.agents import Agent
+
+    settings = ctx.proc.userdata.get(_SETTINGS_KEY)
+    if not isinstance(settings, Settings):  # an executor that skipped prewarm
+        settings = load_settings()
+    context = {
+        "session_id": uuid.uuid4().hex[:12],
+        "room": ctx.job.room.name,
+        "job_id": ctx.job.id,
+    }
+    bind_session(**context)
+    session = build_session(settings.agent)
+    supervisor = supervise(session, settings, context=context)
+    ctx.add_shutdown_callback(supervisor.aclose)
+    await session.start(Agent(instructions=settings.agent.instructions), room=ctx.room)
+    await supervisor.start()
+    _log.info("session.supervised", provider=settings.agent.provider)
+
+
+# -- the main process -----------------------------------------------------------------------------
+
+
+def livekit_connected(server: AgentServer) -> bool:
+    """Whether livekit's worker holds a registered connection to the LiveKit server now.
+
+    `id` (public) leaves "unregistered" at the first registration and keeps its value across
+    reconnections. Whether the connection is up now is only in private flags of AgentServer
+    (1.5.11 and 1.8.9): `_connecting`, True from each (re)connection attempt until the server
+    answers the register (the first retry after a drop starts at once), `_connection_failed`
+    after the retries ran out, and `_closed`. If livekit drops them, this degrades to "has
+    registered once" (and the canary test fails).
+    """
+    if server.id == _UNREGISTERED:
+        return False
+    return not (
+        getattr(server, "_connecting", False)
+        or getattr(server, "_connection_failed", False)
+        or getattr(server, "_closed", False)
+    )
+
+
+class Worker:
+    """livekit's `AgentServer` plus the `SupervisorService` started inside its event loop."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        server: AgentServer,
+        *,
+        service_options: Mapping[str, Any] | None = None,
+        exit_on_service_failure: bool = False,
+    ) -> None:
+        self.settings = settings
+        self.server = server
+        self.service: SupervisorService | None = None
+        # Why the service could not start, if it could not.
+        self.error: BaseException | None = None
+        self._service_options = dict(service_options or {})
+        self._exit_on_failure = exit_on_service_failure
+        self._task: asyncio.Task[None] | None = None
+        self._started = asyncio.Event()
+        server.on("worker_started", self._on_worker_started)
+
+    def load(self, server: AgentServer) -> float:
+        """livekit's load_fnc (called from its executor thread): the service's load once built."""
+        service = self.service
+        if service is None:
+            from supervisor.service import livekit_default_load
+
+            return livekit_default_load(server)
+        return service.load(server)
+
+    def _on_worker_started(self) -> None:
+        # In livekit's loop, inside AgentServer.run(): the directory has been wiped.
+        from supervisor.service import SupervisorService
+
+        server = self.server
+        self.service = SupervisorService.from_config(
+            self.settings.service,
+            is_connected=lambda: livekit_connected(server),
+            **self._service_options,
+        )
+        self._task = asyncio.get_running_loop().create_task(
+            self._serve(self.service), name="realtime-supervisor-service"
+        )
+
+    async def _serve(self, service: SupervisorService) -> None:
+        try:
+            await service.start()
+        except Exception as exc:
+            self.error = exc
+            self._started.set()
+            _log.error(
+                "service.start_failed",
+                host=self.settings.service.http_host,
+                port=self.settings.service.http_port,
+                error=str(exc),
+            )
+            if self._exit_on_failure:
+                # livekit's own graceful path: drain (nothing runs yet), close, exit.
+                os.kill(os.getpid(), signal.SIGTERM)
+            return
+        self._started.set()
+        try:
+            await asyncio.Event().wait()  # until livekit cancels its loop's tasks at shutdown
+        finally:
+            await service.aclose()
+
+    async def wait_service(self) -> SupervisorService:
+        """The service once it listens (raises what stopped it from starting)."""
+        await self._started.wait()
+        if self.error is not None:
+            raise self.error
+        assert self.service is not None
+        return self.service
+
+    async def aclose(self) -> None:
+        """Close the service (livekit's CLI does it by cancelling the loop's tasks)."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+def build_worker(
+    settings: Settings,
+    *,
+    service_options: Mapping[str, Any] | None = None,
+    exit_on_service_failure: bool = False,
+    **server_options: Any,
+) -> Worker:
+    """livekit's `AgentServer` for these settings, with the service attached (nothing started).
+
+    `server_options` override AgentServer's arguments (tests: `port=0`, `num_idle_processes=0`,
+    `ws_url=...`); `service_options` go to `SupervisorService` (tests: `clock`, `default_load`).
+    """
+    from livekit.agents import AgentServer
+
+    holder: list[Worker] = []
+
+    def load(server: AgentServer) -> float:
+        return holder[0].load(server)
+
+    options: dict[str, Any] = {
+        "load_fnc": load,
+        "setup_fnc": prewarm,
+        "drain_timeout": DRAIN_TIMEOUT,
+        # livekit then counts its child processes; PROMETHEUS_MULTIPROC_DIR is set already.
+        "prometheus_multiproc_dir": settings.service.multiproc_dir,
+    }
+    options.update(server_options)
+    server = AgentServer(**options)
+    server.rtc_session(entrypoint, agent_name=settings.agent.agent_name)
+    worker = Worker(
+        settings,
+        server,
+        service_options=service_options,
+        exit_on_service_failure=exit_on_service_failure,
+    )
+    holder.append(worker)
+    return worker
+
+
+def _fail(command: str, error: ConfigError) -> int:
+    print(f"python -m agent {command}: configuration error", file=sys.stderr)
+    for line in str(error).splitlines():
+        print(f"  {line}", file=sys.stderr)
+    return 2
+
+
+def main(
+    argv: Sequence[str] | None = None, *, server_options: Mapping[str, Any] | None = None
+) -> int:
+    """Validate every setting, then run livekit's CLI (`start|dev|console|...`); the exit code.
+
+    `server_options` override AgentServer's arguments (for embedding and tests).
+    """
+    args = list(sys.argv[1:] if argv is None else argv)
+    command = args[0] if args else ""
+    if command not in _AGENT_COMMANDS or "--help" in args:
+        # --help, download-files: livekit's CLI, with no agent to run
+        return _run_cli(args, None)
+    try:
+        settings = load_settings(require_livekit=command in _LIVEKIT_COMMANDS)
+        check_models(settings.agent)
+        _check_port_free(settings.service.http_host, settings.service.http_port)
+    except ConfigError as exc:
+        return _fail(command, exc)
+    _configure_logging(settings.service)
+    if settings.service.multiproc_dir is not None:
+        from supervisor.metrics import prepare_multiproc_dir
+
+        prepare_multiproc_dir(settings.service.multiproc_dir)
+    worker = build_worker(settings, exit_on_service_failure=True, **(server_options or {}))
+    code = _run_cli(args, worker.server)
+    return 1 if worker.error is not None else code
+
+
+def _run_cli(args: list[str], server: AgentServer | None) -> int:
+    from livekit.agents import AgentServer, cli
+
+    if server is None:
+        server = AgentServer()
+        server.rtc_session(entrypoint)
+    # livekit's CLI (typer) reads sys.argv and ends with SystemExit.
+    sys.argv = [sys.argv[0] if sys.argv else "agent", *args]
+    try:
+        cli.run_app(server)
+    except SystemExit as exc:
+        return _exit_code(exc.code)
+    return 0
+
+
+def _exit_code(code: object) -> int:
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code
+    print(code, file=sys.stderr)
+    return 1

@@ -1,0 +1,1 @@
+"""Benchmarks: effectiveness, detection latency, overhead and scrape cost (see bench/RESULTS.md)."""

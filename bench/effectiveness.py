@@ -1,0 +1,662 @@
+"""Benchmarks 1 and 2: effectiveness over the fault catalogue, and detection latency.
+
+    .venv/bin/python -m bench.effectiveness            # both livekit versions, about 12 minutes
+    .venv/bin/python -m bench.effectiveness --quick    # the CI variant: watchdog only, < 90 s
+
+Every fault kind of the chaos catalogue, and a clean corpus that must never look like a stall, is
+run against the three approaches side by side, in one process per livekit version, concurrently
+(the machine is shared and noisy, so approaches are never compared across runs):
+
+- `none`: stock livekit, unsupervised;
+- `timer`: the hand-written timer (bench/handwritten_timer.py);
+- `watchdog`: the Supervisor.
+
+A run is `simulate.run()`: real `AgentSession`s with the real plugin against the embedded chaos
+server, callers that speak, listen and give up after `patience` seconds of silence. Per fault kind
+each session takes 6 turns, three of them faulted: one per pair of turns, its place in the pair
+drawn from the seed (three faults a session stay within the watchdog's recovery budget of three
+a minute, which this benchmark is not about). `fatal_error` and `flap` are sticky (every later
+turn fails too): turn 2 of 3.
+
+Caller silence is what the caller lived through: `gap`, the longest stretch without agent audio
+between the end of their turn and the answer (for a reply that never starts, the whole wait; for
+a reply that stops mid-sentence, the gap inside it), `patience` when never answered. `silence` is
+the whole wait from turn end to the answer's first audio (it includes the audio before a gap).
+
+Detection latency (watchdog runs): from the fault's onset, as the chaos server recorded it, to the
+watchdog's verdict, on the same monotonic clock. For no_reply faults the onset is when the server
+should have started the response.
+
+Writes bench/results/effectiveness-lk18.json and effectiveness-lk15.json (the 1.5.11 half runs in
+.venv-lk15 as a subprocess); bench/report.py turns them into RESULTS.md and the plots.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import random
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from bench._common import RESULTS, ROOT, LoopLag, stats, table, write_json
+
+FAULT_KINDS = (
+    "no_response",
+    "failed_response",
+    "error_event",
+    "stall_mid",
+    "late_resume",
+    "drop_mid",
+    "multi_message",
+    "multi_message_empty",
+    "fatal_error",
+    "flap",
+)
+STICKY = ("fatal_error", "flap")
+MODES = ("none", "timer", "watchdog")
+CLEAN_MODES = ("timer", "watchdog")  # stock livekit takes no action by construction
+PATIENCE = 15.0
+
+# The floors' thresholds: which WatchdogConfig field bounds each fault's silence, and the slack
+# the issue allows on top (1.5 s for a re-issue, 5 s when the connection is re-established).
+SILENCE_LIMIT: dict[str, tuple[str, float]] = {
+    "no_response": ("reply_timeout", 1.5),
+    "failed_response": ("reply_timeout", 1.5),
+    "error_event": ("reply_timeout", 1.5),
+    "stall_mid": ("audio_gap_timeout", 1.5),
+    "late_resume": ("audio_gap_timeout", 1.5),
+    # the socket drops: livekit reconnects, logs the discarded generation, the watchdog re-asks
+    "drop_mid": ("warning_grace", 5.0),
+    "multi_message": ("warning_grace", 1.5),
+    "multi_message_empty": ("warning_grace", 1.5),
+}
+VERDICT_THRESHOLD = {
+    "no_reply": "reply_timeout",
+    "audio_gap": "audio_gap_timeout",
+    "post_warning_silence": "warning_grace",
+    "dead_session": None,  # immediate
+    "reconnect_storm": None,
+}
+DETECTION_SLACK = 0.1
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One row of the benchmark: a schedule (or caller behaviour) run in several modes."""
+
+    name: str
+    kind: str  # "fault" | "sticky" | "clean"
+    options: dict[str, Any]
+    modes: tuple[str, ...]
+    seeds: tuple[int, ...]
+    faulted: str | None = None  # the fault kind whose turns are judged
+
+
+@dataclass
+class Plan:
+    sessions: int = 4
+    turns: int = 6
+    seeds: tuple[int, ...] = (1, 2, 3)
+    clean_seeds: tuple[int, ...] = (1,)
+    modes: tuple[str, ...] = MODES
+    clean_modes: tuple[str, ...] = CLEAN_MODES
+    capacity: int = 24  # concurrent sessions in this process
+    long_answer: float = 12.0
+    tool_seconds: float = 15.0
+    silent_seconds: float = 60.0
+    silent_sessions: int = 2
+    scenarios: list[Scenario] = field(default_factory=list)
+
+
+def fault_schedule(kind: str, seed: int, turns: int) -> str:
+    """One fault per pair of turns, its place in the pair drawn from (seed, kind)."""
+    rng = random.Random(f"{seed}/{kind}")
+    tokens: list[str] = []
+    for _ in range((turns + 1) // 2):
+        tokens += [kind, "clean"] if rng.random() < 0.5 else ["clean", kind]
+    return ",".join(tokens[:turns])
+
+
+def build_plan(plan: Plan) -> Plan:
+    s: list[Scenario] = []
+    for kind in FAULT_KINDS:
+        if kind in STICKY:
+            opts = {"faults": f"clean,{kind},clean", "turns": 3}
+            s.append(Scenario(kind, "sticky", opts, plan.modes, plan.seeds, kind))
+        else:
+            s.append(Scenario(kind, "fault", {}, plan.modes, plan.seeds, kind))
+    half = max(2, plan.turns // 2 + plan.turns % 2)
+    clean = [
+        Scenario("slow_first_audio=4", "clean", {"faults": "slow_first_audio=4"}, (), ()),
+        Scenario(
+            f"long_answer={plan.long_answer:g}",
+            "clean",
+            {"faults": f"long_answer={plan.long_answer:g},clean", "turns": half},
+            (),
+            (),
+        ),
+        Scenario(
+            f"tool_call={plan.tool_seconds:g}",
+            "clean",
+            # the caller waits for the tool (patience above it): a person told "one moment"
+            {
+                "faults": f"tool_call={plan.tool_seconds:g},clean",
+                "turns": half,
+                "patience": plan.tool_seconds + PATIENCE,
+            },
+            (),
+            (),
+        ),
+        Scenario("caller_interrupts", "clean", {"faults": "clean", "barge_in": 0.5}, (), ()),
+        Scenario(
+            f"silent_caller={plan.silent_seconds:g}",
+            "clean",
+            {
+                "faults": "clean",
+                "turns": 1,
+                "final_silence": plan.silent_seconds,
+                "sessions": plan.silent_sessions,
+            },
+            (),
+            (),
+        ),
+    ]
+    s += [replace(c, modes=plan.clean_modes, seeds=plan.clean_seeds) for c in clean]
+    plan.scenarios = s
+    return plan
+
+
+# -- running ----------------------------------------------------------------------------------
+
+
+class Capacity:
+    """At most `limit` concurrent sessions; a run takes its sessions' worth."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+        self._cond = asyncio.Condition()
+
+    @contextlib.asynccontextmanager
+    async def take(self, n: int) -> Any:
+        n = min(n, self.limit)
+        async with self._cond:
+            await self._cond.wait_for(lambda: self.used + n <= self.limit)
+            self.used += n
+        try:
+            yield
+        finally:
+            async with self._cond:
+                self.used -= n
+                self._cond.notify_all()
+
+
+def _options(plan: Plan, scenario: Scenario, mode: str, seed: int) -> Any:
+    from agent.simulate import SimulateOptions
+
+    opts: dict[str, Any] = {
+        "sessions": plan.sessions,
+        "turns": plan.turns,
+        "patience": PATIENCE,
+        "seed": seed,
+        "mode": mode,
+        # distinct keys per run: the chaos server keys its sessions by credential
+        "api_key": f"sk-bench-{scenario.name}-{mode}-{seed}-{{i}}",
+    }
+    if scenario.kind == "fault":
+        opts["faults"] = fault_schedule(scenario.name, seed, plan.turns)
+    opts.update(scenario.options)
+    return SimulateOptions(**opts)
+
+
+def _expected_seconds(options: Any) -> float:
+    """A rough length of the run, to start the longest first."""
+    per_turn = 3.0 + (options.patience if options.mode == "none" else 6.0)
+    return options.turns * per_turn + options.final_silence
+
+
+async def run_plan(plan: Plan) -> list[dict[str, Any]]:
+    """Every (scenario, mode, seed) run, concurrently within the capacity; their summaries."""
+    from agent.simulate import run
+
+    capacity = Capacity(plan.capacity)
+    jobs = [
+        (scenario, mode, seed, _options(plan, scenario, mode, seed))
+        for scenario in plan.scenarios
+        for mode in scenario.modes
+        for seed in scenario.seeds
+    ]
+    jobs.sort(key=lambda j: -_expected_seconds(j[3]) * j[3].sessions)
+    out: list[dict[str, Any]] = []
+
+    async def one(scenario: Scenario, mode: str, seed: int, options: Any) -> None:
+        async with capacity.take(options.sessions):
+            started = time.monotonic()
+            summary = await run(options)
+            doc = summary.to_dict()
+            out.append(
+                {
+                    "scenario": scenario.name,
+                    "class": scenario.kind,
+                    "faulted": scenario.faulted,
+                    "mode": mode,
+                    "seed": seed,
+                    "options": {
+                        "faults": options.faults,
+                        "sessions": options.sessions,
+                        "turns": options.turns,
+                        "patience": options.patience,
+                        "barge_in": options.barge_in,
+                        "final_silence": options.final_silence,
+                    },
+                    "wall_seconds": round(time.monotonic() - started, 1),
+                    "summary": doc,
+                }
+            )
+            print(
+                f"  {scenario.name:<22} {mode:<9} seed {seed}: {doc['turns_answered']}/"
+                f"{doc['turns']} answered, {doc['duration_seconds']:.0f} s",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    await asyncio.gather(*(one(*job) for job in jobs))
+    return out
+
+
+# -- aggregating --------------------------------------------------------------------------------
+
+
+def _judged_turns(run: dict[str, Any]) -> list[dict[str, Any]]:
+    turns = [t for t in run["summary"]["turn_details"] if not t.get("interrupted")]
+    if run["class"] == "clean":
+        return turns
+    return [t for t in turns if t.get("fault") == run["faulted"]]
+
+
+def aggregate(runs: Sequence[dict[str, Any]], watchdog: dict[str, float]) -> dict[str, Any]:
+    """Per (scenario, mode): the figures the tables and floors read."""
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in runs:
+        groups.setdefault((r["scenario"], r["mode"]), []).append(r)
+    rows: list[dict[str, Any]] = []
+    for (scenario, mode), group in groups.items():
+        judged = [t for r in group for t in _judged_turns(r)]
+        all_turns = [t for r in group for t in r["summary"]["turn_details"]]
+        sums = [r["summary"] for r in group]
+        stalls: Counter[str] = Counter()
+        recoveries: dict[str, Counter[str]] = {}
+        reasons: Counter[str] = Counter()
+        warnings: Counter[str] = Counter()
+        for s in sums:
+            stalls.update(s["stalls"])
+            reasons.update(s["escalation_reasons"])
+            warnings.update(s["livekit_warnings"])
+            for action, c in s["recoveries"].items():
+                recoveries.setdefault(action, Counter()).update(c)
+        answered = sum(t["answered"] for t in judged)
+        escalated_sessions = sum(s["escalated_sessions"] for s in sums)
+        timer_fires = sum(s["timer_fires"] for s in sums)
+        actions = sum(stalls.values()) + sum(s["escalations"] for s in sums)
+        if mode == "timer":
+            actions = timer_fires
+        rows.append(
+            {
+                "scenario": scenario,
+                "class": group[0]["class"],
+                "mode": mode,
+                "runs": len(group),
+                "sessions": sum(r["options"]["sessions"] for r in group),
+                "turns": len(judged),
+                "answered": answered,
+                "answered_pct": round(100.0 * answered / len(judged), 1) if judged else None,
+                "gap": stats([t["gap_seconds"] for t in judged]),
+                "silence": stats([t["silence_seconds"] for t in judged]),
+                "overlapping": sum(t["overlapping"] for t in all_turns),
+                "escalations": sum(s["escalations"] for s in sums),
+                "escalated_sessions": escalated_sessions,
+                "escalation_reasons": dict(reasons),
+                "stalls": dict(stalls),
+                "recoveries": {a: dict(c) for a, c in recoveries.items()},
+                "actions": actions,
+                "timer_fires": timer_fires,
+                "watchdog_errors": sum(s["watchdog_errors"] for s in sums),
+                "sessions_timed_out": sum(s["sessions_timed_out"] for s in sums),
+                "livekit_warnings": dict(warnings),
+                "interrupted_turns": sum(bool(t.get("interrupted")) for t in all_turns),
+            }
+        )
+    rows.sort(key=lambda r: (r["class"] == "clean", r["scenario"], MODES.index(r["mode"])))
+    return {"rows": rows, "detection": detection_latency(runs, watchdog)}
+
+
+def detection_latency(runs: Sequence[dict[str, Any]], watchdog: dict[str, float]) -> list[Any]:
+    """Per fault kind (watchdog runs): fault onset -> first verdict at or after it."""
+    by_kind: dict[str, dict[str, Any]] = {}
+    for r in runs:
+        if r["mode"] != "watchdog" or r["class"] == "clean":
+            continue
+        for t in r["summary"]["turn_details"]:
+            if t.get("fault") != r["faulted"] or t.get("fault_onset_seconds") is None:
+                continue
+            onset = t["fault_onset_seconds"]
+            entry = by_kind.setdefault(
+                r["faulted"], {"from_onset": [], "from_silence": [], "verdicts": Counter()}
+            )
+            later = [d for d in t["detections"] if d[2] >= onset - 0.05]
+            if not later:
+                entry["verdicts"]["none"] += 1
+                continue
+            kind, since, at = min(later, key=lambda d: d[2])
+            entry["verdicts"][kind] += 1
+            entry["from_onset"].append(at - onset)
+            entry["from_silence"].append(at - since)
+    out = []
+    for kind in FAULT_KINDS:
+        entry = by_kind.get(kind)
+        if entry is None:
+            continue
+        verdicts: Counter[str] = entry["verdicts"]
+        main = max((v for v in verdicts if v != "none"), key=lambda v: verdicts[v], default=None)
+        field_name = VERDICT_THRESHOLD.get(main) if main else None
+        threshold = watchdog[field_name] if field_name else (0.0 if main else None)
+        out.append(
+            {
+                "fault": kind,
+                "verdicts": dict(verdicts),
+                "verdict": main,
+                "threshold_field": field_name,
+                "threshold": threshold,
+                "from_onset": stats(entry["from_onset"]),
+                "from_silence": stats(entry["from_silence"]),
+            }
+        )
+    return out
+
+
+def floors(result: dict[str, Any], watchdog: dict[str, float]) -> list[dict[str, Any]]:
+    """The issue's floors for the watchdog, each with its figure, limit and verdict."""
+    out: list[dict[str, Any]] = []
+
+    def check(name: str, scope: str, value: Any, limit: Any, holds: bool) -> None:
+        out.append({"floor": name, "scope": scope, "value": value, "limit": limit, "holds": holds})
+
+    rows = [r for r in result["rows"] if r["mode"] == "watchdog"]
+    for r in rows:
+        scenario = r["scenario"]
+        if r["class"] == "fault":
+            check(
+                "answered %", scenario, r["answered_pct"], ">= 99", (r["answered_pct"] or 0) >= 99
+            )
+            field_name, slack = SILENCE_LIMIT[scenario]
+            limit = round(watchdog[field_name] + slack, 3)
+            p95 = r["gap"]["p95"]
+            check(
+                f"caller silence p95 <= {field_name} + {slack:g} s",
+                scenario,
+                p95,
+                limit,
+                p95 is not None and p95 <= limit,
+            )
+        elif r["class"] == "sticky":
+            check(
+                "escalates (sessions escalated / sessions)",
+                scenario,
+                f"{r['escalated_sessions']}/{r['sessions']}",
+                "all",
+                r["escalated_sessions"] == r["sessions"],
+            )
+        else:
+            check("actions on the clean corpus", scenario, r["actions"], 0, r["actions"] == 0)
+    overlapping = sum(r["overlapping"] for r in rows)
+    check("overlapping replies", "all watchdog runs", overlapping, 0, overlapping == 0)
+    for d in result["detection"]:
+        if d["threshold"] is None or d["from_onset"]["p95"] is None:
+            continue
+        if d["verdict"] == "reconnect_storm":
+            # a count threshold (storm_reconnects + 1 reconnects), not a time: livekit's retry
+            # cadence sets the latency; reported, not judged
+            continue
+        limit = round(d["threshold"] + DETECTION_SLACK, 3)
+        p95 = d["from_onset"]["p95"]
+        check(
+            f"detection latency p95 <= {d['threshold_field'] or 'immediate'} + 0.1 s",
+            d["fault"],
+            p95,
+            limit,
+            p95 <= limit,
+        )
+    return out
+
+
+# -- output -------------------------------------------------------------------------------------
+
+
+def _fmt_stats(s: dict[str, Any]) -> str:
+    if s["p50"] is None:
+        return "-"
+    return f"{s['p50']:.2f} / {s['p95']:.2f} / {s['max']:.2f}"
+
+
+def render(result: dict[str, Any]) -> str:
+    lk = result["livekit_agents"]
+    rows = []
+    for r in result["rows"]:
+        if r["class"] == "clean":
+            continue
+        rows.append(
+            (
+                r["scenario"],
+                r["mode"],
+                f"{r['answered']}/{r['turns']} ({r['answered_pct']}%)",
+                _fmt_stats(r["gap"]),
+                _fmt_stats(r["silence"]),
+                r["overlapping"],
+                r["escalations"],
+            )
+        )
+    parts = [
+        f"effectiveness, livekit-agents {lk}: faulted turns",
+        table(
+            (
+                "fault",
+                "approach",
+                "answered",
+                "caller silence p50/p95/max s",
+                "turn end to answer p50/p95/max s",
+                "overlapping",
+                "escalations",
+            ),
+            rows,
+        ),
+        "",
+        f"clean corpus, livekit-agents {lk}: actions taken (false stalls)",
+        table(
+            ("scenario", "approach", "turns answered", "actions", "stalls", "overlapping"),
+            [
+                (
+                    r["scenario"],
+                    r["mode"],
+                    f"{r['answered']}/{r['turns']}",
+                    r["actions"],
+                    ", ".join(f"{k} {v}" for k, v in r["stalls"].items()) or "-",
+                    r["overlapping"],
+                )
+                for r in result["rows"]
+                if r["class"] == "clean"
+            ],
+        ),
+        "",
+        f"detection latency (watchdog), livekit-agents {lk}",
+        table(
+            (
+                "fault",
+                "verdict",
+                "threshold s",
+                "from onset p50/p95/max s",
+                "from silence start p50/p95/max s",
+            ),
+            [
+                (
+                    d["fault"],
+                    d["verdict"] or "-",
+                    d["threshold"],
+                    _fmt_stats(d["from_onset"]),
+                    _fmt_stats(d["from_silence"]),
+                )
+                for d in result["detection"]
+            ],
+        ),
+        "",
+        "floors",
+        table(
+            ("floor", "scope", "value", "limit", "holds"),
+            [
+                (f["floor"], f["scope"], f["value"], f["limit"], "yes" if f["holds"] else "NO")
+                for f in result["floors"]
+            ],
+        ),
+    ]
+    return "\n".join(parts)
+
+
+def _quiet_logs(path: Path) -> None:
+    from supervisor.logs import configure_logging
+
+    stream = path.open("a", encoding="utf-8")
+    configure_logging(format="json", level="WARNING", stream=stream)
+    root = logging.getLogger()
+    for h in list(root.handlers):
+        root.removeHandler(h)
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root.addHandler(handler)
+    root.setLevel(logging.WARNING)
+
+
+async def measure(plan: Plan) -> dict[str, Any]:
+    """Run the plan in this process and aggregate it."""
+    import livekit.agents as lk
+
+    from supervisor.config import WatchdogConfig
+
+    wd = WatchdogConfig()
+    watchdog = {
+        "reply_timeout": wd.reply_timeout,
+        "audio_gap_timeout": wd.audio_gap_timeout,
+        "warning_grace": wd.warning_grace,
+        "recovery_timeout": wd.recovery_timeout,
+    }
+    lag = LoopLag()
+    started = time.monotonic()
+    async with lag.running():
+        runs = await run_plan(plan)
+    result: dict[str, Any] = {
+        "livekit_agents": lk.__version__,
+        "plan": {
+            "sessions_per_run": plan.sessions,
+            "turns": plan.turns,
+            "seeds": list(plan.seeds),
+            "clean_seeds": list(plan.clean_seeds),
+            "patience": PATIENCE,
+            "capacity": plan.capacity,
+            "modes": list(plan.modes),
+        },
+        "watchdog_config": watchdog,
+        "wall_seconds": round(time.monotonic() - started, 1),
+        "loop_lag_seconds": lag.summary(),
+    }
+    result.update(aggregate(runs, watchdog))
+    result["floors"] = floors(result, watchdog)
+    result["runs"] = [{k: v for k, v in r.items() if k != "summary"} for r in runs]
+    return result
+
+
+def quick_plan() -> Plan:
+    """The CI variant: the watchdog only, two sessions of four turns, one seed, short corpus."""
+    return build_plan(
+        Plan(
+            sessions=2,
+            turns=4,
+            seeds=(1,),
+            clean_seeds=(1,),
+            modes=("watchdog",),
+            clean_modes=("watchdog",),
+            capacity=40,
+            long_answer=6.0,
+            tool_seconds=8.0,
+            silent_seconds=20.0,
+            silent_sessions=1,
+        )
+    )
+
+
+def _lk_tag() -> str:
+    import livekit.agents as lk
+
+    major, minor = lk.__version__.split(".")[:2]
+    return f"lk{major}{minor}"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.effectiveness", description=__doc__)
+    p.add_argument("--quick", action="store_true", help="the CI variant (watchdog only, < 90 s)")
+    p.add_argument(
+        "--this-venv-only",
+        action="store_true",
+        help="run only in this interpreter (default: also livekit 1.5.11 from .venv-lk15)",
+    )
+    p.add_argument("--seeds", type=int, default=3, help="seeds per fault kind (default 3)")
+    p.add_argument("--sessions", type=int, default=4, help="sessions per run (default 4)")
+    p.add_argument("--capacity", type=int, default=24, help="concurrent sessions per process")
+    p.add_argument("--out", type=Path, default=RESULTS, help="results directory")
+    args = p.parse_args(argv)
+
+    other: subprocess.Popen[bytes] | None = None
+    lk15 = ROOT / ".venv-lk15" / "bin" / "python"
+    if not args.quick and not args.this_venv_only and lk15.exists():
+        cmd = [str(lk15), "-m", "bench.effectiveness", "--this-venv-only"]
+        cmd += ["--seeds", str(args.seeds), "--sessions", str(args.sessions)]
+        cmd += ["--capacity", str(args.capacity), "--out", str(args.out)]
+        other = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+    if args.quick:
+        plan = quick_plan()
+    else:
+        plan = build_plan(
+            Plan(
+                sessions=args.sessions,
+                seeds=tuple(range(1, args.seeds + 1)),
+                capacity=args.capacity,
+            )
+        )
+    tag = _lk_tag()
+    _quiet_logs(Path(os.environ.get("BENCH_LOG", f"/tmp/bench-effectiveness-{tag}.log")))
+    result = asyncio.run(measure(plan))
+    name = f"effectiveness-{tag}" + ("-quick" if args.quick else "")
+    path = write_json(name, result, args.out)
+    print(render(result))
+    print(f"\nwrote {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")
+    status = 0 if all(f["holds"] for f in result["floors"]) else 1
+    if other is not None:
+        status = max(status, other.wait())
+    return status
+
+
+def load(name: str, directory: Path = RESULTS) -> dict[str, Any]:
+    return json.loads((directory / f"{name}.json").read_text(encoding="utf-8"))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,473 @@
+"""Generate bench/RESULTS.md and the plots from bench/results/*.json (no figure typed by hand).
+
+.venv/bin/python -m bench.report              # writes RESULTS.md and plots/*.png
+.venv/bin/python -m bench.report --readme     # prints the README's comparison table
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from bench._common import PLOTS, RESULTS, ROOT, table
+
+APPROACH = {"none": "stock livekit", "timer": "hand-written timer", "watchdog": "watchdog"}
+VERSIONS = (("lk18", "1.8.x"), ("lk15", "1.5.11"))
+
+
+def _load(name: str) -> dict[str, Any] | None:
+    path = RESULTS / f"{name}.json"
+    if not path.exists():
+        return None
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _s(stats: dict[str, Any]) -> str:
+    if stats["p50"] is None:
+        return "-"
+    return f"{stats['p50']:.2f} / {stats['p95']:.2f} / {stats['max']:.2f}"
+
+
+def _row(eff: dict[str, Any], scenario: str, mode: str) -> dict[str, Any] | None:
+    for r in eff["rows"]:
+        if r["scenario"] == scenario and r["mode"] == mode:
+            return r
+    return None
+
+
+def comparison_table(eff: dict[str, Any]) -> str:
+    """Per fault kind and approach: answered %, caller silence p95, escalations."""
+    scenarios = [r["scenario"] for r in eff["rows"] if r["class"] != "clean"]
+    scenarios = list(dict.fromkeys(scenarios))
+    rows = []
+    for sc in scenarios:
+        cells = [sc]
+        for mode in ("none", "timer", "watchdog"):
+            r = _row(eff, sc, mode)
+            if r is None:
+                cells.append("-")
+                continue
+            cell = f"{r['answered_pct']:.0f}% answered, p95 {r['gap']['p95']:.1f} s"
+            if r["escalations"]:
+                cell += f", {r['escalations']} escalations"
+            if r["overlapping"]:
+                cell += f", {r['overlapping']} overlapping"
+            cells.append(cell)
+        rows.append(cells)
+    clean = [r for r in eff["rows"] if r["class"] == "clean"]
+    for sc in dict.fromkeys(r["scenario"] for r in clean):
+        cells = [f"clean: {sc}"]
+        for mode in ("none", "timer", "watchdog"):
+            r = _row(eff, sc, mode)
+            if r is None:
+                cells.append("no action (by construction)" if mode == "none" else "-")
+            else:
+                cells.append(f"{r['actions']} actions")
+        rows.append(cells)
+    return table(("fault", *(APPROACH[m] for m in ("none", "timer", "watchdog"))), rows)
+
+
+def effectiveness_section(tag: str, label: str, eff: dict[str, Any]) -> str:
+    plan = eff["plan"]
+    parts = [
+        f"### livekit-agents {eff['livekit_agents']} ({label})",
+        "",
+        f"Command: `{eff['command']}`; measured {eff['measured_at']}, "
+        f"{eff['wall_seconds']:.0f} s wall; {plan['sessions_per_run']} sessions x "
+        f"{plan['turns']} turns per run, seeds {plan['seeds']}, caller patience "
+        f"{plan['patience']:g} s, up to {plan['capacity']} concurrent sessions; event-loop lag "
+        f"p50/p99/max {eff['loop_lag_seconds']['p50']}/{eff['loop_lag_seconds']['p99']}/"
+        f"{eff['loop_lag_seconds']['max']} s.",
+        "",
+        f"![caller silence per approach and fault kind](plots/silence-{tag}.png)",
+        "",
+        "Faulted turns (caller silence: the longest stretch without agent audio between turn "
+        "end and the answer; the whole patience when never answered):",
+        "",
+        table(
+            (
+                "fault",
+                "approach",
+                "answered",
+                "caller silence p50/p95/max s",
+                "turn end to answer p50/p95/max s",
+                "overlapping",
+                "escalations",
+                "stalls / recoveries",
+            ),
+            [
+                (
+                    r["scenario"],
+                    APPROACH[r["mode"]],
+                    f"{r['answered']}/{r['turns']} ({r['answered_pct']}%)",
+                    _s(r["gap"]),
+                    _s(r["silence"]),
+                    r["overlapping"],
+                    (
+                        f"{r['escalations']} ("
+                        + ", ".join(f"{k} {v}" for k, v in r["escalation_reasons"].items())
+                        + ")"
+                    )
+                    if r["escalations"]
+                    else "0",
+                    _actions(r),
+                )
+                for r in eff["rows"]
+                if r["class"] != "clean"
+            ],
+        ),
+        "",
+        "Clean corpus (nothing is wrong; every action is a false stall):",
+        "",
+        table(
+            ("scenario", "approach", "turns answered", "actions", "overlapping"),
+            [
+                (
+                    r["scenario"],
+                    APPROACH[r["mode"]],
+                    f"{r['answered']}/{r['turns']}",
+                    r["actions"],
+                    r["overlapping"],
+                )
+                for r in eff["rows"]
+                if r["class"] == "clean"
+            ],
+        ),
+        "",
+        "Detection latency (watchdog; from the fault's onset at the chaos server, and from the "
+        "start of the silence as the watchdog measured it):",
+        "",
+        table(
+            ("fault", "verdicts", "threshold s", "from onset p50/p95/max s", "from silence start"),
+            [
+                (
+                    d["fault"],
+                    ", ".join(f"{k} {v}" for k, v in d["verdicts"].items()),
+                    "-"
+                    if d["threshold"] is None
+                    else f"{d['threshold']:g} ({d['threshold_field'] or 'immediate'})",
+                    _s(d["from_onset"]),
+                    _s(d["from_silence"]),
+                )
+                for d in eff["detection"]
+            ],
+        ),
+        "",
+        "Floors:",
+        "",
+        _floors(eff["floors"], scoped=True),
+    ]
+    return "\n".join(parts)
+
+
+def _actions(r: dict[str, Any]) -> str:
+    if r["mode"] == "timer":
+        return f"timer fired {r['timer_fires']}"
+    if r["mode"] == "none":
+        return "-"
+    stalls = ", ".join(f"{k} {v}" for k, v in r["stalls"].items()) or "no stalls"
+    recs = ", ".join(
+        f"{a} {c.get('success', 0)} ok/{c.get('failure', 0)} failed"
+        for a, c in r["recoveries"].items()
+    )
+    return stalls + ("; " + recs if recs else "")
+
+
+def _floors(floors: list[dict[str, Any]], scoped: bool) -> str:
+    headers = ("floor", "scope", "value", "limit", "holds") if scoped else ("floor", "value")
+    rows = []
+    for f in floors:
+        verdict = "yes" if f["holds"] else "**NO**"
+        if scoped:
+            rows.append((f["floor"], f["scope"], f["value"], f["limit"], verdict))
+        else:
+            rows.append((f["floor"], f["value"], f["limit"], verdict))
+    if not scoped:
+        headers = ("floor", "value", "limit", "holds")
+    return table(headers, rows)
+
+
+def overhead_section(ov: dict[str, Any]) -> str:
+    ab = ov["cpu"]
+    ev = ov["per_event"]
+    mem = ov["memory"]
+    sc = ov["scale"]
+    run = sc["run"]
+    derived = sc["derived"]
+    us = 1e6 * derived["seconds_per_observation"]
+    return "\n".join(
+        [
+            f"Command: `{ov['command']}`; measured {ov['measured_at']}, livekit-agents "
+            f"{ov['livekit_agents']}.",
+            "",
+            f"CPU per session-minute, {ab['sessions']} clean calls x {ab['turns']} turns per "
+            f"round, {len(ab['rounds']) // 2} rounds of each mode alternating in one process "
+            "(chaos server in a subprocess):",
+            "",
+            table(
+                ("measure", "stock livekit", "watchdog", "ratio"),
+                [
+                    (
+                        "median CPU s per session-minute",
+                        ab["median_cpu_per_session_minute"]["none"],
+                        ab["median_cpu_per_session_minute"]["watchdog"],
+                        ab["ratio_of_medians"],
+                    ),
+                    *(
+                        [
+                            (
+                                "watchdog with the model not wrapped by `reconnectable` "
+                                "(median CPU s per session-minute)",
+                                "-",
+                                ab["median_cpu_per_session_minute"]["watchdog_plain_model"],
+                                ab["ratio_of_medians_plain_model"],
+                            )
+                        ]
+                        if "ratio_of_medians_plain_model" in ab
+                        else []
+                    ),
+                    (
+                        "paired rounds, median ratio (each pair: "
+                        + ", ".join(f"{x:.3f}" for x in ab["pair_ratios"])
+                        + ")",
+                        "-",
+                        "-",
+                        ab["pair_ratio_median"],
+                    ),
+                    (
+                        "watchdog's own CPU, timed inside its entry points",
+                        "-",
+                        f"{ab['watchdog_own_cpu_per_session_minute']:.5f}",
+                        ab["own_ratio"],
+                    ),
+                ],
+            ),
+            "",
+            "Per-event cost (best of 5):",
+            "",
+            table(
+                ("path", "observations/s", "us per observation"),
+                [
+                    (k.removesuffix("_per_second").replace("_", " "), v, round(1e6 / v, 2))
+                    for k, v in ev.items()
+                    if k.endswith("per_second")
+                ],
+            ),
+            "",
+            f"Event mix: {ev['event_mix']}.",
+            "",
+            f"Memory: **{mem['kb_per_session']:.1f} KB per supervised session** (tracemalloc, "
+            f"{mem['sessions']} Supervisors attached to unstarted AgentSessions, each started "
+            "and fed one turn).",
+            "",
+            "Scale. One process runs on one core (the GIL), so the limit is 2% of one core. "
+            f"Derivation: Watchdog.observe costs {us:.1f} us per audio observation; a speaking "
+            "session delivers 10 to 50 frames per second; sessions = 0.02 / (rate x cost):",
+            "",
+            table(
+                ("event rate per session", "watchdog CPU share per session", "max sessions"),
+                [
+                    (
+                        r["event_rate"],
+                        f"{100 * r['cpu_share_per_session']:.4f}% of a core",
+                        r["max_sessions"],
+                    )
+                    for r in derived["rows"]
+                ],
+            ),
+            "",
+            f"Measured: {run['sessions']} concurrent supervised sessions in one process "
+            "(as many as it handles: the process used "
+            f"{100 * run['process_share_of_one_core']:.0f}% of a core, event-loop lag p99 "
+            f"{run['loop_lag_seconds']['p99']} s), "
+            f"{run['answered']}/{run['turns']} turns answered; the watchdog's own share: "
+            f"**{100 * run['watchdog_share_of_one_core']:.3f}% of a core** "
+            f"({100 * run['watchdog_share_of_process_cpu']:.2f}% of the process's CPU). "
+            "livekit's own work per session, not the watchdog, is what limits a process.",
+            "",
+            _floors(ov["floors"], scoped=False),
+        ]
+    )
+
+
+def scrape_section(sc: dict[str, Any]) -> str:
+    s = sc["seconds"]
+    return "\n".join(
+        [
+            f"Command: `{sc['command']}`; measured {sc['measured_at']}.",
+            "",
+            table(
+                ("job processes", "files", "series", "body KB", "p50 ms", "p95 ms", "max ms"),
+                [
+                    (
+                        sc["jobs"],
+                        sc["files"],
+                        sc["series"],
+                        round(sc["body_bytes"] / 1024, 1),
+                        round(1000 * s["p50"], 1),
+                        round(1000 * s["p95"], 1),
+                        round(1000 * s["max"], 1),
+                    )
+                ],
+            ),
+        ]
+    )
+
+
+def plot_silence(tag: str, eff: dict[str, Any]) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [r for r in eff["rows"] if r["class"] != "clean"]
+    scenarios = list(dict.fromkeys(r["scenario"] for r in rows))
+    modes = ("none", "timer", "watchdog")
+    colors = {"none": "#c44e52", "timer": "#dd8452", "watchdog": "#4c72b0"}
+    fig, ax = plt.subplots(figsize=(11, 4.8))
+    width = 0.27
+    for i, mode in enumerate(modes):
+        xs, p95, p50 = [], [], []
+        for j, sc in enumerate(scenarios):
+            r = _row(eff, sc, mode)
+            if r is None or r["gap"]["p95"] is None:
+                continue
+            xs.append(j + (i - 1) * width)
+            p95.append(r["gap"]["p95"])
+            p50.append(r["gap"]["p50"])
+        ax.bar(xs, p95, width, label=f"{APPROACH[mode]} (p95)", color=colors[mode])
+        ax.scatter(xs, p50, marker="_", color="black", s=120, zorder=3)
+    ax.scatter([], [], marker="_", color="black", label="p50")
+    ax.axhline(eff["plan"]["patience"], color="grey", ls=":", lw=1)
+    ax.text(len(scenarios) - 0.5, eff["plan"]["patience"] + 0.2, "caller gives up", ha="right")
+    ax.set_xticks(range(len(scenarios)))
+    ax.set_xticklabels(scenarios, rotation=25, ha="right")
+    ax.set_ylabel("caller silence in a faulted turn (s)")
+    ax.set_title(
+        f"Caller silence per approach and fault kind, livekit-agents {eff['livekit_agents']}"
+    )
+    ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    PLOTS.mkdir(parents=True, exist_ok=True)
+    out = PLOTS / f"silence-{tag}.png"
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def results_md() -> str:
+    parts = [
+        "# Benchmarks",
+        "",
+        "Generated by `.venv/bin/python -m bench.report` from `bench/results/*.json`; no figure "
+        "here is typed by hand. Approaches are always compared within one run (side by side, "
+        "concurrently), since these machines are shared and noisy.",
+        "",
+        "## Commands",
+        "",
+        "```sh",
+        "make setup setup-compat      # the two venvs (livekit-agents 1.8.x and 1.5.11)",
+        "VIRTUAL_ENV=$PWD/.venv .venv/bin/uv pip install matplotlib   # plots only",
+        ".venv/bin/python -m bench.effectiveness   # 1 + 2: both livekit versions (~12 min)",
+        ".venv/bin/python -m bench.overhead        # 3: CPU, event cost, memory, scale (~4 min)",
+        ".venv/bin/python -m bench.scrape          # 4: /metrics with 200 job processes (~30 s)",
+        ".venv/bin/python -m bench.report          # this file and bench/plots/*.png",
+        ".venv/bin/python -m bench.effectiveness --quick   # the CI variant (tests/test_bench.py)",
+        "```",
+        "",
+        "The hand-written timer is `HandWrittenTimer` in `agent/simulate.py`, re-exported by "
+        "`bench/handwritten_timer.py` (`python -m bench.handwritten_timer` prints it).",
+        "",
+    ]
+    effs = [(tag, label, _load(f"effectiveness-{tag}")) for tag, label in VERSIONS]
+    first = next((e for _, _, e in effs if e is not None), None)
+    if first is not None:
+        m = first["machine"]
+        parts += [
+            "## Machine and versions",
+            "",
+            f"{m['cpu']}, {m['cores']} cores, {m['memory_gb']} GB, {m['os']}, Python "
+            f"{m['python']}; load average at start {m['load_average_at_start']}.",
+            "",
+            table(
+                ("package", *(label for _, label, e in effs if e is not None)),
+                [
+                    (name, *(e["machine"]["versions"].get(name) for _, _, e in effs if e))
+                    for name in first["machine"]["versions"]
+                ],
+            ),
+            "",
+        ]
+    parts += [
+        "## Definitions",
+        "",
+        "- **caller silence**: the longest stretch without agent audio between the end of the "
+        "caller's turn and the answer (for a reply that never starts, the whole wait; for a "
+        "reply that stops mid-sentence, the gap the caller lived through); the caller's "
+        "patience (15 s) when never answered. `turn end to answer` is the whole wait.",
+        "- **answered**: a whole answer (the chaos server's answer tone, in one playback "
+        "segment) played after the turn; judged from what reached the caller's speaker.",
+        "- **floors' thresholds**: no_response, failed_response, error_event: reply_timeout + "
+        "1.5 s; stall_mid, late_resume: audio_gap_timeout + 1.5 s; multi_message(_empty): "
+        "warning_grace + 1.5 s; drop_mid (the connection is lost and re-established): "
+        "warning_grace + 5 s. fatal_error and flap must escalate.",
+        "- **detection latency**: the fault's onset as the chaos server recorded it (for no_reply "
+        "faults: when it should have started the response) to the watchdog's verdict, one "
+        "monotonic clock. `from silence start` starts where the watchdog's own clock started "
+        "(last audio heard, turn end, or the warning).",
+        "- **actions** (clean corpus): stalls declared plus escalations (watchdog), times fired "
+        "(timer).",
+        "",
+        "## 1 and 2: effectiveness and detection latency",
+        "",
+    ]
+    for tag, label, eff in effs:
+        if eff is None:
+            parts += [f"(no results for {label})", ""]
+            continue
+        parts += [effectiveness_section(tag, label, eff), ""]
+    ov = _load("overhead")
+    if ov is not None:
+        parts += ["## 3: overhead", "", overhead_section(ov), ""]
+    sc = _load("scrape")
+    if sc is not None:
+        parts += ["## 4: scrape cost", "", scrape_section(sc), ""]
+    if effs[0][2] is not None:
+        parts += [
+            "## The README's comparison table",
+            "",
+            f"livekit-agents {effs[0][2]['livekit_agents']}, faulted turns "
+            "(answered %, caller silence p95):",
+            "",
+            comparison_table(effs[0][2]),
+            "",
+        ]
+    return "\n".join(parts)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.report", description=__doc__)
+    p.add_argument("--readme", action="store_true", help="print the README comparison table")
+    args = p.parse_args(argv)
+    if args.readme:
+        for tag, label in VERSIONS:
+            eff = _load(f"effectiveness-{tag}")
+            if eff is not None:
+                print(f"livekit-agents {eff['livekit_agents']} ({label}):\n")
+                print(comparison_table(eff) + "\n")
+        return 0
+    for tag, _ in VERSIONS:
+        eff = _load(f"effectiveness-{tag}")
+        if eff is not None:
+            print(f"wrote {plot_silence(tag, eff).relative_to(ROOT)}")
+    out = ROOT / "bench" / "RESULTS.md"
+    out.write_text(results_md(), encoding="utf-8")
+    print(f"wrote {out.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
