@@ -225,8 +225,8 @@ class TurnRecord:
     silence: float = 0.0  # turn end -> answer_at, or patience when unanswered
     overlapping: bool = False  # two responses' audio interleaved at the output
     fault: str | None = None  # what the chaos server injected in this turn (embedded)
-    # the longest stretch without agent audio between turn end and the answer (the silence the
-    # caller lived through, mid-reply gaps included), or patience when unanswered
+    # the longest stretch without agent audio from turn end until the answer had played (the
+    # silence the caller lived through, gaps inside a reply included), or patience when unanswered
     gap: float = 0.0
     interrupted: bool = False  # the caller spoke again into the reply on purpose (barge_in)
     fault_onset: float | None = None  # monotonic: when the chaos server's fault took effect
@@ -591,7 +591,9 @@ async def _listen(call: _Call, speaker: Any, record: TurnRecord, options: Simula
             record.answered = True
             record.answer_at = answer_at
             record.silence = max(0.0, answer_at - t)
-            record.gap = _longest_gap(frames, t, answer_at)
+            # up to the end of the answer heard so far: a pause inside the answer is lived too
+            heard_until = max(f.at + f.duration for f in frames if f.segment == segment)
+            record.gap = _longest_gap(frames, t, heard_until)
             await _until_played(call, speaker, segment, options)
             break
         last_sound = max([t] + [f.at + f.duration for f in frames])

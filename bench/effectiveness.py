@@ -19,9 +19,10 @@ a minute, which this benchmark is not about). `fatal_error` and `flap` are stick
 turn fails too): turn 2 of 3.
 
 Caller silence is what the caller lived through: `gap`, the longest stretch without agent audio
-between the end of their turn and the answer (for a reply that never starts, the whole wait; for
-a reply that stops mid-sentence, the gap inside it), `patience` when never answered. `silence` is
-the whole wait from turn end to the answer's first audio (it includes the audio before a gap).
+from the end of their turn until the answer had played (for a reply that never starts, the whole
+wait; for a reply that stops mid-sentence, the gap inside it), `patience` when never answered.
+`silence` is the whole wait from turn end to the answer's first audio (it includes the audio
+before a gap).
 
 Detection latency (watchdog runs): from the fault's onset, as the chaos server recorded it, to the
 watchdog's verdict, on the same monotonic clock. For no_reply faults the onset is when the server
@@ -584,11 +585,15 @@ async def measure(plan: Plan) -> dict[str, Any]:
 
 
 def quick_plan() -> Plan:
-    """The CI variant: the watchdog only, two sessions of four turns, one seed, short corpus."""
+    """The CI variant: the watchdog only, one session of six turns per kind, a short corpus.
+
+    One session per kind keeps the process lightly loaded (about 15 sessions at once), so the
+    timing floors measure the watchdog rather than a starved event loop.
+    """
     return build_plan(
         Plan(
-            sessions=2,
-            turns=4,
+            sessions=1,
+            turns=6,
             seeds=(1,),
             clean_seeds=(1,),
             modes=("watchdog",),

@@ -1,7 +1,8 @@
 """bench: the quick effectiveness benchmark holds the issue's floors (the CI variant, < 90 s).
 
 One run of `bench.effectiveness --quick` (the watchdog over every fault kind and the clean corpus,
-two sessions of four turns, real livekit against the chaos server, concurrently), then its floors.
+one session of six turns each, real livekit against the chaos server, concurrently), then its
+floors.
 """
 
 from __future__ import annotations

@@ -795,7 +795,6 @@ async def stop_worker_process(proc: asyncio.subprocess.Process) -> tuple[int, st
     return int(proc.returncode or 0), (out + err).decode()
 
 
-@pytest.mark.compat
 async def test_the_worker_process_serves_health_status_and_metrics_without_secrets(
     livekit: FakeLiveKit, tmp_path: Path
 ) -> None:
