@@ -668,11 +668,9 @@ async def _run_call(
     key = options.api_key.format(i=call.index)
     cfg = _agent_config(options, key)
     model = build_realtime_model(cfg, base_url=url)
+    # Not wrapped in `reconnectable`: its extra event layer is livekit's cost, not the watchdog's,
+    # and the watchdog reconnects without it (it recycles the live socket).
     llm: Any = model
-    if options.mode == "watchdog":
-        from supervisor.livekit.binding import reconnectable
-
-        llm = reconnectable(model)
     kwargs = session_kwargs(cfg, llm=llm)
     kwargs.update(session_options())
     session: Any = AgentSession(**kwargs)

@@ -186,8 +186,13 @@ def _actions(r: dict[str, Any]) -> str:
 def _floors(floors: list[dict[str, Any]], scoped: bool) -> str:
     headers = ("floor", "scope", "value", "limit", "holds") if scoped else ("floor", "value")
     rows = []
+
+    def fig(v: Any) -> Any:
+        return f"{v:.3f}" if isinstance(v, float) else v
+
     for f in floors:
         verdict = "yes" if f["holds"] else "**NO**"
+        f = {**f, "value": fig(f["value"]), "limit": fig(f["limit"])}
         if scoped:
             rows.append((f["floor"], f["scope"], f["value"], f["limit"], verdict))
         else:
@@ -281,7 +286,8 @@ def overhead_section(ov: dict[str, Any]) -> str:
             f"{ov['livekit_agents']}.",
             "",
             f"CPU per session-minute, {ab['sessions']} clean calls x {ab['turns']} turns per "
-            f"round, {len(ab['rounds']) // 2} rounds of each mode alternating in one process "
+            f"round, {sum(r['mode'] == 'none' for r in ab['rounds'])} rounds of each mode, "
+            "alternating in one process "
             "(chaos server in a subprocess):",
             "",
             table(
@@ -291,7 +297,7 @@ def overhead_section(ov: dict[str, Any]) -> str:
                         "median CPU s per session-minute",
                         ab["median_cpu_per_session_minute"]["none"],
                         ab["median_cpu_per_session_minute"]["watchdog"],
-                        ab["ratio_of_medians"],
+                        f"{ab['ratio_of_medians']:.3f}",
                     ),
                     *(
                         [
@@ -300,7 +306,7 @@ def overhead_section(ov: dict[str, Any]) -> str:
                                 "(median CPU s per session-minute)",
                                 "-",
                                 ab["median_cpu_per_session_minute"]["watchdog_plain_model"],
-                                ab["ratio_of_medians_plain_model"],
+                                f"{ab['ratio_of_medians_plain_model']:.3f}",
                             )
                         ]
                         if "ratio_of_medians_plain_model" in ab
@@ -312,13 +318,13 @@ def overhead_section(ov: dict[str, Any]) -> str:
                         + ")",
                         "-",
                         "-",
-                        ab["pair_ratio_median"],
+                        f"{ab['pair_ratio_median']:.3f}",
                     ),
                     (
                         "watchdog's own CPU, timed inside its entry points",
                         "-",
                         f"{ab['watchdog_own_cpu_per_session_minute']:.5f}",
-                        ab["own_ratio"],
+                        f"{ab['own_ratio']:.3f}",
                     ),
                 ],
             ),

@@ -20,12 +20,9 @@ from bench.effectiveness import floors, measure, quick_plan
 pytestmark = [pytest.mark.livekit, pytest.mark.timeout(90)]
 
 # Floors the watchdog does not hold today, each with why (bench/RESULTS.md has the figures).
-# Listed rather than skipped: the test fails if one of them starts holding, so the list shrinks.
+# Only these are exempt; every other floor must hold. (Not required to keep failing: the figure
+# sits within ~0.1 s of its limit, and a CI check must not flap on a machine's load.)
 KNOWN_BROKEN: dict[tuple[str, str], str] = {
-    ("answered %", "late_resume"): "each late original cuts the re-issued reply (livekit closes "
-    "the current generation on the stale response.done): two recoveries per fault exhaust the "
-    "budget of 3 a minute",
-    ("caller silence p95 <= audio_gap_timeout + 1.5 s", "late_resume"): "same cause",
     ("detection latency p95 <= warning_grace + 0.1 s", "drop_mid"): "the audio already sent "
     "plays on after the socket drops (~0.1-0.2 s), and the watchdog's grace runs from the last "
     "audio it saw",
@@ -54,11 +51,10 @@ def test_the_quick_benchmark_covers_every_fault_kind_and_the_clean_corpus(
 
 
 def test_the_watchdog_holds_the_floors(quick: dict[str, Any]) -> None:
-    """Every floor holds, except the known-broken ones listed above (which must still fail)."""
+    """Every floor holds, except the known-broken ones listed above."""
     broken = [f for f in quick["floors"] if not f["holds"] and _key(f) not in KNOWN_BROKEN]
-    fixed = [f for f in quick["floors"] if f["holds"] and _key(f) in KNOWN_BROKEN]
     assert not broken, json.dumps(broken, indent=1)
-    assert not fixed, "these floors hold now; remove them from KNOWN_BROKEN: " + json.dumps(fixed)
+    assert len(quick["floors"]) > len(KNOWN_BROKEN) + 10  # the floors were really judged
 
 
 def test_floors_are_judged_from_the_figures() -> None:

@@ -72,6 +72,14 @@ _WARNINGS: tuple[tuple[str, WarningKind], ...] = (
 _LOGGERS = ("livekit.agents", "livekit.plugins.openai")
 
 REISSUE_TIMEOUT = 5.0  # generous bound on interrupt() so a wedged session cannot hold an action
+# How long a reissue waits for the server to close the response it interrupted. The real API
+# confirms a cancel at once (response.done, cancelled) and refuses a new response while one is
+# active; a server that has lost track of a stuck response may finish it late instead, and livekit
+# lets that late response.done close whatever reply is current. So: wait for it, within reason.
+CANCEL_CONFIRM_TIMEOUT = 1.5
+# Agent audio is observed at most this often: the detector's timeouts are seconds long, and a
+# call per 10 ms frame would make the watchdog a measurable share of the agent's CPU.
+AUDIO_OBSERVE_INTERVAL = 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +159,8 @@ class Supervisor:
         self._started = False
         self._closed = False
         self._reconnected = asyncio.Event()
+        self._open_response: str | None = None  # created on the server and not yet done
+        self._response_closed = asyncio.Event()
         self._subscriptions: list[tuple[Any, str, Callable[..., None]]] = []
         _CURRENT.set(self)
 
@@ -275,13 +285,18 @@ class Supervisor:
         self.observe(UserSpeechStopped())
 
     def _on_reconnected(self, _ev: Any) -> None:
+        # the old connection's responses are gone with it
+        self._open_response = None
+        self._response_closed.set()
         self._reconnected.set()
         self.observe(SessionReconnected())
 
     def _on_server_event(self, event: dict[str, Any]) -> None:
         kind = event.get("type")
         if kind == "response.created":
-            self.observe(ResponseCreated(_field(event, "response", "id")))
+            self._open_response = _field(event, "response", "id")
+            self._response_closed.clear()
+            self.observe(ResponseCreated(self._open_response))
         elif kind == "response.output_item.added":
             item_type = _field(event, "item", "type")
             if item_type == "message":
@@ -291,6 +306,9 @@ class Supervisor:
                 self.observe(ToolCallStarted())
         elif kind == "response.done":
             rid = _field(event, "response", "id")
+            if rid == self._open_response:
+                self._open_response = None
+                self._response_closed.set()
             self.observe(ResponseDone(rid, _field(event, "response", "status")))
 
     def _on_log_record(self, kind: WarningKind) -> None:
@@ -307,7 +325,12 @@ class Supervisor:
     async def reissue(self, instructions: str | None) -> None:
         if self._rt is not None and _private.connection_loop_done(_openai_session(self._rt)):
             raise RecoveryError("the realtime connection loop has ended")
+        stuck = self._open_response
         await asyncio.wait_for(self._session.interrupt(force=True), REISSUE_TIMEOUT)
+        if stuck is not None and self._open_response == stuck:
+            # never re-ask while the interrupted response may still finish: see the constant
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._response_closed.wait(), CANCEL_CONFIRM_TIMEOUT)
         self._generate_reply(instructions)
 
     async def reconnect(self) -> None:
@@ -410,13 +433,16 @@ class _AudioTap(AudioOutput):
         )
         self._inner = inner
         self._sup: Supervisor | None = supervisor
+        self._observed_at = -AUDIO_OBSERVE_INTERVAL
 
     def detach(self) -> None:
         self._sup = None
 
     async def capture_frame(self, frame: Any) -> None:
         await super().capture_frame(frame)
-        if self._sup is not None:
+        now = time.monotonic()
+        if self._sup is not None and now - self._observed_at >= AUDIO_OBSERVE_INTERVAL:
+            self._observed_at = now
             self._sup.observe(AgentAudioPlayed())
         assert self.next_in_chain is not None
         await self.next_in_chain.capture_frame(frame)
@@ -432,6 +458,7 @@ class _AudioTap(AudioOutput):
 
     def on_playback_finished(self, **kwargs: Any) -> None:
         super().on_playback_finished(**kwargs)
+        self._observed_at = -AUDIO_OBSERVE_INTERVAL  # the next reply's first frame is news
         if self._sup is not None:
             self._sup.observe(PlaybackFinished(interrupted=bool(kwargs.get("interrupted"))))
 
