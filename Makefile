@@ -12,7 +12,7 @@ export HELM_CACHE_HOME  := $(CURDIR)/.tools/helm/cache
 export HELM_CONFIG_HOME := $(CURDIR)/.tools/helm/config
 export HELM_DATA_HOME   := $(CURDIR)/.tools/helm/data
 
-.PHONY: setup setup-compat tools demo test lint typecheck pytest pytest-compat lock clean
+.PHONY: setup setup-compat tools demo test lint typecheck pytest pytest-compat lock bench clean
 
 $(VENV)/.installed: pyproject.toml constraints/lk18.txt
 	$(PY) -m venv $(VENV)
@@ -52,10 +52,18 @@ test: lint typecheck pytest pytest-compat
 
 # Re-resolve the constraints files (run by hand, commit the result).
 lock: setup
-	$(UV) pip compile -q pyproject.toml --extra dev -o constraints/lk18.txt \
+	$(UV) pip compile -q pyproject.toml --extra dev --extra bench -o constraints/lk18.txt \
 		--override <(echo 'livekit-agents>=1.8,<1.9'; echo 'livekit-plugins-openai>=1.8,<1.9')
 	$(UV) pip compile -q pyproject.toml --extra dev -o constraints/lk15.txt \
 		--override <(echo 'livekit-agents==1.5.11'; echo 'livekit-plugins-openai==1.5.11'; echo 'openai<3')
+
+# The benchmarks (bench/RESULTS.md says what each measures); about 15 minutes.
+bench: setup setup-compat
+	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(UV) pip install -q -c constraints/lk18.txt -e '.[dev,bench]'
+	$(VENV)/bin/python -m bench.effectiveness
+	$(VENV)/bin/python -m bench.overhead
+	$(VENV)/bin/python -m bench.scrape
+	$(VENV)/bin/python -m bench.report
 
 clean:
 	rm -rf $(VENV) $(VENV15) .tools .pytest_cache .mypy_cache .ruff_cache

@@ -242,12 +242,12 @@ WHY: dict[tuple[str, str], str] = {
         "it is a stall by definition. The margin is 1 s."
     ),
     ("CPU overhead ratio", ""): (
-        "the watchdog's own synchronous work (Supervisor.observe with the detector, metrics and "
-        "timer, the log tap) is about 2.5% of the process; the A/B difference also holds the "
-        "audio tap's extra output layer and, with `reconnectable`, livekit's fallback adapter. "
-        "To reach 1.02: a fast path for agent audio frames (most observations: update the last "
-        "audio time, skip the table scan, deadline recomputation and metrics) or one "
-        "observation per 100 ms of audio at the tap."
+        "the tap already observes agent audio at most every 50 ms, so the watchdog's own "
+        "synchronous work is small (see the timed ratio); the A/B difference is mostly the "
+        "audio tap's extra output layer (livekit's per-frame work in the output chain) and, in "
+        "the `watchdog` mode, `reconnectable`'s fallback adapter (compare "
+        "`watchdog_plain_model`). Not yet profiled further: the next step is a profile of the "
+        "output chain with and without the tap."
     ),
 }
 
@@ -473,8 +473,9 @@ def results_md() -> str:
         "## Commands",
         "",
         "```sh",
+        "make bench                   # all of the below, after setting up both venvs",
         "make setup setup-compat      # the two venvs (livekit-agents 1.8.x and 1.5.11)",
-        "VIRTUAL_ENV=$PWD/.venv .venv/bin/uv pip install matplotlib   # plots only",
+        "VIRTUAL_ENV=$PWD/.venv .venv/bin/uv pip install -e '.[bench]'   # plots (matplotlib)",
         ".venv/bin/python -m bench.effectiveness   # 1 + 2: both livekit versions (~12 min)",
         ".venv/bin/python -m bench.overhead        # 3: CPU, event cost, memory, scale (~4 min)",
         ".venv/bin/python -m bench.scrape          # 4: /metrics with 200 job processes (~30 s)",
