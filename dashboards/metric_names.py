@@ -30,6 +30,7 @@ KIND_WARNING = frozenset(
         "unrecoverable_close",
         "aclose_error",
         "late_response",
+        "connection_lost",
     }
 )
 PM = {"provider": None, "model": None}

@@ -9,7 +9,9 @@ Rule 3: Each observation becomes zero or more triggers (`Trigger`), and triggers
         bookkeeping around the table (the reply owed, tool calls running, the open response, the
         reconnect window) only computes the triggers and the findings' facts.
 Rule 4: Within a row, disarming wins over arming and refreshing. Arming restarts the row's clock
-        with the timeout named in the row; refreshing restarts it only if the row is armed.
+        with the timeout named in the row; refreshing restarts it only if the row is armed. Two
+        arms are not restarts: the watchdog's own request does not postpone a deadline a newer
+        turn armed, and a second warning about a reply already cut does not restart the grace.
 Rule 5: An observation is applied before expired deadlines are judged: audio arriving a few
         milliseconds after a deadline, before the shell's timer ran, is evidence the agent is not
         silent, so it disarms instead of losing a race.
@@ -19,11 +21,13 @@ Rule 7: dead_session and a normal close are final: after either, the detector re
 Rule 8: Every observation costs O(1) and the state is bounded: audio frames only move timestamps
         (no timer per frame), and the reconnect window holds at most storm_reconnects + 1 times.
 
-Why post_warning_silence is measured from the end of sound: on livekit 1.5.11 the multi-message
+Why post_warning_silence is measured from the last frame: on livekit 1.5.11 the multi-message
 warning arrives while the first item's audio may still be playing, and the lost item is the one that
-should follow it. So the row's clock restarts with every frame of the reply the warning cut (and at
-PlaybackFinished): it fires once, after the warning, there has been a whole warning_grace with no
-audio at all. Audio of a response created after the warning is a new reply and disarms it.
+should follow it. So the row's clock restarts with every frame of the reply the warning cut: it
+fires once, after the warning, no frame has reached the output for a whole warning_grace. (Not from
+PlaybackFinished: the output reports that only when livekit closes the generation, which after a
+drop waits for the reconnect; frames are timed as audio_gap times them.) Audio of a response created
+after the warning is a new reply and disarms it.
 """
 
 from __future__ import annotations
@@ -36,7 +40,9 @@ from enum import StrEnum
 from supervisor.config import WatchdogConfig
 from supervisor.observations import (
     AgentAudioPlayed,
+    AgentStateChanged,
     LivekitWarning,
+    MessageItemAdded,
     Observation,
     PlaybackFinished,
     RealtimeError,
@@ -54,6 +60,7 @@ from supervisor.observations import (
 )
 
 __all__ = [
+    "INERT",
     "TABLE",
     "WARNING_EFFECTS",
     "Condition",
@@ -118,6 +125,8 @@ class WarningEffect(StrEnum):
     LOST = "lost"  # a requested reply was never generated: matters only while one is owed
     NOTED = "noted"  # counted, but says nothing new (a late response was already given up on)
     FATAL = "fatal"  # the session is dead
+    # the connection went: the reply being played is CUT, a reply owed is LOST, else nothing
+    DROPPED = "dropped"
 
 
 WARNING_EFFECTS: Mapping[WarningKind, WarningEffect] = {
@@ -130,6 +139,9 @@ WARNING_EFFECTS: Mapping[WarningKind, WarningEffect] = {
     # Logged when a response arrives after livekit timed it out (reply_timeout was logged then) or
     # after a barge-in (normal): arming on it would only duplicate or invent a stall.
     WarningKind.LATE_RESPONSE: WarningEffect.NOTED,
+    # Logged the moment the socket drops, before livekit reconnects and reports the generation
+    # discarded: the silence is measured from here, not from the reconnect.
+    WarningKind.CONNECTION_LOST: WarningEffect.DROPPED,
     WarningKind.UNRECOVERABLE_CLOSE: WarningEffect.FATAL,
     WarningKind.ACLOSE_ERROR: WarningEffect.FATAL,
 }
@@ -176,7 +188,7 @@ TABLE: tuple[Row, ...] = (
     Row(
         StallKind.POST_WARNING_SILENCE,
         armed_by={T.WARNING_CUT: "warning_grace", T.WARNING_LOST: "warning_grace"},
-        refreshed_by=frozenset({T.AGENT_AUDIO, T.PLAYBACK_FINISHED, T.REPLY_CUT}),
+        refreshed_by=frozenset({T.AGENT_AUDIO}),
         suspended_while=frozenset(),
         disarmed_by=frozenset(
             {T.NEW_REPLY_AUDIO, T.USER_SPEAKING, T.TURN_DECLINED, T.RECOVERY_REQUESTED}
@@ -198,6 +210,15 @@ TABLE: tuple[Row, ...] = (
     ),
 )
 del T
+
+# Observations that change nothing the table reads (no trigger, no bookkeeping): the shell may drop
+# them unseen. They are frequent (every agent state change, every output item).
+INERT: frozenset[type[Observation]] = frozenset({AgentStateChanged, MessageItemAdded})
+
+# The triggers a row reacts to at all: an observation skips the rows it cannot touch.
+_TOUCHED_BY: Mapping[StallKind, frozenset[Trigger]] = {
+    row.kind: frozenset(row.armed_by) | row.refreshed_by | row.disarmed_by for row in TABLE
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,6 +281,7 @@ class Detector:
         self._owed_by_turn = False
         # The warning behind post_warning_silence and the response playing when it came.
         self._warning: WarningKind | None = None
+        self._warning_effect: WarningEffect | None = None  # CUT or LOST, as it applied
         self._warning_response: str | None = None
         self._incident: Stall | None = None
         # What the next immediate verdict (dead_session, reconnect_storm) reports.
@@ -307,6 +329,8 @@ class Detector:
         """The earliest time `poll` could find a stall, or None if nothing is armed."""
         deadline: float | None = None
         for row in TABLE:
+            if not self._clocks[row.kind].armed:
+                continue
             at = self._deadline(row)
             if at is not None and (deadline is None or at < deadline):
                 deadline = at
@@ -320,9 +344,11 @@ class Detector:
             return []
         findings: list[Finding] = []
         triggers = self._triggers(obs, now)
-        self._settle_reply(triggers, now, findings)
-        for row in TABLE:
-            self._apply(row, triggers, now, findings)
+        if triggers:
+            self._settle_reply(triggers, now, findings)
+            for row in TABLE:
+                if not _TOUCHED_BY[row.kind].isdisjoint(triggers):
+                    self._apply(row, triggers, now, findings)
         if isinstance(obs, SessionClosed) and not obs.zombie:
             self._end()
         findings.extend(self.poll(now))
@@ -332,7 +358,15 @@ class Detector:
         """Return the stalls whose deadlines are at or before `now` (each fires once)."""
         if self._ended:
             return []
-        due = [(at, row) for row in TABLE if (at := self._deadline(row)) is not None and at <= now]
+        due: list[tuple[float, Row]] = []
+        for row in TABLE:
+            if not self._clocks[row.kind].armed:
+                continue  # the common case, without a call
+            at = self._deadline(row)
+            if at is not None and at <= now:
+                due.append((at, row))
+        if not due:
+            return []
         due.sort(key=lambda pair: pair[0])
         return [self._fire(row, now) for _, row in due]
 
@@ -341,6 +375,8 @@ class Detector:
     def _triggers(self, obs: Observation, now: float) -> tuple[Trigger, ...]:
         """Translate one observation into triggers, updating the bookkeeping they depend on."""
         match obs:
+            case AgentStateChanged() | MessageItemAdded():
+                return ()  # frequent, and say nothing about what is armed
             case AgentAudioPlayed():
                 self._last_audio = now
                 triggers = [Trigger.AGENT_AUDIO]
@@ -392,8 +428,8 @@ class Detector:
                 self._open_response = None
                 return self._reconnected(now)
             case _:
-                # AgentStateChanged, MessageItemAdded, recoverable RealtimeError, a normal close:
-                # none of them changes what is armed (a close is final, handled by `observe`).
+                # a recoverable RealtimeError, a normal close: neither changes what is armed (a
+                # close is final, handled by `observe`)
                 return ()
 
     def _warning_triggers(self, kind: WarningKind) -> tuple[Trigger, ...]:
@@ -402,19 +438,37 @@ class Detector:
             self._detail = f"livekit warning {kind.value}"
             self._fatal_warning = kind
             return (Trigger.FATAL,)
-        if effect is WarningEffect.CUT or (
-            effect is WarningEffect.LOST and self._owed_since is not None
-        ):
+        if effect is WarningEffect.DROPPED:
+            effect = WarningEffect.CUT if self._open_response is not None else WarningEffect.LOST
+        if effect is WarningEffect.LOST and self._owed_since is None:
+            return ()  # stale: no reply is owed
+        if effect is WarningEffect.CUT and self._repeats_cut():
+            return ()
+        if effect in (WarningEffect.CUT, WarningEffect.LOST):
             self._warning = kind
+            self._warning_effect = effect
             self._warning_response = self._open_response
             return (Trigger.WARNING_CUT if effect is WarningEffect.CUT else Trigger.WARNING_LOST,)
         return ()
+
+    def _repeats_cut(self) -> bool:
+        """The armed warning already cut the reply now open: a second report of the same cut.
+
+        A drop is logged when the socket goes and again, as a discarded generation, once livekit
+        has reconnected; restarting the clock at the second would postpone the verdict.
+        """
+        return (
+            self._clocks[StallKind.POST_WARNING_SILENCE].armed
+            and self._warning_effect is WarningEffect.CUT
+            and self._open_response is not None
+            and self._open_response == self._warning_response
+        )
 
     def _is_new_reply(self) -> bool:
         """Audio now would not be the rest of the reply the armed warning cut."""
         if not self._clocks[StallKind.POST_WARNING_SILENCE].armed or self._warning is None:
             return False
-        if WARNING_EFFECTS[self._warning] is not WarningEffect.CUT:
+        if self._warning_effect is not WarningEffect.CUT:
             return True
         return self._open_response is not None and self._open_response != self._warning_response
 
@@ -466,12 +520,14 @@ class Detector:
         self, row: Row, triggers: tuple[Trigger, ...], now: float, out: list[Finding]
     ) -> None:
         clock = self._clocks[row.kind]
-        if any(t in row.disarmed_by for t in triggers):
+        if not row.disarmed_by.isdisjoint(triggers):
             clock.armed = False
             return
         for trigger in triggers:
             if trigger in row.armed_by:
                 field = row.armed_by[trigger]
+                if trigger is Trigger.RECOVERY_REQUESTED and self._armed_during_recovery(clock):
+                    return
                 clock.armed = True
                 clock.since = now
                 clock.cause = trigger
@@ -479,8 +535,17 @@ class Detector:
                 if clock.timeout is None:
                     out.append(self._fire(row, now))
                 return
-        if clock.armed and any(t in row.refreshed_by for t in triggers):
+        if clock.armed and not row.refreshed_by.isdisjoint(triggers):
             clock.since = now
+
+    def _armed_during_recovery(self, clock: _Clock) -> bool:
+        """Armed after the current incident's verdict: by a turn that ended while we recovered.
+
+        That turn keeps its own deadline; the watchdog's request, made for the older silence,
+        must not postpone it.
+        """
+        incident = self._incident
+        return clock.armed and incident is not None and clock.since > incident.detected_at
 
     def _deadline(self, row: Row) -> float | None:
         clock = self._clocks[row.kind]

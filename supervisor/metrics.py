@@ -95,6 +95,7 @@ WARNING_KINDS: Final = (
     "unrecoverable_close",
     "aclose_error",
     "late_response",
+    "connection_lost",
 )
 OTHER: Final = "other"
 _MAX_LABEL: Final = 64

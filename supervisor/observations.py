@@ -44,6 +44,7 @@ class WarningKind(StrEnum):
     UNRECOVERABLE_CLOSE = "unrecoverable_close"  # "AgentSession is closing due to unrecoverable"
     ACLOSE_ERROR = "aclose_error"  # "Error in _aclose_impl": the zombie marker on 1.5 and 1.2
     LATE_RESPONSE = "late_response"  # "discarding response that arrived after it was timed out ..."
+    CONNECTION_LOST = "connection_lost"  # "... connection failed, retrying in ...": the socket went
 
 
 @dataclass(frozen=True, slots=True)

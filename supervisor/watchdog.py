@@ -2,9 +2,14 @@
 
 The binding calls `observe` (synchronously, from livekit's event handlers). The watchdog feeds the
 detector with `clock()`, keeps ONE timer at the detector's next deadline, and turns verdicts into
-actions through the policy, one task per action. It judges its own actions by the detector too:
-after acting it observes `ReplyRequested(by_watchdog=True)`, so a recovery succeeded if agent audio
-comes within recovery_timeout; otherwise the next stall of the same incident climbs the ladder.
+actions through the policy, one task per action. Agent audio is the one high-rate input: the binding
+observes only a frame that follows a pause and writes the time of every frame to `audio_at`; the
+watchdog reads that before every judgement and feeds it to the detector at the frame's own time,
+so a speaking agent costs a store per frame, not a detector step.
+
+It judges its own actions by the detector too: after acting it observes
+`ReplyRequested(by_watchdog=True)`, so a recovery succeeded if agent audio comes within
+recovery_timeout; otherwise the next stall of the same incident climbs the ladder.
 
 It never makes the agent talk over itself: every verdict that leads to a reissue or a reconnect
 already means silence (no audio since a reply was owed, no frame for audio_gap_timeout, or a whole
@@ -30,8 +35,14 @@ import structlog
 from tenacity import AsyncRetrying, RetryCallState, stop_after_attempt
 
 from supervisor.config import WatchdogConfig
-from supervisor.detector import Detector, Finding, Heard, ReplyExpected, Stall, StallKind
-from supervisor.observations import LivekitWarning, Observation, ReplyRequested, TurnDeclined
+from supervisor.detector import INERT, Detector, Finding, Heard, ReplyExpected, Stall, StallKind
+from supervisor.observations import (
+    AgentAudioPlayed,
+    LivekitWarning,
+    Observation,
+    ReplyRequested,
+    TurnDeclined,
+)
 from supervisor.policy import Action, Escalate, Policy, Reconnect, Reissue, reconnect_wait
 
 __all__ = ["Actions", "MetricsSink", "Watchdog", "WatchdogCounters"]
@@ -39,6 +50,7 @@ __all__ = ["Actions", "MetricsSink", "Watchdog", "WatchdogCounters"]
 _FALLBACK_LOG = logging.getLogger(__name__)
 # Verdicts no recovery can fix: they cut short whatever recovery is running.
 _HOPELESS = frozenset({StallKind.DEAD_SESSION, StallKind.RECONNECT_STORM})
+_AUDIO = AgentAudioPlayed()
 
 
 class Actions(Protocol):
@@ -128,6 +140,9 @@ class Watchdog:
         self._log: Any = base.bind(**dict(context or {}))
         self._clock = clock
         self._sleep = sleep
+        # When agent audio last reached the output, on `clock`: the binding writes it per frame.
+        self.audio_at: float | None = None
+        self._audio_fed = float("-inf")  # the latest agent audio the detector has been given
         self._detector = Detector(config)
         self._policy = Policy(config)
         self.counters = WatchdogCounters()
@@ -196,15 +211,19 @@ class Watchdog:
 
     # -- input ---------------------------------------------------------------------------------
 
-    def observe(self, obs: Observation) -> None:
-        """Take one observation now. Never raises."""
-        if self._closed or not self._config.enabled:
+    def observe(self, obs: Observation, at: float | None = None) -> None:
+        """Take one observation, made at `at` (default: now) on the watchdog's clock. Never raises.
+
+        `at` lets the binding pass the time a frame reached the output; observations must come in
+        the order they were made.
+        """
+        if self._closed or not self._config.enabled or type(obs) in INERT:
             return
         try:
             if isinstance(obs, LivekitWarning):
                 kind = obs.kind.value
                 self._record(lambda m: m.livekit_warning(kind))
-            self._feed(obs)
+            self._feed(obs, self._clock() if at is None else at)
         except Exception as exc:
             self._error("observe", exc)
 
@@ -218,10 +237,21 @@ class Watchdog:
 
     # -- the loop of judgement -----------------------------------------------------------------
 
-    def _feed(self, obs: Observation) -> None:
-        now = self._clock()
-        self._handle(self._detector.observe(obs, now), now)
+    def _feed(self, obs: Observation, at: float) -> None:
+        self._catch_up()
+        if not isinstance(obs, AgentAudioPlayed):
+            self._handle(self._detector.observe(obs, at), at)
+        elif at > self._audio_fed:  # else the catch-up has just fed this very frame
+            self._audio_fed = at
+            self._handle(self._detector.observe(obs, at), at)
         self._rearm()
+
+    def _catch_up(self) -> None:
+        """Give the detector the latest agent audio the binding saw, at the time it was seen."""
+        at = self.audio_at
+        if at is not None and at > self._audio_fed:
+            self._audio_fed = at
+            self._handle(self._detector.observe(_AUDIO, at), at)
 
     def _on_timer(self) -> None:
         self._timer = None
@@ -229,6 +259,7 @@ class Watchdog:
         if self._closed:
             return
         try:
+            self._catch_up()  # audio since the last observation moves the deadline, not a verdict
             now = self._clock()
             self._handle(list(self._detector.poll(now)), now)
         except Exception as exc:
@@ -239,8 +270,8 @@ class Watchdog:
     def _rearm(self) -> None:
         """Keep one timer at the next deadline; a later deadline keeps an earlier timer.
 
-        Audio frames push deadlines later many times a second; rescheduling for each would be a
-        timer per frame. An early timer instead finds nothing due and re-arms itself once.
+        Audio keeps pushing deadlines later; rescheduling for each push would churn timers. An
+        early timer instead catches up, finds nothing due and re-arms itself once.
         """
         if self._closed:
             return
@@ -372,6 +403,12 @@ class Watchdog:
 
     def _still_needed(self, stall: Stall) -> bool:
         """The incident is open and no agent audio came since the verdict."""
+        try:
+            self._catch_up()
+        except Exception as exc:
+            self._error("catch up", exc)
+        finally:
+            self._rearm()
         return (
             not self._closed
             and self._policy.incident_open

@@ -66,3 +66,32 @@ async def test_stall_and_recovery_are_logged_with_context_and_durations() -> Non
     assert events["recovery.succeeded"]["action"] == "reissue"
     assert events["recovery.succeeded"]["recovery_seconds"] >= 0
     assert "sk-test-key" not in repr(logs)
+
+
+@pytest.mark.compat
+async def test_the_tap_adds_no_output_layer_and_follows_a_replaced_output() -> None:
+    """The output chain livekit plays through is the application's own; a new output is tapped.
+
+    Replacing the output mid-call (a room output rebuilt, say) must not blind the watchdog: the
+    next stall on the new output is still found and recovered.
+    """
+    from supervisor.testing import RecordingAudioOutput
+
+    async with start_call("clean,stall_mid", supervised=True) as call:
+        assert call.session.output.audio is call.speaker
+        t = await call.speak()
+        assert await call.answered_after(t, within=20)
+        assert call.supervisor.watchdog.detector.last_audio_at is not None
+        await call.until_state("listening")
+
+        replacement = RecordingAudioOutput(label="replacement")
+        call.session.output.audio = replacement
+        call.speaker = replacement
+        t = await call.speak()
+        onset = await call.fault_onset()
+        assert await call.answered_after(onset, within=20)
+        assert call.supervisor.watchdog.counters.stalls_by_kind == {"audio_gap": 1}
+        assert any(f.at > t for f in replacement.frames)
+    # detached: the application's session and outputs are as they were
+    assert "capture_frame" not in vars(replacement)
+    assert "emit" not in vars(call.session) and "emit" not in vars(replacement)

@@ -296,8 +296,12 @@ def test_post_warning_silence_when_nothing_plays_after_a_cut_warning() -> None:
     assert "multi_message" in stall.detail
 
 
-def test_post_warning_silence_measured_from_the_end_of_the_cut_reply() -> None:
-    """A warning during the first item's playback waits for its sound to end, then the grace."""
+def test_post_warning_silence_measured_from_the_last_frame_of_the_cut_reply() -> None:
+    """A warning during the first item's playback waits for its last frame, then the grace.
+
+    The output's later PlaybackFinished does not restart it (after a drop livekit reports it
+    only once reconnected).
+    """
     d = detector()
     speaking(d)  # r1 playing since 1.0
     feed(d, (1.6, warn(WarningKind.MULTI_MESSAGE)))
@@ -305,10 +309,63 @@ def test_post_warning_silence_measured_from_the_end_of_the_cut_reply() -> None:
         feed(d, (1.6 + i * 0.1, AUDIO))
     assert d.poll(5.0) == []
     feed(d, (5.0, ResponseDone("r1", "completed")), (5.2, PlaybackFinished()))
-    assert d.poll(6.1) == []
-    [stall] = d.poll(6.2)
+    assert d.poll(5.59) == []
+    [stall] = d.poll(5.6)
     assert stall.kind is StallKind.POST_WARNING_SILENCE
-    assert stall.silence_since == 5.2
+    assert stall.silence_since == pytest.approx(4.6)
+
+
+def test_a_drop_is_timed_from_the_socket_not_the_reconnect() -> None:
+    """connection_lost mid-reply arms the grace; the discarded-generation warning livekit logs
+    after reconnecting is the same cut and does not restart it."""
+    d = detector()
+    speaking(d)  # r1 playing since 1.0
+    feed(d, (1.5, AUDIO), (1.55, warn(WarningKind.CONNECTION_LOST)))
+    feed(d, (1.9, warn(WarningKind.GENERATION_DISCARDED)), (1.9, SessionReconnected()))
+    feed(d, (2.0, PlaybackFinished()))
+    [stall] = d.poll(2.55)
+    assert (stall.kind, stall.warning) == (
+        StallKind.POST_WARNING_SILENCE,
+        WarningKind.CONNECTION_LOST,
+    )
+    assert stall.silence_since == 1.55
+
+
+def test_a_drop_while_a_reply_is_owed_loses_it() -> None:
+    """connection_lost after the turn ended, before any response: the reply is lost."""
+    d = detector()
+    feed(d, (0.0, UserSpeechStopped()), (0.3, warn(WarningKind.CONNECTION_LOST)))
+    assert [s.kind for s in d.poll(1.3)] == [StallKind.POST_WARNING_SILENCE]
+
+
+def test_a_drop_with_nothing_said_or_owed_arms_nothing() -> None:
+    """An idle socket dropping (a server's session limit, say) loses no reply."""
+    d = detector()
+    feed(d, (0.0, UserSpeechStopped()), (0.5, AUDIO), (2.0, PlaybackFinished()))
+    feed(d, (2.5, ResponseDone("r1", "completed")), (10.0, warn(WarningKind.CONNECTION_LOST)))
+    assert d.next_deadline() is None
+
+
+def test_a_turn_ending_during_a_recovery_keeps_its_deadline() -> None:
+    """The watchdog's request for an older silence does not postpone a newer turn's verdict."""
+    d = detector()
+    feed(d, (0.0, UserSpeechStopped()))
+    [first] = d.poll(5.0)
+    assert first.kind is StallKind.NO_REPLY  # the recovery for this one is under way
+    feed(d, (6.0, UserSpeechStarted()), (7.0, UserSpeechStopped()))
+    feed(d, (8.0, ReplyRequested(by_watchdog=True)))  # the older recovery's request lands
+    assert d.next_deadline() == 12.0
+    [second] = d.poll(12.0)
+    assert (second.kind, second.silence_since) == (StallKind.NO_REPLY, 7.0)
+
+
+def test_the_watchdogs_request_rearms_the_reply_it_recovers() -> None:
+    """Its request for the same silence re-arms no_reply with recovery_timeout."""
+    d = detector(recovery_timeout=4.0)
+    feed(d, (0.0, UserSpeechStopped()))
+    d.poll(5.0)
+    feed(d, (5.5, ReplyRequested(by_watchdog=True)))
+    assert d.next_deadline() == 9.5
 
 
 def test_post_warning_silence_disarmed_by_a_new_replys_audio() -> None:

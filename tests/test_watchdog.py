@@ -378,7 +378,7 @@ async def test_no_reissue_once_audio_arrived_after_the_verdict() -> None:
     async with wd:
         wd.observe(UserSpeechStopped())
         now[0] = 1.0
-        wd.observe(AgentStateChanged("listening"))  # judges the expired deadline: a stall
+        wd._on_timer()  # the timer comes due: a stall
         assert wd.counters.stalls == 1
         now[0] = 1.01
         wd.observe(AUDIO)  # before the action task ran
@@ -409,3 +409,58 @@ async def test_logger_and_context_are_bound_once() -> None:
             await until(lambda: wd.counters.stalls == 1)
     detected = next(e for e in logs if e["event"] == "stall.detected")
     assert (detected["room"], detected["job_id"]) == ("r", "j")
+
+
+async def test_audio_time_read_at_the_deadline_keeps_a_playing_reply_alive() -> None:
+    """Frames the binding only timestamped move the gap deadline when the timer comes due."""
+    now = [0.0]
+    actions = FakeActions()
+    config = dataclasses.replace(FAST, audio_gap_timeout=1.0)
+    wd = Watchdog(config, actions, clock=lambda: now[0])
+    async with wd:
+        wd.observe(ResponseCreated("r1"))
+        wd.observe(AUDIO)  # the first frame is observed; the rest only move `heard`
+        for t in (0.4, 0.8, 1.2, 1.6):
+            wd.audio_at = t
+        now[0] = 1.0
+        wd._on_timer()  # due at 1.0 by the first frame alone
+        assert wd.counters.stalls == 0
+        assert wd.detector.last_audio_at == 1.6
+        assert wd._timer_at == pytest.approx(2.6)
+        now[0] = 2.6
+        wd._on_timer()  # no frame since 1.6: the gap is real
+        assert wd.counters.stalls_by_kind == {"audio_gap": 1}
+        assert wd.detector.incident is not None
+        assert wd.detector.incident.silence_since == 1.6
+
+
+async def test_audio_time_read_before_acting_prevents_a_talk_over() -> None:
+    """A frame that only moved the timestamp after the verdict still cancels the action."""
+    now = [0.0]
+    actions = FakeActions()
+    wd = Watchdog(FAST, actions, clock=lambda: now[0])
+    async with wd:
+        wd.observe(UserSpeechStopped())
+        now[0] = 1.0
+        wd._on_timer()  # the deadline has passed: a stall
+        assert wd.counters.stalls == 1
+        wd.audio_at = 1.01  # a frame reached the output, not (yet) observed
+        await until(lambda: wd.counters.recoveries_skipped == 1)
+    assert actions.calls == []
+    assert not wd.stalled
+
+
+async def test_the_first_frame_of_a_reply_brings_the_timer_forward() -> None:
+    """A reply that starts early and stops is judged at audio_gap_timeout, not at the older and
+    later no_reply deadline the timer was set for."""
+    now = [0.0]
+    config = dataclasses.replace(FAST, reply_timeout=5.0, audio_gap_timeout=1.0)
+    wd = Watchdog(config, FakeActions(), clock=lambda: now[0])
+    async with wd:
+        wd.observe(UserSpeechStopped())
+        assert wd._timer_at == 5.0
+        now[0] = 0.5
+        wd.observe(ResponseCreated("r1"))
+        wd.audio_at = 0.6  # the tap stores the frame's time, then observes it as news
+        wd.observe(AUDIO, 0.6)
+        assert wd._timer_at == pytest.approx(1.6)

@@ -3,7 +3,7 @@
 This is the only module (with `_private`) that imports livekit. It listens to
 - the `AgentSession`'s events (state, speech created, tools, errors, close),
 - the realtime session's events, including the raw server events the OpenAI session re-emits,
-- the audio that reaches the output (a pass-through `AudioOutput` at the top of the chain),
+- the audio handed to the output (the time of each frame, and the end of each playback),
 - livekit's own log records, for the warnings that mean a reply was lost,
 and performs `reissue` (interrupt, then `generate_reply`), `reconnect` (a fresh websocket that
 keeps the conversation, then a reply) and `escalate` (the application's hook).
@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from livekit.agents import AgentSession
-from livekit.agents.voice.io import AudioOutput, AudioOutputCapabilities
+from livekit.agents.voice.io import AudioOutput
 
 from ..config import WatchdogConfig
 from ..detector import Stall
@@ -68,6 +68,7 @@ _WARNINGS: tuple[tuple[str, WarningKind], ...] = (
     ("AgentSession is closing due to unrecoverable error", WarningKind.UNRECOVERABLE_CLOSE),
     ("Error in _aclose_impl", WarningKind.ACLOSE_ERROR),
     ("discarding response that arrived after it was timed out", WarningKind.LATE_RESPONSE),
+    ("connection failed, retrying in", WarningKind.CONNECTION_LOST),
 )
 _LOGGERS = ("livekit.agents", "livekit.plugins.openai")
 
@@ -77,9 +78,11 @@ REISSUE_TIMEOUT = 5.0  # generous bound on interrupt() so a wedged session canno
 # active; a server that has lost track of a stuck response may finish it late instead, and livekit
 # lets that late response.done close whatever reply is current. So: wait for it, within reason.
 CANCEL_CONFIRM_TIMEOUT = 1.5
-# Agent audio is observed at most this often: the detector's timeouts are seconds long, and a
-# call per 10 ms frame would make the watchdog a measurable share of the agent's CPU.
-AUDIO_OBSERVE_INTERVAL = 0.05
+# A frame after a pause at least this long (or the first of a playback) is observed at once: it
+# may end a silence, and its time is the reply's latency. Any other frame only moves the tap's
+# timestamp, which the watchdog reads before each judgement, so no verdict misses it; longer than
+# a frame, or every frame would be news (sinks pace frames at their own length).
+AUDIO_NEWS_GAP = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +149,7 @@ class Supervisor:
 
             metrics = default_metrics()
         self._session_metrics = metrics.session(provider, model) if metrics is not None else None
+        self._clock = clock
         self.watchdog = Watchdog(
             self._config,
             _Actions(self),
@@ -154,14 +158,16 @@ class Supervisor:
             context=self._context,
         )
         self._rt: Any | None = None
+        self._inner: Any | None = None  # the OpenAI session (rt, or the one an adapter holds)
         self._tap: _AudioTap | None = None
         self._own_request = False
         self._started = False
         self._closed = False
         self._reconnected = asyncio.Event()
+        self._connection_lost = False  # livekit logged a drop and has not reconnected yet
         self._open_response: str | None = None  # created on the server and not yet done
         self._response_closed = asyncio.Event()
-        self._subscriptions: list[tuple[Any, str, Callable[..., None]]] = []
+        self._hooks: list[_EmitHook] = []
         _CURRENT.set(self)
 
     @property
@@ -199,10 +205,9 @@ class Supervisor:
             return
         self._closed = True
         _LOG_TAP.detach(self)
-        for emitter, name, handler in self._subscriptions:
-            with contextlib.suppress(Exception):
-                emitter.off(name, handler)
-        self._subscriptions.clear()
+        for hook in self._hooks:
+            hook.detach()
+        self._hooks.clear()
         if self._tap is not None:
             self._tap.detach()
         await self.watchdog.aclose()
@@ -213,52 +218,74 @@ class Supervisor:
 
     # -- observing -------------------------------------------------------------------------
 
-    def observe(self, obs: Observation) -> None:
+    def observe(self, obs: Observation, at: float | None = None) -> None:
         if not self._closed:
-            self.watchdog.observe(obs)
+            self.watchdog.observe(obs, at)
 
     def _subscribe(self, emitter: Any, name: str, handler: Callable[..., None]) -> None:
-        def contained(*args: Any) -> None:
-            # livekit calls us from its own event loop paths: nothing may escape into them
-            try:
-                handler(*args)
-            except Exception as exc:
-                self.watchdog.report_error(f"event {name}", exc)
+        hook = next((h for h in self._hooks if h.emitter is emitter), None)
+        if hook is None:
+            hook = _EmitHook(emitter, self.watchdog.report_error)
+            self._hooks.append(hook)
+        hook.handlers[name] = handler
 
-        emitter.on(name, contained)
-        self._subscriptions.append((emitter, name, contained))
+    def _unsubscribe(self, emitter: Any) -> None:
+        for hook in [h for h in self._hooks if h.emitter is emitter]:
+            hook.detach()
+            self._hooks.remove(hook)
 
     def _install_audio_tap(self) -> None:
+        """Tap the session's output; again if the application or livekit replaced it."""
         out = self._session.output.audio
-        if out is None or isinstance(out, _AudioTap):
+        tap = self._tap
+        if out is None or (tap is not None and tap.out is out and tap.installed):
             return
-        self._tap = _AudioTap(out, self)
-        self._session.output.audio = self._tap
+        if tap is not None:
+            tap.detach()
+            self._unsubscribe(tap.out)
+        try:
+            self._tap = _AudioTap(out, self)
+        except Exception as exc:  # an output we cannot time: never break the session for it
+            self._tap = None
+            self.watchdog.report_error("audio tap", exc)
 
     def _bind_realtime(self) -> None:
         rt = _private.activity_realtime_session(self._session)
         if rt is None or rt is self._rt:
             return
-        if self._rt is not None:
-            for emitter, name, handler in list(self._subscriptions):
-                if emitter is self._rt:
-                    with contextlib.suppress(Exception):
-                        emitter.off(name, handler)
-                    self._subscriptions.remove((emitter, name, handler))
-        self._rt = rt
+        for old in (self._rt, self._inner):
+            if old is not None:
+                self._unsubscribe(old)
+        self._rt, self._inner = rt, None
         for name, handler in (
             ("input_speech_started", self._on_speech_started),
             ("input_speech_stopped", self._on_speech_stopped),
             ("session_reconnected", self._on_reconnected),
-            ("openai_server_event_received", self._on_server_event),
         ):
             self._subscribe(rt, name, handler)
+        self._bind_server_events()
+
+    def _bind_server_events(self) -> None:
+        """Hear the raw server events where they are emitted: the OpenAI session itself.
+
+        livekit's fallback adapter re-emits them only for handlers registered with its `on`,
+        and swaps its OpenAI session on a restart, after which this binds the new one.
+        """
+        inner = _openai_session(self._rt)
+        if inner is None or inner is self._inner:
+            return
+        if self._inner is not None and self._inner is not self._rt:
+            self._unsubscribe(self._inner)
+        self._inner = inner
+        self._subscribe(inner, "openai_server_event_received", self._on_server_event)
 
     def _on_agent_state(self, ev: Any) -> None:
         self._bind_realtime()  # a handoff to another agent brings another realtime session
+        self._install_audio_tap()  # a new output (a room's reconnect, say) needs its own tap
         self.observe(AgentStateChanged(str(ev.new_state)))
 
     def _on_speech_created(self, ev: Any) -> None:
+        self._install_audio_tap()  # before the reply's first frame, should the output be new
         if ev.user_initiated and ev.source == "generate_reply":
             self.observe(ReplyRequested(by_watchdog=self._own_request))
 
@@ -279,15 +306,18 @@ class Supervisor:
         self.observe(SessionClosed())
 
     def _on_speech_started(self, _ev: Any) -> None:
+        self._install_audio_tap()
         self.observe(UserSpeechStarted())
 
     def _on_speech_stopped(self, _ev: Any) -> None:
         self.observe(UserSpeechStopped())
 
     def _on_reconnected(self, _ev: Any) -> None:
+        self._bind_server_events()  # a restart through the adapter brings a new OpenAI session
         # the old connection's responses are gone with it
         self._open_response = None
         self._response_closed.set()
+        self._connection_lost = False
         self._reconnected.set()
         self.observe(SessionReconnected())
 
@@ -312,6 +342,9 @@ class Supervisor:
             self.observe(ResponseDone(rid, _field(event, "response", "status")))
 
     def _on_log_record(self, kind: WarningKind) -> None:
+        if kind is WarningKind.CONNECTION_LOST:
+            self._connection_lost = True
+            self._reconnected.clear()
         self.observe(LivekitWarning(kind))
         self._check_zombie()
 
@@ -325,6 +358,13 @@ class Supervisor:
     async def reissue(self, instructions: str | None) -> None:
         if self._rt is not None and _private.connection_loop_done(_openai_session(self._rt)):
             raise RecoveryError("the realtime connection loop has ended")
+        if self._connection_lost:
+            # livekit reconnects by itself; a reply asked for before that would be discarded
+            # with the old socket's pending responses
+            try:
+                await asyncio.wait_for(self._reconnected.wait(), self._config.recovery_timeout)
+            except TimeoutError as e:
+                raise RecoveryError("the realtime connection did not come back") from e
         stuck = self._open_response
         await asyncio.wait_for(self._session.interrupt(force=True), REISSUE_TIMEOUT)
         if stuck is not None and self._open_response == stuck:
@@ -402,6 +442,38 @@ class _Actions:
         await self._sup.escalate(stall, reason)
 
 
+class _EmitHook:
+    """Hears an emitter's events without registering handlers with it.
+
+    livekit's EventEmitter calls `inspect.signature` on each handler at every emit; for the raw
+    server events (dozens a second while the agent speaks) that machinery cost more than all the
+    watchdog's own work. An instance attribute over the emitter's `emit` hands the events we
+    watch to our handlers, contained, and then to livekit's `emit` as before.
+    """
+
+    def __init__(self, emitter: Any, report: Callable[[str, BaseException], None]) -> None:
+        self.emitter = emitter
+        self.handlers: dict[str, Callable[..., None]] = {}
+        self._report = report
+        self._emit_original = emitter.emit
+        self._hook = self._emit  # one bound method, so that `detach` can compare identity
+        setattr(emitter, "emit", self._hook)  # noqa: B010
+
+    def detach(self) -> None:
+        if vars(self.emitter).get("emit") is self._hook:
+            del self.emitter.emit
+
+    def _emit(self, event: str, *args: Any) -> Any:
+        handler = self.handlers.get(event)
+        if handler is not None:
+            # livekit emits from its own event loop paths: nothing may escape into them
+            try:
+                handler(*args)
+            except Exception as exc:
+                self._report(f"event {event}", exc)
+        return self._emit_original(event, *args)
+
+
 def _openai_session(rt: Any) -> Any:
     # RealtimeModelFallbackAdapter's session delegates to the OpenAI session it holds
     return getattr(rt, "_active", rt)
@@ -417,50 +489,54 @@ def _str_or_none(v: object) -> str | None:
     return None if v is None else str(v)
 
 
-class _AudioTap(AudioOutput):
-    """A pass-through at the top of the output chain: every frame that goes out is observed.
+class _AudioTap:
+    """Times the frames the session's output is given, and hears its playback end.
 
-    Frames are timestamped as they are handed to the sink; sinks hold livekit back to real time,
-    so this is when the caller hears them (within the sink's small buffer).
+    Not a layer of the output chain: an `AudioOutput` layer costs livekit per-frame work and
+    event forwarding in the layer and in the proxy livekit 1.8 puts under it, which was most of
+    what supervising cost. The instance attribute over the top output's `capture_frame` returns
+    livekit's own coroutine, so a frame costs a timestamp. Frames are timed as they are handed to
+    the chain; sinks hold livekit back to real time, so this is when the caller hears them (within
+    the sink's small buffer). Only a frame after a pause (or the first of a playback) is an
+    observation; see AUDIO_NEWS_GAP.
     """
 
-    def __init__(self, inner: AudioOutput, supervisor: Supervisor) -> None:
-        super().__init__(
-            label="realtime-supervisor",
-            capabilities=AudioOutputCapabilities(pause=inner.can_pause),
-            next_in_chain=inner,
-            sample_rate=inner.sample_rate,
-        )
-        self._inner = inner
+    def __init__(self, out: AudioOutput, supervisor: Supervisor) -> None:
+        self.out = out
         self._sup: Supervisor | None = supervisor
-        self._observed_at = -AUDIO_OBSERVE_INTERVAL
+        self._clock = supervisor._clock
+        self._capture_original = out.capture_frame
+        self.last_frame_at: float | None = None
+        self._playing = False
+        # shadows the class's method on this instance only; `detach` removes it
+        self._hook = self._capture  # one bound method, so that `installed` can compare identity
+        setattr(out, "capture_frame", self._hook)  # noqa: B010
+        supervisor._subscribe(out, "playback_finished", self._on_playback_finished)
+
+    @property
+    def installed(self) -> bool:
+        return vars(self.out).get("capture_frame") is self._hook
 
     def detach(self) -> None:
         self._sup = None
+        if self.installed:
+            del self.out.capture_frame
 
-    async def capture_frame(self, frame: Any) -> None:
-        await super().capture_frame(frame)
-        now = time.monotonic()
-        if self._sup is not None and now - self._observed_at >= AUDIO_OBSERVE_INTERVAL:
-            self._observed_at = now
-            self._sup.observe(AgentAudioPlayed())
-        assert self.next_in_chain is not None
-        await self.next_in_chain.capture_frame(frame)
+    def _capture(self, frame: Any) -> Awaitable[None]:
+        now = self._clock()
+        last, self.last_frame_at = self.last_frame_at, now
+        sup = self._sup
+        if sup is not None:
+            sup.watchdog.audio_at = now
+            if not self._playing or last is None or now - last >= AUDIO_NEWS_GAP:
+                self._playing = True
+                sup.observe(AgentAudioPlayed(), now)
+        return self._capture_original(frame)
 
-    def flush(self) -> None:
-        super().flush()
-        if self.next_in_chain is not None:
-            self.next_in_chain.flush()
-
-    def clear_buffer(self) -> None:
-        if self.next_in_chain is not None:
-            self.next_in_chain.clear_buffer()
-
-    def on_playback_finished(self, **kwargs: Any) -> None:
-        super().on_playback_finished(**kwargs)
-        self._observed_at = -AUDIO_OBSERVE_INTERVAL  # the next reply's first frame is news
+    def _on_playback_finished(self, ev: Any) -> None:
+        self._playing = False  # the next reply's first frame is news
         if self._sup is not None:
-            self._sup.observe(PlaybackFinished(interrupted=bool(kwargs.get("interrupted"))))
+            self._sup.observe(PlaybackFinished(interrupted=bool(getattr(ev, "interrupted", False))))
 
 
 class _LogTap(logging.Filter):
