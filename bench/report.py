@@ -503,7 +503,7 @@ def results_md() -> str:
         "make bench                   # all of the below, after setting up both venvs",
         "make setup setup-compat      # the two venvs (livekit-agents 1.8.x and 1.5.11)",
         "VIRTUAL_ENV=$PWD/.venv .venv/bin/uv pip install -e '.[bench]'   # plots (matplotlib)",
-        ".venv/bin/python -m bench.effectiveness   # 1 + 2: both livekit versions (~12 min)",
+        ".venv/bin/python -m bench.effectiveness   # 1 + 2: both livekit versions (~20 min)",
         ".venv/bin/python -m bench.overhead        # 3: CPU, event cost, memory, scale (~20 min)",
         ".venv/bin/python -m bench.scrape          # 4: /metrics with 200 job processes (~30 s)",
         ".venv/bin/python -m bench.report          # this file and bench/plots/*.png",
