@@ -57,7 +57,7 @@ lock: setup
 	$(UV) pip compile -q pyproject.toml --extra dev -o constraints/lk15.txt \
 		--override <(echo 'livekit-agents==1.5.11'; echo 'livekit-plugins-openai==1.5.11'; echo 'openai<3')
 
-# The benchmarks (bench/RESULTS.md says what each measures); about 15 minutes.
+# The benchmarks (bench/RESULTS.md says what each measures); about 45 minutes.
 bench: setup setup-compat
 	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(UV) pip install -q -c constraints/lk18.txt -e '.[dev,bench]'
 	$(VENV)/bin/python -m bench.effectiveness

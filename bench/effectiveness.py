@@ -37,6 +37,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
+import importlib
 import json
 import logging
 import os
@@ -50,7 +52,17 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from bench._common import RESULTS, ROOT, LoopLag, stats, table, write_json
+from bench._common import (
+    RESULTS,
+    ROOT,
+    GcPauses,
+    LoopLag,
+    freeze_startup_heap,
+    positive_int,
+    stats,
+    table,
+    write_json,
+)
 
 FAULT_KINDS = (
     "no_response",
@@ -560,9 +572,11 @@ async def measure(plan: Plan) -> dict[str, Any]:
         "recovery_timeout": wd.recovery_timeout,
     }
     lag = LoopLag()
+    pauses = GcPauses()
     started = time.monotonic()
-    async with lag.running():
-        runs = await run_plan(plan)
+    with pauses.installed():
+        async with lag.running():
+            runs = await run_plan(plan)
     result: dict[str, Any] = {
         "livekit_agents": lk.__version__,
         "plan": {
@@ -577,6 +591,8 @@ async def measure(plan: Plan) -> dict[str, Any]:
         "watchdog_config": watchdog,
         "wall_seconds": round(time.monotonic() - started, 1),
         "loop_lag_seconds": lag.summary(),
+        "gc_full_collection_seconds": pauses.summary(),
+        "startup_heap_frozen": gc.get_freeze_count(),
     }
     result.update(aggregate(runs, watchdog))
     result["floors"] = floors(result, watchdog)
@@ -622,9 +638,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="run only in this interpreter (default: also livekit 1.5.11 from .venv-lk15)",
     )
-    p.add_argument("--seeds", type=int, default=3, help="seeds per fault kind (default 3)")
-    p.add_argument("--sessions", type=int, default=4, help="sessions per run (default 4)")
-    p.add_argument("--capacity", type=int, default=24, help="concurrent sessions per process")
+    p.add_argument("--seeds", type=positive_int, default=3, help="seeds per fault kind (default 3)")
+    p.add_argument("--sessions", type=positive_int, default=4, help="sessions per run (default 4)")
+    p.add_argument(
+        "--capacity", type=positive_int, default=24, help="concurrent sessions per process"
+    )
     p.add_argument("--out", type=Path, default=RESULTS, help="results directory")
     args = p.parse_args(argv)
 
@@ -640,6 +658,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     tag = _lk_tag()
     _quiet_logs(Path(os.environ.get("BENCH_LOG", f"/tmp/bench-effectiveness-{tag}.log")))
+    # what a job process has loaded before its session starts, then frozen as livekit does
+    for module in ("agent.models", "agent.simulate", "supervisor.chaos"):
+        importlib.import_module(module)
+    freeze_startup_heap()
     result = asyncio.run(measure(plan))
     name = f"effectiveness-{tag}" + ("-quick" if args.quick else "")
     path = write_json(name, result, args.out)

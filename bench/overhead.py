@@ -1,15 +1,18 @@
 """Benchmark 3: what supervising costs: CPU, per-event cost, memory, and how many sessions fit.
 
-    .venv/bin/python -m bench.overhead        # about 20 minutes
+    .venv/bin/python -m bench.overhead        # about 25 minutes
 
 1. CPU per session-minute, with the watchdog against without: twin processes run the same clean
-   calls (8 sessions x 5 turns, 4 s answers; and a dense variant with 1 s answers) at the same
-   time, one stock livekit and one supervised, against one chaos server in a third process;
-   each twin's process CPU time is divided by its session-minutes, and the pair's ratio is the
-   overhead. Twins share the machine's load at that moment, which alternating rounds in one
-   process did not (rounds minutes apart differed by 10% on these shared machines). A control
-   pair (stock against stock) measures the noise floor. The watchdog's own share is also timed
-   directly (thread CPU time inside its entry points) in the scale run.
+   calls (8 sessions x 4 turns, 4 s answers; and a dense variant with 1 s answers) at the same
+   time against one chaos server in a third process, one twin supervised and the other stock
+   livekit; each twin's process CPU time is divided by its session-minutes, and the pair's ratio
+   is the overhead. Twins share the machine's load at that moment, which rounds minutes apart do
+   not (they differed by 10% on these shared machines); they swap roles every round, so that a
+   process's own luck (a few per cent) sits on both sides of the ratio. A control pair (stock
+   against stock) measures the noise floor; the median's 95% interval is bootstrapped. Every
+   call of every round must be answered, or the round measured waiting callers, not calls.
+   The watchdog's own share is also timed directly (thread CPU time inside its entry points)
+   in the scale run.
 2. Per-event cost: observations per second through `Detector.observe` and through
    `Watchdog.observe` with real metrics (a fresh registry), for a call's event mix.
 3. Memory per supervised session: tracemalloc around attaching and starting N Supervisors on N
@@ -25,7 +28,9 @@ import argparse
 import asyncio
 import contextlib
 import gc
+import importlib
 import json
+import random
 import statistics
 import subprocess
 import sys
@@ -34,7 +39,15 @@ import tracemalloc
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from bench._common import ROOT, LoopLag, cpu_seconds, table, write_json
+from bench._common import (
+    ROOT,
+    LoopLag,
+    cpu_seconds,
+    freeze_startup_heap,
+    positive_int,
+    table,
+    write_json,
+)
 
 CPU_RATIO_FLOOR = 1.02
 # The answer length of the call the CPU floor is judged on: a phone agent's replies run a few
@@ -99,9 +112,24 @@ class OwnTime:
 
 
 @contextlib.contextmanager
-def chaos_subprocess() -> Iterator[str]:
+def chaos_subprocess(reply_seconds: float = 1.0) -> Iterator[str]:
+    """A clean chaos server in its own process, answering with `reply_seconds` of tone.
+
+    The callers judge an answer by its length, so the server's and the callers' reply lengths
+    must agree, or every turn goes unanswered and the caller waits out its patience instead.
+    """
     proc = subprocess.Popen(
-        [sys.executable, "-m", "supervisor.chaos", "--port", "0", "--faults", "clean"],
+        [
+            sys.executable,
+            "-m",
+            "supervisor.chaos",
+            "--port",
+            "0",
+            "--faults",
+            "clean",
+            "--reply-seconds",
+            f"{reply_seconds:g}",
+        ],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
@@ -161,9 +189,10 @@ async def _round(
 
 
 def _child(argv: list[str]) -> int:
-    """One twin: warm up, say ready; then a measured round per "go" line, printed as JSON."""
-    mode, url, tag, sessions, turns = argv[0], argv[1], argv[2], int(argv[3]), int(argv[4])
-    reply = float(argv[5])
+    """One twin: warm up in both modes, say ready; then a measured round per "go MODE" line,
+    printed as JSON. A twin runs either mode, so the pair can swap roles between rounds."""
+    url, tag, sessions, turns = argv[0], argv[1], int(argv[2]), int(argv[3])
+    reply = float(argv[4])
     from pathlib import Path
 
     from bench.effectiveness import _quiet_logs
@@ -171,12 +200,17 @@ def _child(argv: list[str]) -> int:
     _quiet_logs(Path("/tmp/bench-overhead.log"))
 
     async def serve() -> None:
-        await _round(url, mode, 2, 1, f"warmup-{tag}", reply_seconds=reply)  # imports, sockets
+        for mode in MODES:  # imports, sockets, both code paths
+            await _round(url, mode, 2, 1, f"warmup-{tag}-{mode}", reply_seconds=reply)
+        freeze_startup_heap()  # as livekit's forkserver does for its job processes
         print("ready", flush=True)
         loop = asyncio.get_running_loop()
         n = 0
-        while (await loop.run_in_executor(None, sys.stdin.readline)).strip() == "go":
-            result = await _round(url, mode, sessions, turns, f"{tag}-{n}", reply_seconds=reply)
+        while True:
+            words = (await loop.run_in_executor(None, sys.stdin.readline)).split()
+            if len(words) != 2 or words[0] != "go" or words[1] not in MODES:
+                break
+            result = await _round(url, words[1], sessions, turns, f"{tag}-{n}", reply_seconds=reply)
             print(json.dumps(result), flush=True)
             n += 1
 
@@ -185,25 +219,23 @@ def _child(argv: list[str]) -> int:
 
 
 CHILD = (sys.executable, "-m", "bench.overhead", "--child")
+MODES = ("watchdog", "none")
 
 
 class _Twins:
-    """Two child processes, one per mode, that run each measured round at the same time."""
+    """Two child processes that run each measured round at the same time, in the modes asked."""
 
-    def __init__(
-        self, url: str, modes: tuple[str, str], sessions: int, turns: int, reply: float, tag: str
-    ):
-        self.modes = modes
+    def __init__(self, url: str, sessions: int, turns: int, reply: float, tag: str):
         self.procs = [
             subprocess.Popen(
-                [*CHILD, mode, url, f"{tag}-{k}", str(sessions), str(turns), str(reply)],
+                [*CHILD, url, f"{tag}-{k}", str(sessions), str(turns), str(reply)],
                 cwd=ROOT,
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.DEVNULL,
                 text=True,
             )
-            for k, mode in enumerate(modes)
+            for k in range(2)
         ]
         for proc in self.procs:
             assert proc.stdout is not None
@@ -211,10 +243,10 @@ class _Twins:
                 self.close()
                 raise RuntimeError(f"overhead twin {proc.args} did not start")
 
-    def round(self) -> list[dict[str, Any]]:
-        for proc in self.procs:
+    def round(self, modes: tuple[str, str]) -> list[dict[str, Any]]:
+        for proc, mode in zip(self.procs, modes, strict=True):
             assert proc.stdin is not None
-            proc.stdin.write("go\n")
+            proc.stdin.write(f"go {mode}\n")
             proc.stdin.flush()
         out = []
         for proc in self.procs:
@@ -237,64 +269,88 @@ class _Twins:
                 proc.kill()
 
 
+def crossover(pair: int, rounds: int) -> list[tuple[str, str]]:
+    """Which twin supervises in each round: they swap every round, odd pairs starting swapped.
+
+    A process's own luck (its core, its memory layout) is a few per cent on these machines, as
+    much as a stock/stock pair differs; swapping roles puts it on both sides of the ratio.
+    """
+    plan: list[tuple[str, str]] = []
+    for n in range(rounds):
+        plan.append(("watchdog", "none") if (pair + n) % 2 == 0 else ("none", "watchdog"))
+    return plan
+
+
+def median_ci(values: list[float], *, level: float = 0.95, resamples: int = 2000) -> list[float]:
+    """A percentile-bootstrap confidence interval of the median (seeded: reproducible)."""
+    if len(values) < 2:
+        return [values[0], values[0]] if values else [float("nan"), float("nan")]
+    rng = random.Random(0)
+    medians = sorted(
+        statistics.median(rng.choices(values, k=len(values))) for _ in range(resamples)
+    )
+    tail = (1.0 - level) / 2.0
+    return [medians[int(tail * resamples)], medians[int((1.0 - tail) * resamples) - 1]]
+
+
 def cpu_ab(
-    url: str,
-    twins: int,
+    reply_seconds: float,
+    pairs: int,
     rounds: int,
     controls: int,
     sessions: int,
     turns: int,
-    reply_seconds: float,
 ) -> dict[str, Any]:
-    """`twins` fresh watchdog/stock process pairs x `rounds` rounds, then a stock/stock control.
+    """`pairs` fresh twin pairs x `rounds` crossover rounds, then a stock/stock control pair.
 
     Twins run each round at the same time on the same machine, so load, frequency and neighbours
-    hit both; fresh pairs (which of them starts first alternating) keep one process's luck (its
-    memory layout, its core) from deciding the figure. The control pair measures what a ratio
-    looks like when nothing differs: the noise floor the A/B ratios are read against.
+    hit both; they swap roles every round (`crossover`), and fresh pairs keep one pair's luck
+    from deciding the figure. The control pair measures what a ratio looks like when nothing
+    differs: the noise floor the A/B ratios are read against. Every round's calls must all be
+    answered: a call that is not waits out the caller's patience, and is not a call.
     """
     results: list[dict[str, Any]] = []
-    plan = [("ab", t) for t in range(twins)] + ([("aa", twins)] if controls else [])
-    for kind, t in plan:
-        modes = ("watchdog", "none") if kind == "ab" else ("none", "none")
-        if t % 2:
-            modes = (modes[1], modes[0])
-        pair = _Twins(url, modes, sessions, turns, reply_seconds, f"{kind}{t}-{reply_seconds:g}")
-        try:
-            for n in range(rounds if kind == "ab" else controls):
-                a, b = pair.round()
-                if kind == "ab":
-                    test, base = (a, b) if a["mode"] == "watchdog" else (b, a)
-                else:
-                    test, base = a, b
-                ratio = test["cpu_per_session_minute"] / base["cpu_per_session_minute"]
-                results.append(
-                    {
-                        "kind": kind,
-                        "twins": t,
-                        "round": n,
-                        "test": test,
-                        "base": base,
-                        "ratio": ratio,
-                    }
-                )
-                print(
-                    f"  {kind} twins {t} round {n}: {base['cpu_per_session_minute']:.4f} vs "
-                    f"{test['cpu_per_session_minute']:.4f} CPU s/session-min, ratio {ratio:.4f}",
-                    file=sys.stderr,
-                    flush=True,
-                )
-        finally:
-            pair.close()
+    plan = [("ab", t, crossover(t, rounds)) for t in range(pairs)]
+    if controls:
+        plan.append(("aa", pairs, [("none", "none")] * controls))
+    with chaos_subprocess(reply_seconds) as url:
+        for kind, t, modes in plan:
+            twins = _Twins(url, sessions, turns, reply_seconds, f"{kind}{t}-{reply_seconds:g}")
+            try:
+                for n, round_modes in enumerate(modes):
+                    a, b = twins.round(round_modes)
+                    test, base = (b, a) if b["mode"] == "watchdog" else (a, b)
+                    ratio = test["cpu_per_session_minute"] / base["cpu_per_session_minute"]
+                    results.append(
+                        {
+                            "kind": kind,
+                            "twins": t,
+                            "round": n,
+                            "test": test,
+                            "base": base,
+                            "ratio": ratio,
+                        }
+                    )
+                    print(
+                        f"  {kind} pair {t} round {n}: {base['cpu_per_session_minute']:.4f} vs "
+                        f"{test['cpu_per_session_minute']:.4f} CPU s/session-min, ratio "
+                        f"{ratio:.4f}, answered {test['answered']}+{base['answered']}/"
+                        f"{test['turns'] + base['turns']}",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+            finally:
+                twins.close()
     ab = [r for r in results if r["kind"] == "ab"]
     aa = [r for r in results if r["kind"] == "aa"]
     ratios = [r["ratio"] for r in ab]
     control = [r["ratio"] for r in aa]
     wd_runs = [r["test"] for r in ab]
+    runs = [run for r in results for run in (r["test"], r["base"])]
     return {
-        "design": "concurrent twin processes",
+        "design": "concurrent twin processes, crossover",
         "pairs": results,
-        "twins": twins,
+        "twins": pairs,
         "rounds": rounds,
         "sessions": sessions,
         "turns": turns,
@@ -306,12 +362,14 @@ def cpu_ab(
         "pair_ratios": [round(x, 4) for x in ratios],
         "pair_ratio_median": round(statistics.median(ratios), 4),
         "pair_ratio_quartiles": [round(q, 4) for q in _quartiles(ratios)],
+        "pair_ratio_median_ci95": [round(x, 4) for x in median_ci(ratios)],
         "control_ratios": [round(x, 4) for x in control],
         "control_ratio_median": round(statistics.median(control), 4) if control else None,
         "control_ratio_spread": [round(min(control), 4), round(max(control), 4)]
         if control
         else None,
         "answered": f"{sum(r['answered'] for r in wd_runs)}/{sum(r['turns'] for r in wd_runs)}",
+        "all_answered": all(run["answered"] == run["turns"] for run in runs),
     }
 
 
@@ -548,7 +606,12 @@ def render(doc: dict[str, Any]) -> str:
                     ab["median_cpu_per_session_minute"]["watchdog"],
                     "-",
                 ),
-                ("twin pairs, median ratio", "-", "-", ab["pair_ratio_median"]),
+                (
+                    "twin rounds, median ratio (95% interval)",
+                    "-",
+                    "-",
+                    f"{ab['pair_ratio_median']} {ab['pair_ratio_median_ci95']}",
+                ),
                 ("control pairs (stock/stock), median ratio", "-", "-", ab["control_ratio_median"]),
                 (
                     "watchdog's own CPU s / session-minute (timed)",
@@ -593,11 +656,9 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
     print(f"  per-event: {events}", file=sys.stderr, flush=True)
     mem = await memory(args.memory_sessions)
     print(f"  memory: {mem}", file=sys.stderr, flush=True)
-    with chaos_subprocess() as url:
-        ab = cpu_ab(
-            url, args.twins, args.rounds, args.controls, args.sessions, args.turns, TYPICAL_REPLY
-        )
-        dense = cpu_ab(url, args.dense_twins, args.rounds, 0, args.sessions, args.turns, 1.0)
+    ab = cpu_ab(TYPICAL_REPLY, args.pairs, args.rounds, args.controls, args.sessions, args.turns)
+    dense = cpu_ab(1.0, args.dense_pairs, args.dense_rounds, 0, args.sessions, args.turns)
+    with chaos_subprocess(1.0) as url:
         run = await scale_run(url, args.scale_sessions, 3)
     run["sessions"] = args.scale_sessions
     ab.update(own_time(run, args.scale_sessions))
@@ -606,6 +667,13 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
         "run": run,
     }
     floors = [
+        {
+            # a round whose calls went unanswered measured waiting callers, not calls
+            "floor": "CPU rounds: every call answered",
+            "value": f"{ab['answered']}, dense {dense['answered']}",
+            "limit": "all",
+            "holds": ab["all_answered"] and dense["all_answered"],
+        },
         {
             "floor": "CPU overhead ratio (median of twin pairs)",
             "value": ab["pair_ratio_median"],
@@ -642,20 +710,26 @@ def main(argv: list[str] | None = None) -> int:
     import livekit.agents as lk
 
     p = argparse.ArgumentParser(prog="python -m bench.overhead", description=__doc__)
-    p.add_argument("--twins", type=int, default=4, help="watchdog/stock process pairs (4)")
-    p.add_argument("--dense-twins", type=int, default=2, help="the same, 1 s answers (2)")
-    p.add_argument("--rounds", type=int, default=5, help="measured rounds per pair (5)")
-    p.add_argument("--controls", type=int, default=5, help="rounds of the stock/stock pair (5)")
-    p.add_argument("--sessions", type=int, default=8)
-    p.add_argument("--turns", type=int, default=5)
-    p.add_argument("--memory-sessions", type=int, default=100)
-    p.add_argument("--scale-sessions", type=int, default=32)
+    p.add_argument("--pairs", type=positive_int, default=6, help="twin process pairs (6)")
+    p.add_argument("--rounds", type=positive_int, default=6, help="rounds per pair (6)")
+    p.add_argument(
+        "--controls", type=positive_int, default=8, help="rounds of the stock/stock pair (8)"
+    )
+    p.add_argument("--dense-pairs", type=positive_int, default=2, help="pairs, 1 s answers (2)")
+    p.add_argument("--dense-rounds", type=positive_int, default=6, help="their rounds (6)")
+    p.add_argument("--sessions", type=positive_int, default=8, help="calls per twin (8)")
+    p.add_argument("--turns", type=positive_int, default=4, help="turns per call (4)")
+    p.add_argument("--memory-sessions", type=positive_int, default=100)
+    p.add_argument("--scale-sessions", type=positive_int, default=32)
     args = p.parse_args(argv)
     from pathlib import Path
 
     from bench.effectiveness import _quiet_logs
 
     _quiet_logs(Path("/tmp/bench-overhead.log"))
+    for module in ("agent.models", "agent.simulate", "supervisor.chaos"):
+        importlib.import_module(module)
+    freeze_startup_heap()  # as livekit's forkserver does for its job processes
     doc = asyncio.run(measure(args))
     doc["livekit_agents"] = lk.__version__
     path = write_json("overhead", doc)

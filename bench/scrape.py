@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench._common import ROOT, stats, table, write_json
+from bench._common import ROOT, positive_int, stats, table, write_json
 
 _WRITER = r"""
 import sys
@@ -94,8 +94,10 @@ async def scrape(directory: Path, requests: int) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.scrape", description=__doc__)
-    p.add_argument("--jobs", type=int, default=200, help="job processes' files (default 200)")
-    p.add_argument("--requests", type=int, default=100, help="timed scrapes (default 100)")
+    p.add_argument(
+        "--jobs", type=positive_int, default=200, help="job processes' files (default 200)"
+    )
+    p.add_argument("--requests", type=positive_int, default=100, help="timed scrapes (default 100)")
     args = p.parse_args(argv)
     sleepers = [subprocess.Popen(["sleep", "600"]) for _ in range(args.jobs)]
     try:
