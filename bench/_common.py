@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import datetime
 import gc
+import importlib
 import json
 import math
 import os
@@ -197,8 +198,12 @@ class GcPauses:
         }
 
 
+# What a job process has loaded before its session starts.
+JOB_MODULES = ("agent.models", "agent.simulate", "supervisor.chaos")
+
+
 def freeze_startup_heap() -> int:
-    """Move everything alive now out of the collector's reach, as livekit's workers do.
+    """Load a job's modules, then move everything alive out of the collector's reach.
 
     livekit-agents 1.8 runs `gc.collect(); gc.freeze()` in its forkserver after preloading
     (livekit/agents/ipc/_preload_freeze.py), so a job process never rescans the modules it
@@ -206,6 +211,8 @@ def freeze_startup_heap() -> int:
     full collection stalls its event loop for a scan of objects no real job process scans.
     Returns the number of objects frozen.
     """
+    for module in JOB_MODULES:
+        importlib.import_module(module)
     gc.collect()
     gc.freeze()
     return gc.get_freeze_count()

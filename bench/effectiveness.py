@@ -38,7 +38,6 @@ import argparse
 import asyncio
 import contextlib
 import gc
-import importlib
 import json
 import logging
 import os
@@ -658,10 +657,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     tag = _lk_tag()
     _quiet_logs(Path(os.environ.get("BENCH_LOG", f"/tmp/bench-effectiveness-{tag}.log")))
-    # what a job process has loaded before its session starts, then frozen as livekit does
-    for module in ("agent.models", "agent.simulate", "supervisor.chaos"):
-        importlib.import_module(module)
-    freeze_startup_heap()
+    freeze_startup_heap()  # as livekit's forkserver does for its job processes
     result = asyncio.run(measure(plan))
     name = f"effectiveness-{tag}" + ("-quick" if args.quick else "")
     path = write_json(name, result, args.out)

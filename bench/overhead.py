@@ -28,7 +28,6 @@ import argparse
 import asyncio
 import contextlib
 import gc
-import importlib
 import json
 import random
 import statistics
@@ -275,10 +274,9 @@ def crossover(pair: int, rounds: int) -> list[tuple[str, str]]:
     A process's own luck (its core, its memory layout) is a few per cent on these machines, as
     much as a stock/stock pair differs; swapping roles puts it on both sides of the ratio.
     """
-    plan: list[tuple[str, str]] = []
-    for n in range(rounds):
-        plan.append(("watchdog", "none") if (pair + n) % 2 == 0 else ("none", "watchdog"))
-    return plan
+    return [
+        ("watchdog", "none") if (pair + n) % 2 == 0 else ("none", "watchdog") for n in range(rounds)
+    ]
 
 
 def median_ci(values: list[float], *, level: float = 0.95, resamples: int = 2000) -> list[float]:
@@ -727,8 +725,6 @@ def main(argv: list[str] | None = None) -> int:
     from bench.effectiveness import _quiet_logs
 
     _quiet_logs(Path("/tmp/bench-overhead.log"))
-    for module in ("agent.models", "agent.simulate", "supervisor.chaos"):
-        importlib.import_module(module)
     freeze_startup_heap()  # as livekit's forkserver does for its job processes
     doc = asyncio.run(measure(args))
     doc["livekit_agents"] = lk.__version__

@@ -10,11 +10,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
+from collections.abc import Callable
 
 import pytest
 
 from bench._common import positive_int
+from bench.effectiveness import main as effectiveness_main
 from bench.overhead import _round, _Twins, chaos_subprocess, crossover, main, median_ci
+from bench.scrape import main as scrape_main
 
 
 def test_crossover_swaps_roles_every_round_and_odd_pairs_start_swapped() -> None:
@@ -49,12 +52,24 @@ def test_positive_int_refuses_what_is_not_a_count(text: str) -> None:
         positive_int(text)
 
 
-def test_the_overhead_command_names_a_bad_flag(capsys: pytest.CaptureFixture[str]) -> None:
-    """A flag of 0 pairs is refused before anything runs, naming the flag."""
+@pytest.mark.parametrize(
+    ("command", "flag"),
+    [
+        (main, "--pairs"),
+        (main, "--dense-rounds"),
+        (effectiveness_main, "--seeds"),
+        (effectiveness_main, "--capacity"),
+        (scrape_main, "--jobs"),
+    ],
+)
+def test_the_bench_commands_name_a_bad_count(
+    command: Callable[[list[str]], int], flag: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A count of 0 is refused before anything runs, naming the flag."""
     with pytest.raises(SystemExit) as exc:
-        main(["--pairs", "0"])
+        command([flag, "0"])
     assert exc.value.code == 2
-    assert "--pairs: expected an integer >= 1, got 0" in capsys.readouterr().err
+    assert f"{flag}: expected an integer >= 1, got 0" in capsys.readouterr().err
 
 
 @pytest.mark.livekit
