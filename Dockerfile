@@ -1,5 +1,5 @@
 # syntax=docker/dockerfile:1
-# The realtime-supervisor agent worker: `python -m agent start` (livekit's production mode).
+# The realtime-supervisor agent worker: `realtime-supervisor start` (livekit's production mode).
 #
 #   docker build -t realtime-supervisor-agent .
 #
@@ -14,8 +14,9 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
 RUN python -m venv /opt/venv
 WORKDIR /src
-# Only what the package build reads (see .dockerignore): metadata, the pins, and the two packages.
-COPY pyproject.toml README.md ./
+# Only what the package build reads (see .dockerignore): the pins, the licence and the two
+# distributions (the library in supervisor/, the reference worker in agent/).
+COPY LICENSE ./
 COPY constraints/lk18.txt constraints/lk18.txt
 COPY supervisor/ supervisor/
 COPY agent/ agent/
@@ -23,7 +24,7 @@ COPY agent/ agent/
 # Every pinned dependency ships a manylinux wheel (checked for linux/amd64), so no compiler is
 # needed even here; an architecture without wheels would need build-essential in THIS stage only.
 # pip byte-compiles what it installs, so the read-only runtime never needs to write .pyc files.
-RUN /opt/venv/bin/pip install -c constraints/lk18.txt .
+RUN /opt/venv/bin/pip install -c constraints/lk18.txt ./supervisor ./agent
 
 FROM ${PYTHON_IMAGE} AS runtime
 ARG UID=10001
@@ -49,4 +50,4 @@ EXPOSE 9464 8081
 HEALTHCHECK NONE
 # Python is PID 1: livekit installs its own SIGTERM handler (drain, then exit) and its job
 # processes ignore SIGTERM, so no init process is needed to forward or fan out signals.
-CMD ["python", "-m", "agent", "start"]
+CMD ["realtime-supervisor", "start"]

@@ -14,15 +14,19 @@ export HELM_DATA_HOME   := $(CURDIR)/.tools/helm/data
 
 .PHONY: setup setup-compat tools demo test lint typecheck pytest pytest-compat lock bench clean
 
-$(VENV)/.installed: pyproject.toml constraints/lk18.txt
+# The two distributions (supervisor/, agent/) installed editable, plus the workspace's dev group.
+INSTALL := -e ./supervisor -e ./agent --group dev
+PROJECTS := pyproject.toml supervisor/pyproject.toml agent/pyproject.toml
+
+$(VENV)/.installed: $(PROJECTS) constraints/lk18.txt
 	$(PY) -m venv $(VENV)
-	$(VENV)/bin/pip install -q --disable-pip-version-check uv
-	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(UV) pip install -q -c constraints/lk18.txt -e '.[dev]'
+	$(VENV)/bin/pip install -q --disable-pip-version-check uv==0.13.9
+	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(UV) pip install -q -c constraints/lk18.txt $(INSTALL)
 	touch $@
 
-$(VENV15)/.installed: pyproject.toml constraints/lk15.txt $(VENV)/.installed
+$(VENV15)/.installed: $(PROJECTS) constraints/lk15.txt $(VENV)/.installed
 	$(UV) venv -q --allow-existing -p $(VENV)/bin/python $(VENV15)
-	VIRTUAL_ENV=$(CURDIR)/$(VENV15) $(UV) pip install -q -c constraints/lk15.txt -e '.[dev]'
+	VIRTUAL_ENV=$(CURDIR)/$(VENV15) $(UV) pip install -q -c constraints/lk15.txt $(INSTALL)
 	touch $@
 
 setup: $(VENV)/.installed
@@ -31,7 +35,7 @@ tools:
 	bash scripts/install-tools.sh
 
 demo: setup
-	$(VENV)/bin/python -m agent simulate --compare --sessions 8 --turns 6 \
+	$(VENV)/bin/realtime-supervisor simulate --compare --sessions 8 --turns 6 \
 		--faults clean,multi_message,stall_mid,drop_mid,no_response,clean --seed 7
 
 lint: setup
@@ -39,7 +43,7 @@ lint: setup
 	$(VENV)/bin/ruff format --check supervisor agent tests bench
 
 typecheck: setup
-	$(VENV)/bin/mypy --strict supervisor
+	$(VENV)/bin/mypy
 
 pytest: setup tools
 	$(VENV)/bin/pytest -q
@@ -52,14 +56,16 @@ test: lint typecheck pytest pytest-compat
 
 # Re-resolve the constraints files (run by hand, commit the result).
 lock: setup
-	$(UV) pip compile -q pyproject.toml --extra dev --extra bench -o constraints/lk18.txt \
+	$(UV) pip compile -q supervisor/pyproject.toml agent/pyproject.toml --group pyproject.toml:dev \
+		--group pyproject.toml:bench -o constraints/lk18.txt \
 		--override <(echo 'livekit-agents>=1.8,<1.9'; echo 'livekit-plugins-openai>=1.8,<1.9')
-	$(UV) pip compile -q pyproject.toml --extra dev -o constraints/lk15.txt \
+	$(UV) pip compile -q supervisor/pyproject.toml agent/pyproject.toml --group pyproject.toml:dev \
+		-o constraints/lk15.txt \
 		--override <(echo 'livekit-agents==1.5.11'; echo 'livekit-plugins-openai==1.5.11'; echo 'openai<3')
 
 # The benchmarks (bench/RESULTS.md says what each measures); about 45 minutes.
 bench: setup setup-compat
-	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(UV) pip install -q -c constraints/lk18.txt -e '.[dev,bench]'
+	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(UV) pip install -q -c constraints/lk18.txt $(INSTALL) --group bench
 	$(VENV)/bin/python -m bench.effectiveness
 	$(VENV)/bin/python -m bench.overhead
 	$(VENV)/bin/python -m bench.scrape

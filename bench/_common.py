@@ -199,7 +199,11 @@ class GcPauses:
 
 
 # What a job process has loaded before its session starts.
-JOB_MODULES = ("agent.models", "agent.simulate", "supervisor.chaos")
+JOB_MODULES = (
+    "realtime_supervisor_agent.models",
+    "realtime_supervisor_agent.simulate",
+    "realtime_supervisor.chaos",
+)
 
 
 def freeze_startup_heap() -> int:

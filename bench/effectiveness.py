@@ -215,7 +215,7 @@ class Capacity:
 
 
 def _options(plan: Plan, scenario: Scenario, mode: str, seed: int) -> Any:
-    from agent.simulate import SimulateOptions
+    from realtime_supervisor_agent.simulate import SimulateOptions
 
     opts: dict[str, Any] = {
         "sessions": plan.sessions,
@@ -240,7 +240,7 @@ def _expected_seconds(options: Any) -> float:
 
 async def run_plan(plan: Plan) -> list[dict[str, Any]]:
     """Every (scenario, mode, seed) run, concurrently within the capacity; their summaries."""
-    from agent.simulate import run
+    from realtime_supervisor_agent.simulate import run
 
     capacity = Capacity(plan.capacity)
     jobs = [
@@ -544,7 +544,7 @@ def render(result: dict[str, Any]) -> str:
 
 
 def _quiet_logs(path: Path) -> None:
-    from supervisor.logs import configure_logging
+    from realtime_supervisor.logs import configure_logging
 
     stream = path.open("a", encoding="utf-8")
     configure_logging(format="json", level="WARNING", stream=stream)
@@ -561,7 +561,7 @@ async def measure(plan: Plan) -> dict[str, Any]:
     """Run the plan in this process and aggregate it."""
     import livekit.agents as lk
 
-    from supervisor.config import WatchdogConfig
+    from realtime_supervisor.config import WatchdogConfig
 
     wd = WatchdogConfig()
     watchdog = {

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import inspect
 
-from agent.simulate import HandWrittenTimer
+from realtime_supervisor_agent.simulate import HandWrittenTimer
 
 __all__ = ["HandWrittenTimer", "source"]
 

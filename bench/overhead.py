@@ -90,8 +90,8 @@ class OwnTime:
 
     @contextlib.contextmanager
     def installed(self) -> Iterator[OwnTime]:
-        from supervisor.livekit import binding
-        from supervisor.watchdog import Watchdog
+        from realtime_supervisor.livekit import binding
+        from realtime_supervisor.watchdog import Watchdog
 
         # every observation goes through Supervisor.observe; timers through Watchdog._on_timer;
         # the log tap filters livekit's records
@@ -121,7 +121,7 @@ def chaos_subprocess(reply_seconds: float = 1.0) -> Iterator[str]:
         [
             sys.executable,
             "-m",
-            "supervisor.chaos",
+            "realtime_supervisor.chaos",
             "--port",
             "0",
             "--faults",
@@ -156,7 +156,7 @@ async def _round(
 ) -> dict[str, Any]:
     """One simulate run; `timed` also times the watchdog's entry points (which costs a little,
     so the twin rounds do not)."""
-    from agent.simulate import SimulateOptions, run
+    from realtime_supervisor_agent.simulate import SimulateOptions, run
 
     options = SimulateOptions(
         sessions=sessions,
@@ -395,7 +395,7 @@ def _quartiles(values: list[float]) -> tuple[float, float]:
 
 
 def _turn_events(frames: int) -> list[Any]:
-    from supervisor.observations import (
+    from realtime_supervisor.observations import (
         AgentAudioPlayed,
         AgentStateChanged,
         MessageItemAdded,
@@ -439,11 +439,11 @@ def _rate(fn: Callable[[int], int], seconds: float = 1.0) -> float:
 async def per_event() -> dict[str, Any]:
     from prometheus_client import CollectorRegistry
 
-    from supervisor.config import WatchdogConfig
-    from supervisor.detector import Detector
-    from supervisor.metrics import Metrics
-    from supervisor.observations import AgentAudioPlayed
-    from supervisor.watchdog import Watchdog
+    from realtime_supervisor.config import WatchdogConfig
+    from realtime_supervisor.detector import Detector
+    from realtime_supervisor.metrics import Metrics
+    from realtime_supervisor.observations import AgentAudioPlayed
+    from realtime_supervisor.watchdog import Watchdog
 
     config = WatchdogConfig()
     mix = _turn_events(50)
@@ -512,12 +512,12 @@ async def memory(n: int) -> dict[str, Any]:
     from livekit.agents import AgentSession
     from prometheus_client import CollectorRegistry
 
-    from agent.config import AgentConfig
-    from agent.models import build_realtime_model, session_kwargs
-    from supervisor.config import WatchdogConfig
-    from supervisor.livekit.binding import Supervisor
-    from supervisor.metrics import Metrics
-    from supervisor.testing import session_options
+    from realtime_supervisor.config import WatchdogConfig
+    from realtime_supervisor.livekit.binding import Supervisor
+    from realtime_supervisor.metrics import Metrics
+    from realtime_supervisor.testing import session_options
+    from realtime_supervisor_agent.config import AgentConfig
+    from realtime_supervisor_agent.models import build_realtime_model, session_kwargs
 
     metrics = Metrics(CollectorRegistry())
     cfg = AgentConfig(provider="openai", openai_api_key="sk-memory", model="gpt-realtime")

@@ -28,7 +28,7 @@ from bench._common import ROOT, positive_int, stats, table, write_json
 _WRITER = r"""
 import sys
 from prometheus_client import CollectorRegistry, values
-from supervisor.metrics import ACTIONS, STALL_KINDS, WARNING_KINDS, Metrics
+from realtime_supervisor.metrics import ACTIONS, STALL_KINDS, WARNING_KINDS, Metrics
 
 for pid in map(int, sys.argv[1:]):
     values.ValueClass = values.MultiProcessValue(lambda pid=pid: pid)
@@ -63,7 +63,7 @@ async def scrape(directory: Path, requests: int) -> dict[str, Any]:
     import aiohttp
     from prometheus_client import CollectorRegistry
 
-    from supervisor.service import SupervisorService
+    from realtime_supervisor.service import SupervisorService
 
     service = SupervisorService(
         "127.0.0.1",

@@ -20,8 +20,8 @@ import livekit.agents as lk
 from livekit.agents import Agent, AgentSession
 from livekit.plugins import openai
 
-from supervisor.chaos.server import ChaosServer
-from supervisor.testing import RecordingAudioOutput, ScriptedCaller, session_options
+from realtime_supervisor.chaos.server import ChaosServer
+from realtime_supervisor.testing import RecordingAudioOutput, ScriptedCaller, session_options
 
 LK_VERSION = tuple(int(p) for p in lk.__version__.split(".")[:3])
 
@@ -130,7 +130,7 @@ async def start_call(
         model = openai.realtime.RealtimeModel(base_url=server.url, api_key="sk-test-key")
     llm = model
     if wrap_model:
-        from supervisor.livekit.binding import reconnectable
+        from realtime_supervisor.livekit.binding import reconnectable
 
         llm = reconnectable(model)
     session: AgentSession[Any] = AgentSession(llm=llm, **session_options())
@@ -146,8 +146,8 @@ async def start_call(
     session.on("agent_state_changed", on_state)
     sup = None
     if supervised:
-        from supervisor.config import WatchdogConfig
-        from supervisor.livekit.binding import Supervisor
+        from realtime_supervisor.config import WatchdogConfig
+        from realtime_supervisor.livekit.binding import Supervisor
 
         async def on_escalate(esc: Any) -> None:
             call.escalations.append(esc)

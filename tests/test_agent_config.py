@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from agent.config import AgentConfig, AgentConfigError
-from supervisor.errors import ConfigError
+from realtime_supervisor.errors import ConfigError
+from realtime_supervisor_agent.config import AgentConfig, AgentConfigError
 
 # Pure logic: must hold on the oldest supported livekit too.
 pytestmark = pytest.mark.compat

@@ -11,9 +11,9 @@ from livekit.plugins import openai as lk_openai
 from livekit.plugins.openai.realtime import realtime_model as plugin_module
 from openai.types.realtime.realtime_audio_input_turn_detection import SemanticVad, ServerVad
 
-from agent import models
-from agent.config import AgentConfig
-from supervisor.errors import ConfigError
+from realtime_supervisor.errors import ConfigError
+from realtime_supervisor_agent import models
+from realtime_supervisor_agent.config import AgentConfig
 
 OPENAI = {"AGENT_PROVIDER": "openai", "OPENAI_API_KEY": "sk-test"}
 AZURE_GA = {

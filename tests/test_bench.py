@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-import agent.models  # noqa: F401 - imported here, not inside the run's event loop
+import realtime_supervisor_agent.models  # noqa: F401 - imported here, not inside the run's event loop
 from bench.effectiveness import floors, measure, quick_plan
 
 pytestmark = [pytest.mark.livekit, pytest.mark.timeout(90)]

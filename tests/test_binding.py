@@ -75,7 +75,7 @@ async def test_the_tap_adds_no_output_layer_and_follows_a_replaced_output() -> N
     Replacing the output mid-call (a room output rebuilt, say) must not blind the watchdog: the
     next stall on the new output is still found and recovered.
     """
-    from supervisor.testing import RecordingAudioOutput
+    from realtime_supervisor.testing import RecordingAudioOutput
 
     async with start_call("clean,stall_mid", supervised=True) as call:
         assert call.session.output.audio is call.speaker

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from supervisor.chaos.faults import (
+from realtime_supervisor.chaos.faults import (
     DEFAULTS,
     FAULT_KINDS,
     NON_FAULTS,
@@ -12,7 +12,7 @@ from supervisor.chaos.faults import (
     Fault,
     parse_schedule,
 )
-from supervisor.errors import ConfigError
+from realtime_supervisor.errors import ConfigError
 
 
 def test_tokens_rotate_over_turns() -> None:

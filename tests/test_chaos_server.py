@@ -18,8 +18,8 @@ import aiohttp
 import pytest
 from pydantic import BaseModel, TypeAdapter
 
-from supervisor.chaos import ChaosServer, tone, tone_of
-from supervisor.chaos.__main__ import main as cli_main
+from realtime_supervisor.chaos import ChaosServer, tone, tone_of
+from realtime_supervisor.chaos.__main__ import main as cli_main
 
 RATE = 24000
 API_VERSION = "2024-10-01-preview"
@@ -889,7 +889,15 @@ def test_cli_bad_flags_name_the_flag(
 def test_cli_serves_until_sigterm(tmp_path: Path) -> None:
     """The CLI prints its URL, serves, and exits 0 on SIGTERM."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "supervisor.chaos", "--port", "0", "--faults", "clean,stall_mid=2"],
+        [
+            sys.executable,
+            "-m",
+            "realtime_supervisor.chaos",
+            "--port",
+            "0",
+            "--faults",
+            "clean,stall_mid=2",
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

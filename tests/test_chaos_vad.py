@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from supervisor.chaos.vad import (
+from realtime_supervisor.chaos.vad import (
     ANSWER_HZ,
     PREAMBLE_HZ,
     EnergyVad,

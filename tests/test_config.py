@@ -5,8 +5,8 @@ from typing import Any
 
 import pytest
 
-from supervisor.config import ServiceConfig, WatchdogConfig
-from supervisor.errors import ConfigError
+from realtime_supervisor.config import ServiceConfig, WatchdogConfig
+from realtime_supervisor.errors import ConfigError
 
 P = "REALTIME_SUPERVISOR_"
 

@@ -229,11 +229,11 @@ class TinyExporter:
 
     def _supervisor_metrics(self) -> dict[str, Any] | None:
         """The prometheus_client wrappers inside supervisor.metrics.Metrics, by name."""
-        if importlib.util.find_spec("supervisor.metrics") is None:
+        if importlib.util.find_spec("realtime_supervisor.metrics") is None:
             return None
         from prometheus_client.metrics import MetricWrapperBase
 
-        from supervisor.metrics import Metrics
+        from realtime_supervisor.metrics import Metrics
 
         metrics = Metrics(self.registry)
         return {
@@ -326,7 +326,7 @@ def _simulate(port: int, faults: str) -> subprocess.Popen[bytes]:
         [
             sys.executable,
             "-m",
-            "agent",
+            "realtime_supervisor_agent",
             "simulate",
             "--metrics-port",
             str(port),

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from supervisor.config import WatchdogConfig
-from supervisor.detector import (
+from realtime_supervisor.config import WatchdogConfig
+from realtime_supervisor.detector import (
     TABLE,
     WARNING_EFFECTS,
     Detector,
@@ -19,7 +19,7 @@ from supervisor.detector import (
     Trigger,
     WarningEffect,
 )
-from supervisor.observations import (
+from realtime_supervisor.observations import (
     AgentAudioPlayed,
     AgentStateChanged,
     LivekitWarning,

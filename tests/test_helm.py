@@ -22,9 +22,14 @@ from typing import Any
 import pytest
 import yaml
 
-from agent.config import _VARIABLES as AGENT_VARIABLES
-from agent.config import AgentConfig
-from supervisor.config import _SERVICE_VARIABLES, _WATCHDOG_VARIABLES, ServiceConfig, WatchdogConfig
+from realtime_supervisor.config import (
+    _SERVICE_VARIABLES,
+    _WATCHDOG_VARIABLES,
+    ServiceConfig,
+    WatchdogConfig,
+)
+from realtime_supervisor_agent.config import _VARIABLES as AGENT_VARIABLES
+from realtime_supervisor_agent.config import AgentConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 CHART = ROOT / "helm" / "realtime-supervisor-agent"
@@ -691,7 +696,9 @@ def test_dockerfile_is_multistage_and_runs_unprivileged() -> None:
     assert "ARG PYTHON_IMAGE=python:3.11-slim" in text
     build, runtime = stages[0], stages[-1]
     assert any(
-        line.startswith("RUN ") and "pip install" in line and "-c constraints/lk18.txt ." in line
+        line.startswith("RUN ")
+        and "pip install" in line
+        and "-c constraints/lk18.txt ./supervisor ./agent" in line
         for line in build
     )
     assert any(line.startswith("COPY --from=build /opt/venv /opt/venv") for line in runtime)
@@ -702,7 +709,7 @@ def test_dockerfile_is_multistage_and_runs_unprivileged() -> None:
     assert users, "the runtime stage must set USER"
     uid = users[-1].split(":")[0]
     assert uid.isdigit() and int(uid) != 0, f"USER {users[-1]} must be a numeric non-root uid"
-    assert 'CMD ["python", "-m", "agent", "start"]' in runtime
+    assert 'CMD ["realtime-supervisor", "start"]' in runtime
     assert "HEALTHCHECK NONE" in runtime
     assert "EXPOSE 9464 8081" in runtime
     assert any(
@@ -720,8 +727,7 @@ def test_dockerignore_keeps_the_context_to_the_package() -> None:
     assert lines[0] == "*"
     allowed = {line[1:] for line in lines if line.startswith("!")}
     assert allowed == {
-        "pyproject.toml",
-        "README.md",
+        "LICENSE",
         "constraints/lk18.txt",
         "supervisor/",
         "agent/",

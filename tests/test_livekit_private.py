@@ -10,7 +10,7 @@ import asyncio
 
 import pytest
 
-from supervisor.livekit import _private
+from realtime_supervisor.livekit import _private
 
 from .harness import start_call
 

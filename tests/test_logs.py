@@ -9,8 +9,14 @@ import pytest
 import structlog
 from structlog.testing import capture_logs
 
-from supervisor.errors import ConfigError
-from supervisor.logs import REDACTED, Redactor, bind_session, configure_logging, secrets_from_env
+from realtime_supervisor.errors import ConfigError
+from realtime_supervisor.logs import (
+    REDACTED,
+    Redactor,
+    bind_session,
+    configure_logging,
+    secrets_from_env,
+)
 
 OPENAI_KEY = "sk-proj-Abc123Def456Ghi789Jkl012Mno345"
 JWT = (

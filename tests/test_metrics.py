@@ -12,7 +12,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
-from supervisor.metrics import (
+from realtime_supervisor.metrics import (
     ACTIONS,
     BUCKETS,
     ESCALATION_REASONS,
@@ -271,7 +271,7 @@ def test_prepare_multiproc_dir_creates_and_wipes_db_files(tmp_path: Path) -> Non
 
 CHILD = """
 import sys
-from supervisor.metrics import Metrics
+from realtime_supervisor.metrics import Metrics
 turns, started, stalled = (int(x) for x in sys.argv[1:4])
 m = Metrics()
 s = m.session("openai", "gpt-realtime")

@@ -5,10 +5,10 @@ from typing import Any
 
 import pytest
 
-from supervisor.config import WatchdogConfig
-from supervisor.detector import Stall, StallKind
-from supervisor.observations import WarningKind
-from supervisor.policy import (
+from realtime_supervisor.config import WatchdogConfig
+from realtime_supervisor.detector import Stall, StallKind
+from realtime_supervisor.observations import WarningKind
+from realtime_supervisor.policy import (
     REPEAT_INSTRUCTIONS,
     Escalate,
     Policy,

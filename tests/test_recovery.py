@@ -13,8 +13,8 @@ import subprocess
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from supervisor.config import WatchdogConfig
-from supervisor.metrics import Metrics
+from realtime_supervisor.config import WatchdogConfig
+from realtime_supervisor.metrics import Metrics
 
 from .harness import LK_VERSION, start_call
 

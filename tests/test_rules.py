@@ -202,7 +202,7 @@ def test_contract_matches_supervisor_metrics() -> None:
     """The hard-coded contract names are exactly what supervisor.metrics exposes."""
     from prometheus_client import CollectorRegistry
 
-    from supervisor.metrics import Metrics
+    from realtime_supervisor.metrics import Metrics
 
     registry = CollectorRegistry()
     Metrics(registry)

@@ -16,8 +16,8 @@ import pytest
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
-from supervisor.metrics import Metrics, prepare_multiproc_dir
-from supervisor.service import (
+from realtime_supervisor.metrics import Metrics, prepare_multiproc_dir
+from realtime_supervisor.service import (
     EventWindow,
     SupervisorService,
     collect_families,
@@ -77,7 +77,7 @@ def test_loop_health_fails_only_when_the_heartbeat_is_late_or_gone() -> None:
 
 CHILD = """
 import sys
-from supervisor.metrics import Metrics
+from realtime_supervisor.metrics import Metrics
 escalations, hold = int(sys.argv[1]), sys.argv[2] == "hold"
 m = Metrics()
 s = m.session("openai", "gpt-realtime")
@@ -378,8 +378,8 @@ async def test_metrics_includes_livekits_own_families(
 MAIN = """
 import sys
 from prometheus_client import REGISTRY
-from supervisor.metrics import Metrics
-from supervisor.service import render_metrics
+from realtime_supervisor.metrics import Metrics
+from realtime_supervisor.service import render_metrics
 m = Metrics()
 m.set_ready(True)
 s = m.session("openai", "gpt-realtime")

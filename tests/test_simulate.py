@@ -21,8 +21,8 @@ from typing import Any
 
 import pytest
 
-import agent.models  # noqa: F401 - imported here, not inside the runs' event loop
-from agent.simulate import SimulateOptions, Summary, metrics_endpoint, run
+import realtime_supervisor_agent.models  # noqa: F401 - imported here, not inside the runs' event loop
+from realtime_supervisor_agent.simulate import SimulateOptions, Summary, metrics_endpoint, run
 
 pytestmark = [pytest.mark.livekit, pytest.mark.timeout(90)]
 
@@ -169,7 +169,7 @@ def test_timer_mode_runs_and_the_timer_answers_a_no_response_turn(modes: dict[st
 def _cli(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> Any:
     base = {k: v for k, v in os.environ.items() if not k.startswith("REALTIME_SUPERVISOR_")}
     return subprocess.run(
-        [sys.executable, "-m", "agent", "simulate", *args],
+        [sys.executable, "-m", "realtime_supervisor_agent", "simulate", *args],
         cwd=ROOT,
         env={**base, **(env or {})},
         capture_output=True,
@@ -208,7 +208,7 @@ def test_bad_flags_and_environment_exit_2_naming_them(
 
 
 def test_cli_writes_the_json_summary(tmp_path: Path) -> None:
-    """`python -m agent simulate --json` prints the summary and writes the JSON document."""
+    """`simulate --json` prints the summary and writes the JSON document."""
     out = tmp_path / "summary.json"
     result = _cli("--sessions", "1", "--turns", "1", "--patience", "6", "--json", str(out))
     assert result.returncode == 0, result.stderr
@@ -231,7 +231,15 @@ def _free_port() -> int:
 def remote_chaos() -> Iterator[int]:
     port = _free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "supervisor.chaos", "--port", str(port), "--reply-seconds", "1.5"],
+        [
+            sys.executable,
+            "-m",
+            "realtime_supervisor.chaos",
+            "--port",
+            str(port),
+            "--reply-seconds",
+            "1.5",
+        ],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,

@@ -9,9 +9,9 @@ import pytest
 import structlog
 from structlog.testing import capture_logs
 
-from supervisor.config import WatchdogConfig
-from supervisor.detector import Stall, StallKind
-from supervisor.observations import (
+from realtime_supervisor.config import WatchdogConfig
+from realtime_supervisor.detector import Stall, StallKind
+from realtime_supervisor.observations import (
     AgentAudioPlayed,
     AgentStateChanged,
     LivekitWarning,
@@ -21,8 +21,8 @@ from supervisor.observations import (
     UserSpeechStopped,
     WarningKind,
 )
-from supervisor.policy import REPEAT_INSTRUCTIONS
-from supervisor.watchdog import Watchdog
+from realtime_supervisor.policy import REPEAT_INSTRUCTIONS
+from realtime_supervisor.watchdog import Watchdog
 
 # Short real timeouts keep each test well under a second.
 FAST = WatchdogConfig(

@@ -25,9 +25,9 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 from structlog.testing import capture_logs
 
-from agent import worker
-from agent.config import AgentConfig
-from supervisor.config import ServiceConfig, WatchdogConfig
+from realtime_supervisor.config import ServiceConfig, WatchdogConfig
+from realtime_supervisor_agent import worker
+from realtime_supervisor_agent.config import AgentConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 GUARD = 30.0  # seconds; a guard against hangs, never a pause
@@ -300,14 +300,14 @@ def test_a_taken_service_port_exits_2_naming_the_variable(
 async def test_python_m_agent_start_with_a_bad_variable_fails_fast_without_connecting(
     variable: str, value: str, livekit: FakeLiveKit
 ) -> None:
-    """`python -m agent start` exits 2 naming the variable, prints no secret, and never opens a
+    """`realtime-supervisor start` exits 2 naming the variable, prints no secret, and never opens a
     connection to LiveKit."""
     env = base_env(**{**VALID, "LIVEKIT_URL": livekit.url, variable: value})
     started = time.monotonic()
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "agent",
+        "realtime_supervisor_agent",
         "start",
         cwd=ROOT,
         env=env,
@@ -333,9 +333,9 @@ async def test_build_session_and_supervise_answer_a_turn_through_the_chaos_serve
     caller's turn through the chaos server; the turn is counted under the model's labels."""
     from livekit.agents import Agent
 
-    from supervisor.chaos.server import ChaosServer
-    from supervisor.metrics import Metrics
-    from supervisor.testing import RecordingAudioOutput, ScriptedCaller
+    from realtime_supervisor.chaos.server import ChaosServer
+    from realtime_supervisor.metrics import Metrics
+    from realtime_supervisor.testing import RecordingAudioOutput, ScriptedCaller
 
     registry = CollectorRegistry()
     server = ChaosServer(reply_seconds=0.5)
@@ -373,8 +373,8 @@ async def test_the_entrypoint_supervises_the_session_it_starts(
     session.start() and started after it, the job's identity is bound to the logs, and the
     supervisor is closed by the job's shutdown callback. (The room is the only fake: the session
     is pointed at the chaos server instead.)"""
-    from supervisor.chaos.server import ChaosServer
-    from supervisor.testing import RecordingAudioOutput, ScriptedCaller
+    from realtime_supervisor.chaos.server import ChaosServer
+    from realtime_supervisor.testing import RecordingAudioOutput, ScriptedCaller
 
     for name in list(os.environ):
         if name.startswith(_OURS) or name == "PROMETHEUS_MULTIPROC_DIR":
@@ -458,7 +458,7 @@ async def entrypoint_with_logs(ctx: Any) -> None:
 async def test_build_session_wraps_the_model_so_reconnect_keeps_the_conversation() -> None:
     """The session's LLM is the model wrapped by `reconnectable` (livekit's fallback adapter on
     1.8), so the watchdog's reconnect uses livekit's public restart."""
-    from supervisor.livekit.binding import reconnectable
+    from realtime_supervisor.livekit.binding import reconnectable
 
     session = worker.build_session(settings().agent)
     assert reconnectable(session.llm) is session.llm
@@ -482,9 +482,9 @@ async def test_the_default_escalation_hook_apologizes_through_the_session() -> N
     the agent speaks an apology (a reply the chaos server answers)."""
     from livekit.agents import Agent
 
-    from supervisor.chaos.server import ChaosServer
-    from supervisor.metrics import Metrics
-    from supervisor.testing import RecordingAudioOutput, ScriptedCaller
+    from realtime_supervisor.chaos.server import ChaosServer
+    from realtime_supervisor.metrics import Metrics
+    from realtime_supervisor.testing import RecordingAudioOutput, ScriptedCaller
 
     server = ChaosServer(faults="no_response", reply_seconds=0.5)
     await server.start()
@@ -516,7 +516,7 @@ async def test_the_default_escalation_hook_apologizes_through_the_session() -> N
 async def test_the_default_escalation_hook_skips_the_apology_when_the_session_is_gone() -> None:
     """On a session that is not running, the hook logs the escalation and a warning, and raises
     nothing into the watchdog."""
-    from supervisor.livekit.binding import Escalation
+    from realtime_supervisor.livekit.binding import Escalation
 
     session = worker.build_session(settings().agent)
     hook = worker.apologize_on_escalation(session)
@@ -612,7 +612,7 @@ async def test_readiness_follows_livekits_connection(livekit: FakeLiveKit) -> No
 
 ESCALATE = (
     "import sys\n"
-    "from supervisor.metrics import Metrics\n"
+    "from realtime_supervisor.metrics import Metrics\n"
     "session = Metrics().session('openai', 'gpt-realtime')\n"
     "for _ in range(int(sys.argv[1])):\n"
     "    session.escalation('budget_exhausted')\n"
@@ -740,7 +740,7 @@ async def test_a_service_that_cannot_listen_is_reported(livekit: FakeLiveKit) ->
 
 RUN_WORKER = (
     "import sys\n"
-    "from agent.worker import main\n"
+    "from realtime_supervisor_agent.worker import main\n"
     "sys.exit(main(['start'], server_options={'port': 0}))\n"  # livekit's health port: any
 )
 

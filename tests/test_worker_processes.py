@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from supervisor.chaos.server import ChaosServer
+from realtime_supervisor.chaos.server import ChaosServer
 from tests.test_worker import (
     GUARD,
     ROOT,
@@ -31,10 +31,10 @@ from tests.test_worker import (
 JOB = """
 import asyncio, sys, time
 from livekit.agents import Agent
-from agent.config import AgentConfig
-from agent.worker import Settings, build_session, supervise
-from supervisor.config import ServiceConfig, WatchdogConfig
-from supervisor.testing import RecordingAudioOutput, ScriptedCaller
+from realtime_supervisor_agent.config import AgentConfig
+from realtime_supervisor_agent.worker import Settings, build_session, supervise
+from realtime_supervisor.config import ServiceConfig, WatchdogConfig
+from realtime_supervisor.testing import RecordingAudioOutput, ScriptedCaller
 
 async def main(url, turns):
     settings = Settings(AgentConfig(openai_api_key="sk-job-process-key"), WatchdogConfig(),

@@ -1,8 +1,8 @@
 """The LiveKit worker: livekit's own CLI (`start|dev|console`) with the watchdog in every job and
 the supervisor service in the main process.
 
-    python -m agent start          # production: registers with LIVEKIT_URL, takes jobs
-    python -m agent dev            # development: devmode, no load threshold
+    realtime-supervisor start          # production: registers with LIVEKIT_URL, takes jobs
+    realtime-supervisor dev            # development: devmode, no load threshold
 
 Main process (`main`):
 1. Every setting is read and validated before anything starts: `AgentConfig`, `WatchdogConfig`,
@@ -39,7 +39,7 @@ Drain on SIGTERM: livekit marks the worker FULL and waits up to `drain_timeout` 
 to end, then closes. 570 s (`DRAIN_TIMEOUT`) is 30 s under the chart's
 terminationGracePeriodSeconds (600): time for livekit to close the job processes (10 s each,
 in parallel) and for the service to stop before Kubernetes kills the pod. A deployment with a
-different grace period passes livekit's own flag: `python -m agent start --drain-timeout N`.
+different grace period passes livekit's own flag: `realtime-supervisor start --drain-timeout N`.
 
 Job processes (`prewarm`, `entrypoint`): each configures logging and builds its metrics once
 (prewarm), then per job builds the realtime model, wraps it with `reconnectable`, builds the
@@ -67,17 +67,17 @@ from typing import TYPE_CHECKING, Any, Final
 
 import structlog
 
-from agent.config import AgentConfig
-from supervisor.config import ServiceConfig, WatchdogConfig
-from supervisor.errors import ConfigError
-from supervisor.logs import bind_session, configure_logging
+from realtime_supervisor.config import ServiceConfig, WatchdogConfig
+from realtime_supervisor.errors import ConfigError
+from realtime_supervisor.logs import bind_session, configure_logging
+from realtime_supervisor_agent.config import AgentConfig
 
 if TYPE_CHECKING:
     from livekit.agents import AgentServer, AgentSession, JobContext, JobProcess
 
-    from supervisor.livekit.binding import EscalateHook, Escalation, Supervisor
-    from supervisor.metrics import Metrics
-    from supervisor.service import SupervisorService
+    from realtime_supervisor.livekit.binding import EscalateHook, Escalation, Supervisor
+    from realtime_supervisor.metrics import Metrics
+    from realtime_supervisor.service import SupervisorService
 
 __all__ = [
     "APOLOGY_INSTRUCTIONS",
@@ -97,7 +97,7 @@ __all__ = [
     "supervise",
 ]
 
-_log = structlog.get_logger("agent.worker")
+_log = structlog.get_logger("realtime_supervisor_agent.worker")
 
 # 30 s under the chart's terminationGracePeriodSeconds (600): see the module docstring.
 DRAIN_TIMEOUT: Final = 570
@@ -169,7 +169,7 @@ def load_settings(
 
 def check_models(cfg: AgentConfig) -> None:
     """Build the session's models once, without network, so their ConfigErrors surface here."""
-    from agent.models import session_kwargs
+    from realtime_supervisor_agent.models import session_kwargs
 
     session_kwargs(cfg)
 
@@ -212,8 +212,8 @@ def build_session(cfg: AgentConfig, *, base_url: str | None = None) -> AgentSess
     """
     from livekit.agents import AgentSession
 
-    from agent.models import build_realtime_model, session_kwargs
-    from supervisor.livekit.binding import reconnectable
+    from realtime_supervisor.livekit.binding import reconnectable
+    from realtime_supervisor_agent.models import build_realtime_model, session_kwargs
 
     llm = reconnectable(build_realtime_model(cfg, base_url=base_url))
     return AgentSession(**session_kwargs(cfg, llm=llm))
@@ -254,7 +254,7 @@ def supervise(
     Built first so that livekit's log records from the session's tasks (which copy the context
     at creation) can be told apart per session.
     """
-    from supervisor.livekit.binding import Supervisor
+    from realtime_supervisor.livekit.binding import Supervisor
 
     cfg = settings.agent
     return Supervisor(
@@ -270,7 +270,7 @@ def supervise(
 
 def prewarm(proc: JobProcess) -> None:
     """livekit's setup_fnc, once per job process: logging, metrics, settings."""
-    from supervisor.metrics import default_metrics
+    from realtime_supervisor.metrics import default_metrics
 
     # The main process validated the same environment; the job process inherits it.
     settings = load_settings()
@@ -350,14 +350,14 @@ class Worker:
         """livekit's load_fnc (called from its executor thread): the service's load once built."""
         service = self.service
         if service is None:
-            from supervisor.service import livekit_default_load
+            from realtime_supervisor.service import livekit_default_load
 
             return livekit_default_load(server)
         return service.load(server)
 
     def _on_worker_started(self) -> None:
         # In livekit's loop, inside AgentServer.run(): the directory has been wiped.
-        from supervisor.service import SupervisorService
+        from realtime_supervisor.service import SupervisorService
 
         server = self.server
         self.service = SupervisorService.from_config(
@@ -448,7 +448,7 @@ def build_worker(
 
 
 def _fail(command: str, error: ConfigError) -> int:
-    print(f"python -m agent {command}: configuration error", file=sys.stderr)
+    print(f"python -m realtime_supervisor_agent {command}: configuration error", file=sys.stderr)
     for line in str(error).splitlines():
         print(f"  {line}", file=sys.stderr)
     return 2
@@ -474,7 +474,7 @@ def main(
         return _fail(command, exc)
     _configure_logging(settings.service)
     if settings.service.multiproc_dir is not None:
-        from supervisor.metrics import prepare_multiproc_dir
+        from realtime_supervisor.metrics import prepare_multiproc_dir
 
         prepare_multiproc_dir(settings.service.multiproc_dir)
     worker = build_worker(settings, exit_on_service_failure=True, **(server_options or {}))

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from supervisor.errors import ConfigError
+from realtime_supervisor.errors import ConfigError
 
 __all__ = ["LADDER_RUNGS", "LOG_FORMATS", "LOG_LEVELS", "ServiceConfig", "WatchdogConfig"]
 

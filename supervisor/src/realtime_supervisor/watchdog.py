@@ -34,16 +34,24 @@ from typing import Any, Protocol
 import structlog
 from tenacity import AsyncRetrying, RetryCallState, stop_after_attempt
 
-from supervisor.config import WatchdogConfig
-from supervisor.detector import INERT, Detector, Finding, Heard, ReplyExpected, Stall, StallKind
-from supervisor.observations import (
+from realtime_supervisor.config import WatchdogConfig
+from realtime_supervisor.detector import (
+    INERT,
+    Detector,
+    Finding,
+    Heard,
+    ReplyExpected,
+    Stall,
+    StallKind,
+)
+from realtime_supervisor.observations import (
     AgentAudioPlayed,
     LivekitWarning,
     Observation,
     ReplyRequested,
     TurnDeclined,
 )
-from supervisor.policy import Action, Escalate, Policy, Reconnect, Reissue, reconnect_wait
+from realtime_supervisor.policy import Action, Escalate, Policy, Reconnect, Reissue, reconnect_wait
 
 __all__ = ["Actions", "MetricsSink", "Watchdog", "WatchdogCounters"]
 

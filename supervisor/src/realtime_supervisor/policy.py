@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from tenacity import RetryCallState, Retrying
 from tenacity.wait import wait_base, wait_exponential_jitter
 
-from supervisor.config import WatchdogConfig
-from supervisor.detector import Stall, StallKind
-from supervisor.observations import WarningKind
+from realtime_supervisor.config import WatchdogConfig
+from realtime_supervisor.detector import Stall, StallKind
+from realtime_supervisor.observations import WarningKind
 
 __all__ = [
     "REPEAT_INSTRUCTIONS",

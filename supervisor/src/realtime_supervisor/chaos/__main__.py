@@ -1,6 +1,6 @@
-"""`python -m supervisor.chaos`: run the chaos Realtime server until SIGINT or SIGTERM.
+"""`python -m realtime_supervisor.chaos`: run the chaos Realtime server until SIGINT or SIGTERM.
 
-python -m supervisor.chaos --port 8765 --faults "clean,stall_mid=3" --seed 7 --log-file chaos.jsonl
+python -m realtime_supervisor.chaos --port 8765 --faults "clean,stall_mid=3" --seed 7
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from supervisor.errors import ConfigError
+from realtime_supervisor.errors import ConfigError
 
 from .faults import parse_schedule
 from .server import ChaosServer
@@ -49,7 +49,7 @@ def _seconds(text: str) -> float:
 
 def build_parser() -> argparse.ArgumentParser:
     """The CLI's argument parser."""
-    p = _Parser(prog="python -m supervisor.chaos", description=__doc__.splitlines()[0])
+    p = _Parser(prog="realtime-supervisor chaos", description=__doc__.splitlines()[0])
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=_port, default=8765, help="port to bind; 0 = any (default 8765)")
     p.add_argument("--faults", default="clean", help="chaos schedule (default clean)")

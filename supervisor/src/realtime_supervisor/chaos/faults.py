@@ -24,7 +24,7 @@ import random
 from dataclasses import dataclass
 from typing import Final
 
-from supervisor.errors import ConfigError
+from realtime_supervisor.errors import ConfigError
 
 __all__ = [
     "DEFAULTS",

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from supervisor.errors import ConfigError
+from realtime_supervisor.errors import ConfigError
 
 __all__ = [
     "ARCHITECTURES",

@@ -17,7 +17,7 @@ The caller behaves like a person:
 
 Modes: `watchdog` (the Supervisor attached), `none` (the same run unsupervised) and `timer` (the
 hand-written timer a user would write instead, `HandWrittenTimer`). `run(options)` is the library
-entry point; `main(argv)` the CLI behind `python -m agent simulate`.
+entry point; `main(argv)` the CLI behind `realtime-supervisor simulate`.
 """
 
 from __future__ import annotations
@@ -41,8 +41,8 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 from urllib.parse import urlsplit
 
-from supervisor.config import WatchdogConfig
-from supervisor.errors import ConfigError
+from realtime_supervisor.config import WatchdogConfig
+from realtime_supervisor.errors import ConfigError
 
 __all__ = [
     "MODES",
@@ -60,7 +60,7 @@ __all__ = [
 Mode = Literal["watchdog", "none", "timer"]
 MODES: Final[tuple[Mode, ...]] = ("watchdog", "none", "timer")
 
-_log = logging.getLogger("agent.simulate")
+_log = logging.getLogger("realtime_supervisor_agent.simulate")
 
 SPEAK_SECONDS: Final = 0.6  # one caller utterance: long enough for any server VAD
 PAUSE_SECONDS: Final = 0.5  # the caller's pause after a reply, before speaking again
@@ -160,7 +160,7 @@ class SimulateOptions:
             flag = "--azure-deployment" if self.azure_deployment is not None else "--api-version"
             raise ConfigError(flag, "applies only with --azure-endpoint")
         if self.embedded:
-            from supervisor.chaos.faults import parse_schedule
+            from realtime_supervisor.chaos.faults import parse_schedule
 
             try:
                 parse_schedule(self.faults, self.seed)
@@ -380,7 +380,7 @@ def process_metrics() -> Any:
     One per process (prometheus_client refuses a second registration of the same names), shared
     with anything else in the process that asks for the default.
     """
-    from supervisor.metrics import default_metrics
+    from realtime_supervisor.metrics import default_metrics
 
     return default_metrics()
 
@@ -469,7 +469,7 @@ def _capture_livekit_warnings() -> Iterator[None]:
 
 
 def _sequence(level: int) -> int:
-    from supervisor.chaos.vad import sequence_of
+    from realtime_supervisor.chaos.vad import sequence_of
 
     return sequence_of(level)
 
@@ -638,7 +638,7 @@ def _credential_key(options: SimulateOptions, key: str) -> tuple[str, ...]:
 
 
 def _agent_config(options: SimulateOptions, key: str) -> Any:
-    from agent.config import AgentConfig
+    from realtime_supervisor_agent.config import AgentConfig
 
     if options.azure_endpoint is not None:
         return AgentConfig(
@@ -661,8 +661,8 @@ async def _run_call(
 ) -> None:
     from livekit.agents import Agent, AgentSession
 
-    from agent.models import build_realtime_model, session_kwargs
-    from supervisor.testing import RecordingAudioOutput, ScriptedCaller, session_options
+    from realtime_supervisor.testing import RecordingAudioOutput, ScriptedCaller, session_options
+    from realtime_supervisor_agent.models import build_realtime_model, session_kwargs
 
     _CALL.set(call)
     key = options.api_key.format(i=call.index)
@@ -704,7 +704,7 @@ async def _run_call(
         )
 
     if options.mode == "watchdog":
-        from supervisor.livekit.binding import Supervisor
+        from realtime_supervisor.livekit.binding import Supervisor
 
         call.supervisor = Supervisor(
             session,
@@ -762,7 +762,7 @@ def _tools(options: SimulateOptions) -> list[Any]:
         return []
     from livekit.agents import function_tool
 
-    from supervisor.chaos.faults import TOOL_NAME
+    from realtime_supervisor.chaos.faults import TOOL_NAME
 
     async def wait_for_backend(seconds: float) -> str:
         await asyncio.sleep(seconds)
@@ -828,7 +828,7 @@ async def run(
         server: Any = None
         url: str | None = options.realtime_url
         if options.embedded:
-            from supervisor.chaos import ChaosServer
+            from realtime_supervisor.chaos import ChaosServer
 
             assert options.reply_seconds is not None
             server = await stack.enter_async_context(
@@ -893,7 +893,7 @@ def _attach_detections(calls: Sequence[_Call]) -> None:
 
 
 def _summarise(state: RunState, lk_version: str, duration: float) -> Summary:
-    from supervisor.chaos.faults import FAULT_KINDS
+    from realtime_supervisor.chaos.faults import FAULT_KINDS
 
     options, calls, tally = state.options, state.calls, state.tally
     turns = [t for c in calls for t in c.turns]
@@ -1077,9 +1077,9 @@ def _seconds(*, zero: bool = False) -> Callable[[str], float]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The `python -m agent simulate` argument parser."""
+    """The `realtime-supervisor simulate` argument parser."""
     p = _Parser(
-        prog="python -m agent simulate",
+        prog="realtime-supervisor simulate",
         description="Run N supervised voice calls against the chaos server (or a Realtime "
         "endpoint) and summarise what the callers heard.",
     )
@@ -1198,7 +1198,7 @@ def options_from_args(
 
 def preflight(options: SimulateOptions) -> None:
     """Build one session's model (no network) so a conflicting environment fails before a run."""
-    from agent.models import build_realtime_model
+    from realtime_supervisor_agent.models import build_realtime_model
 
     url = options.realtime_url or ("ws://127.0.0.1:1/v1" if options.embedded else None)
     model = build_realtime_model(
@@ -1336,7 +1336,7 @@ async def _run_with_view(options: SimulateOptions, console: Any, live: bool) -> 
 
 def _configure_logging(level: str, runs: Sequence[SimulateOptions]) -> None:
     """Logs go to stderr (stdout carries the view and the summary), at `level`, keys scrubbed."""
-    from supervisor.logs import configure_logging, secrets_from_env
+    from realtime_supervisor.logs import configure_logging, secrets_from_env
 
     keys = {o.api_key.format(i=i) for o in runs for i in range(o.sessions)}
     configure_logging(
@@ -1368,7 +1368,7 @@ async def _main_async(runs: Sequence[SimulateOptions], args: argparse.Namespace)
                 )
             except OSError as exc:
                 print(
-                    f"python -m agent simulate: error: argument --metrics-port: cannot bind "
+                    f"realtime-supervisor simulate: error: argument --metrics-port: cannot bind "
                     f"{args.metrics_host}:{args.metrics_port}: {exc.strerror or exc}",
                     file=sys.stderr,
                 )
@@ -1397,7 +1397,7 @@ def _write(path: str, text: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m agent simulate ...`; returns the exit status (2 for bad flags or environment)."""
+    """`realtime-supervisor simulate ...`: the exit status (2 for bad flags or environment)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

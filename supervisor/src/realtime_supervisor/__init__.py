@@ -59,7 +59,7 @@ def __getattr__(name: str) -> Any:
     # livekit takes ~2 s to import: only the livekit-facing names pay for it, when first used
     module = _LAZY.get(name)
     if module is None:
-        raise AttributeError(f"module 'supervisor' has no attribute {name!r}")
+        raise AttributeError(f"module 'realtime_supervisor' has no attribute {name!r}")
     from importlib import import_module
 
     return getattr(import_module(module, __name__), name)

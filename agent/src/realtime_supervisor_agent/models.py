@@ -28,8 +28,8 @@ from livekit.plugins.openai import realtime as oai_realtime
 from openai.types.realtime import AudioTranscription
 from openai.types.realtime.realtime_audio_input_turn_detection import SemanticVad, ServerVad
 
-from agent.config import AgentConfig
-from supervisor.errors import ConfigError
+from realtime_supervisor.errors import ConfigError
+from realtime_supervisor_agent.config import AgentConfig
 
 __all__ = [
     "STT_AZURE_API_VERSION",

@@ -37,8 +37,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
-from supervisor.config import WatchdogConfig
-from supervisor.observations import (
+from realtime_supervisor.config import WatchdogConfig
+from realtime_supervisor.observations import (
     AgentAudioPlayed,
     AgentStateChanged,
     LivekitWarning,

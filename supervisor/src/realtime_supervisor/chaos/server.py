@@ -55,7 +55,7 @@ from .vad import (
 
 __all__ = ["ChaosServer", "Injection", "ReceivedEvent", "SessionRecord"]
 
-logger = logging.getLogger("supervisor.chaos")
+logger = logging.getLogger("realtime_supervisor.chaos")
 
 SAMPLE_RATE: Final = 24000
 _AUDIO_FORMAT: Final = {"type": "audio/pcm", "rate": SAMPLE_RATE}
