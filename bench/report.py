@@ -192,7 +192,9 @@ def _actions(r: dict[str, Any]) -> str:
 
 
 def _floors(floors: list[dict[str, Any]], scoped: bool) -> str:
-    headers = ("floor", "scope", "value", "limit", "holds") if scoped else ("floor", "value")
+    headers = (
+        ("floor", "scope", "value", "limit", "holds", "judged in") if scoped else ("floor", "value")
+    )
     rows = []
 
     def fig(v: Any) -> Any:
@@ -202,7 +204,9 @@ def _floors(floors: list[dict[str, Any]], scoped: bool) -> str:
         verdict = "yes" if f["holds"] else "**NO**"
         f = {**f, "value": fig(f["value"]), "limit": fig(f["limit"])}
         if scoped:
-            rows.append((f["floor"], f["scope"], f["value"], f["limit"], verdict))
+            # behaviour floors are judged in CI too; timing floors only here (the bench)
+            where = "bench" if f.get("timing") else "CI + bench"
+            rows.append((f["floor"], f["scope"], f["value"], f["limit"], verdict, where))
         else:
             rows.append((f["floor"], f["value"], f["limit"], verdict))
     if not scoped:
@@ -593,6 +597,11 @@ def results_md() -> str:
         "(last audio heard, turn end, or the warning).",
         "- **actions** (clean corpus): stalls declared plus escalations (watchdog), times fired "
         "(timer).",
+        "- **behaviour and timing floors**: behaviour floors (answered, the verdict each fault "
+        "should produce, no action on the clean corpus, no overlap, escalation) are judged in CI "
+        "by the quick run (`tests/test_bench.py`) and here; timing floors (caller silence and "
+        "detection latency against a limit) only here, side by side in the same run, since a "
+        "shared machine's load moves latencies, not behaviour.",
         "",
         "## 1 and 2: effectiveness and detection latency",
         "",

@@ -1,8 +1,10 @@
-"""bench: the quick effectiveness benchmark holds the issue's floors (the CI variant, < 90 s).
+"""bench: the quick effectiveness benchmark holds the behaviour floors (the CI variant, < 90 s).
 
 One run of `bench.effectiveness --quick` (the watchdog over every fault kind and the clean corpus,
 one session of six turns each, real livekit against the chaos server, concurrently), then its
-floors.
+behaviour floors: answered, the right verdict per fault, no false action, no overlap, escalation.
+CI asserts behaviour; the bench asserts time: the timing floors (caller silence and detection
+latency against their limits) are judged by `make bench`, in the same run as these.
 """
 
 from __future__ import annotations
@@ -22,10 +24,6 @@ pytestmark = [pytest.mark.livekit, pytest.mark.timeout(90)]
 # Floors the committed results show as not holding, each with why; a floor breaking that is not
 # listed fails the suite. Empty since drops are timed from livekit's "connection failed" warning.
 KNOWN_BROKEN: dict[tuple[str, str], str] = {}
-# Detection latency is judged on the worst of three faulted turns per kind, from the chaos
-# server's clock: one event-loop stall of a loaded CI machine (~0.1 s) can put it past threshold +
-# 0.1 s. Those floors, and only those, get a second run; a real regression fails both.
-TIMING = "detection latency"
 
 
 @pytest.fixture(scope="module")
@@ -49,16 +47,40 @@ def test_the_quick_benchmark_covers_every_fault_kind_and_the_clean_corpus(
     assert all(r["turns"] > 0 for r in quick["rows"])
 
 
-@pytest.mark.timeout(200)
-def test_the_watchdog_holds_the_floors(quick: dict[str, Any]) -> None:
-    """Every floor holds, except the known-broken ones listed above."""
-    broken = [f for f in quick["floors"] if not f["holds"] and _key(f) not in KNOWN_BROKEN]
-    if broken and all(f["floor"].startswith(TIMING) for f in broken):
-        again = asyncio.run(measure(quick_plan()))["floors"]
-        broken = [f for f in again if f["floor"].startswith(TIMING) and not f["holds"]]
-        broken = [f for f in broken if _key(f) not in KNOWN_BROKEN]
+def test_the_watchdog_holds_the_behaviour_floors(quick: dict[str, Any]) -> None:
+    """Every behaviour floor holds: answered, the right verdict per fault, no false action, no
+    overlap, escalation where nothing can answer. Timing floors are judged by `make bench` only
+    (a shared 2-core machine moves latencies, not behaviour), so none is asserted here."""
+    behaviour = [f for f in quick["floors"] if not f["timing"]]
+    broken = [f for f in behaviour if not f["holds"] and _key(f) not in KNOWN_BROKEN]
     assert not broken, json.dumps(broken, indent=1)
-    assert len(quick["floors"]) > len(KNOWN_BROKEN) + 10  # the floors were really judged
+    judged = {f["floor"] for f in behaviour}
+    assert {
+        "answered %",
+        "verdict as the fault should produce",
+        "actions on the clean corpus",
+        "overlapping replies",
+        "escalates (sessions escalated / sessions)",
+    } <= judged
+    verdicts = {f["scope"] for f in behaviour if f["floor"].startswith("verdict")}
+    from bench.effectiveness import FAULT_KINDS
+
+    assert verdicts == set(FAULT_KINDS)  # every fault kind's verdict was judged
+
+
+def test_timing_floors_are_the_latency_floors_and_still_reported(quick: dict[str, Any]) -> None:
+    """The quick run still computes the timing floors (the bench judges them side by side with
+    behaviour in one run); they are exactly the latency floors."""
+    timing = [f for f in quick["floors"] if f["timing"]]
+    assert timing
+    assert all(f["floor"].startswith(("caller silence", "detection latency")) for f in timing), (
+        timing
+    )
+    assert not any(
+        f["floor"].startswith(("caller silence", "detection latency"))
+        for f in quick["floors"]
+        if not f["timing"]
+    )
 
 
 def test_floors_are_judged_from_the_figures() -> None:
@@ -74,6 +96,46 @@ def test_floors_are_judged_from_the_figures() -> None:
     result = {"rows": [row], "detection": []}
     judged = floors(result, {"reply_timeout": 5.0, "audio_gap_timeout": 2.0, "warning_grace": 1.0})
     assert [f["holds"] for f in judged] == [False, False, False]
+    assert [f["timing"] for f in judged] == [False, True, False]
+
+
+def _detection(fault: str, verdicts: dict[str, int]) -> dict[str, Any]:
+    return {
+        "fault": fault,
+        "verdicts": verdicts,
+        "verdict": None,
+        "threshold": None,
+        "threshold_field": None,
+        "from_onset": {"p95": None},
+    }
+
+
+@pytest.mark.parametrize(
+    ("fault", "version", "verdicts", "holds"),
+    [
+        ("no_response", "1.8.9", {"no_reply": 3}, True),
+        # a verdict that fired is not thereby right: a drop is not a missing reply
+        ("no_response", "1.8.9", {"no_reply": 2, "post_warning_silence": 1}, False),
+        ("stall_mid", "1.8.9", {"none": 3}, False),
+        ("late_resume", "1.8.9", {"none": 2, "audio_gap": 1}, True),
+        ("multi_message", "1.8.9", {"none": 3}, True),
+        ("multi_message", "1.5.11", {"none": 3}, False),
+        ("multi_message", "1.5.11", {"post_warning_silence": 3}, True),
+        ("fatal_error", "1.8.9", {"dead_session": 1}, True),
+        ("fatal_error", "1.5.11", {"no_reply": 2}, True),
+        ("fatal_error", "1.8.9", {"no_reply": 1}, False),
+        ("flap", "1.8.9", {}, False),
+    ],
+)
+def test_the_verdict_floor_judges_what_the_fault_should_produce(
+    fault: str, version: str, verdicts: dict[str, int], holds: bool
+) -> None:
+    """Each fault is judged against the verdict it should produce on that livekit version."""
+    result = {"rows": [], "detection": [_detection(fault, verdicts)], "livekit_agents": version}
+    judged = floors(result, {"reply_timeout": 5.0, "audio_gap_timeout": 2.0, "warning_grace": 1.0})
+    verdict = [f for f in judged if f["floor"].startswith("verdict")]
+    assert [f["holds"] for f in verdict] == [holds]
+    assert not verdict[0]["timing"]
 
 
 def test_the_committed_results_hold_the_effectiveness_floors_or_say_why() -> None:
