@@ -503,7 +503,25 @@ def build() -> dict[str, Any]:
                 _quantiles(
                     "realtime_supervisor_reply_latency_seconds", "provider, model", RAW, (0.5, 0.95)
                 ),
-                span=24,
+                span=12,
+            )
+        )
+        .with_panel(
+            _ts(
+                "What the watchdog waits for (learned deadlines)",
+                "Per provider/model and timeout: the deadline the watchdog currently uses, "
+                "learned as a margin above the p99 of recent healthy turns, never below the "
+                "floor nor above the configured timeout (which it shows while still learning). "
+                "The longest any live job process uses.",
+                "s",
+                [
+                    _q(
+                        "max by (provider, model, deadline) "
+                        f"(realtime_supervisor_learned_deadline_seconds{{{RAW}}})",
+                        "{{deadline}} {{provider}}/{{model}}",
+                    )
+                ],
+                span=12,
             )
         )
     )

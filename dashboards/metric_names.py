@@ -16,7 +16,7 @@ import promql_parser
 KIND_STALL = frozenset(
     {"no_reply", "audio_gap", "post_warning_silence", "dead_session", "reconnect_storm"}
 )
-ACTION = frozenset({"reissue", "reconnect"})
+ACTION = frozenset({"reissue", "reconnect", "failover"})
 OUTCOME = frozenset({"success", "failure"})
 REASON = frozenset({"budget_exhausted", "ladder_exhausted", "dead_session", "reconnect_storm"})
 KIND_WARNING = frozenset(
@@ -56,6 +56,10 @@ GAUGES: dict[str, dict[str, frozenset[str] | None]] = {
     "realtime_supervisor_ready": {},
     "realtime_supervisor_draining": {},
     "realtime_supervisor_window_escalations": {},
+    "realtime_supervisor_learned_deadline_seconds": {
+        **PM,
+        "deadline": frozenset({"ack_timeout", "reply_timeout", "recovery_timeout"}),
+    },
 }
 LIVEKIT = ("lk_agents_worker_load", "lk_agents_active_job_count", "lk_agents_child_process_count")
 HISTOGRAM_BUCKETS = (0.25, 0.5, 1, 1.5, 2, 3, 4, 5, 6, 8, 10, 15, 20, 30, 60)

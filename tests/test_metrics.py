@@ -280,6 +280,7 @@ for _ in range(turns):
 s.stall("no_reply")
 s.escalation("ladder_exhausted")
 s.reply_latency(1.0)
+s.learned_deadline("reply_timeout", turns / 2)
 for _ in range(started):
     x = m.session("openai", "gpt-realtime")
     x.session_started()
@@ -331,6 +332,8 @@ def test_three_processes_add_up_in_the_multiprocess_collector(multiproc_dir: Pat
     assert value(reg, P + "reply_latency_seconds_bucket", le="1.0", **labels) == 3
     assert value(reg, P + "sessions_active") == 4
     assert value(reg, P + "sessions_stalled") == 3
+    # each process learns on its own: the longest wait any of them uses
+    assert value(reg, P + "learned_deadline_seconds", deadline="reply_timeout", **labels) == 2.0
     info = [k for k in samples(reg) if k[0] == P + "build_info"]
     assert len(info) == 1
     assert value(reg, P + "build_info", version=supervisor_version(),

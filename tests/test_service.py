@@ -25,6 +25,7 @@ from realtime_supervisor.service import (
     drain_reason,
     livekit_default_load,
     loop_health,
+    read_learned,
     read_totals,
     render_metrics,
 )
@@ -34,6 +35,21 @@ SECRET = "Lk5ecretValueThatLooksLikeNothing42"
 
 
 # -- pure parts ---------------------------------------------------------------------------------
+
+
+def test_read_learned_lists_what_the_watchdog_waits_for() -> None:
+    """The learned-deadline gauge's series, per deployment and timeout, for /status."""
+    registry = CollectorRegistry()
+    metrics = Metrics(registry)
+    assert read_learned(collect_families(registry, None)) == []
+    s = metrics.session("OpenAI", "gpt-realtime")
+    s.learned_deadline("reply_timeout", 1.75)
+    s.learned_deadline("recovery_timeout", 1.75)
+    got = read_learned(collect_families(registry, None))
+    assert got == [
+        {"provider": "openai", "model": "gpt-realtime", "deadline": d, "seconds": 1.75}
+        for d in ("recovery_timeout", "reply_timeout")
+    ]
 
 
 def test_event_window_counts_only_the_last_window() -> None:
@@ -89,6 +105,7 @@ if hold:
     s.stall("no_reply")
     s.set_stalled(True)
     s.recovery("reissue", "failure", None)
+    s.learned_deadline("reply_timeout", 2.5)
 print("ok", flush=True)
 if hold:
     sys.stdin.readline()
@@ -314,6 +331,10 @@ async def test_status_reports_sessions_and_windows_without_secrets(
         assert data["totals"]["turns"] == 1
         assert data["draining"] is False
         assert data["ready"] is True
+        assert data["learned_deadlines"] == [
+            {"provider": "openai", "model": "gpt-realtime", "deadline": "reply_timeout",
+             "seconds": 2.5}
+        ]  # fmt: skip
         assert data["versions"]["realtime_supervisor"]
         assert data["versions"]["livekit_agents"].startswith("1.")
         assert SECRET not in body

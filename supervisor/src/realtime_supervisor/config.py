@@ -176,6 +176,17 @@ class WatchdogConfig:
     reconnect_attempts: int = 3
     # Waits 0.5, 1, 2 (+ jitter): all attempts fit well inside one recovery timeout's worth.
     reconnect_backoff_max: float = 4.0
+    # Learned thresholds (realtime_supervisor.learned): wait `learned_margin` x the p99 of the
+    # deployment's recent healthy latencies, never below `learned_floor` nor above the fixed
+    # timeouts above. x2 over p99: a healthy reply 1 in 100 turns is still well inside it. The
+    # floor keeps a very fast deployment from being judged on network jitter. 200 turns is a few
+    # minutes of one busy worker: recent enough to follow a deployment that slows down, large
+    # enough for p99 to be the second slowest; 20 before trusting it (p99 is then the slowest).
+    learned_enabled: bool = True
+    learned_margin: float = 2.0
+    learned_floor: float = 1.5
+    learned_window: int = 200
+    learned_min_samples: int = 20
 
     def __post_init__(self) -> None:
         if not isinstance(self.enabled, bool):
@@ -193,6 +204,20 @@ class WatchdogConfig:
         for name in ("budget_max_recoveries", "storm_reconnects", "reconnect_attempts"):
             _int_in(name, getattr(self, name), 1)
         object.__setattr__(self, "ladder", _ladder("ladder", self.ladder))
+        if not isinstance(self.learned_enabled, bool):
+            raise ConfigError("learned_enabled", f"expected a bool, got {self.learned_enabled!r}")
+        margin = _positive_float("learned_margin", self.learned_margin)
+        if not 1.0 <= margin <= 10.0:
+            raise ConfigError(
+                "learned_margin",
+                f"expected a factor over p99 in 1..10, got {self.learned_margin!r}",
+            )
+        object.__setattr__(self, "learned_margin", margin)
+        object.__setattr__(
+            self, "learned_floor", _positive_float("learned_floor", self.learned_floor)
+        )
+        _int_in("learned_window", self.learned_window, 20, 10_000)
+        _int_in("learned_min_samples", self.learned_min_samples, 1, self.learned_window)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> WatchdogConfig:
@@ -269,6 +294,11 @@ _WATCHDOG_VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     PREFIX + "LADDER": ("ladder", _parse_ladder),
     PREFIX + "RECONNECT_ATTEMPTS": ("reconnect_attempts", _parse_int),
     PREFIX + "RECONNECT_BACKOFF_MAX": ("reconnect_backoff_max", _parse_float),
+    PREFIX + "LEARNED_ENABLED": ("learned_enabled", _parse_bool),
+    PREFIX + "LEARNED_MARGIN": ("learned_margin", _parse_float),
+    PREFIX + "LEARNED_FLOOR": ("learned_floor", _parse_float),
+    PREFIX + "LEARNED_WINDOW": ("learned_window", _parse_int),
+    PREFIX + "LEARNED_MIN_SAMPLES": ("learned_min_samples", _parse_int),
 }
 
 _SERVICE_VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {

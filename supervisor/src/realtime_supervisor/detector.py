@@ -33,7 +33,7 @@ after the warning is a new reply and disarms it.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -266,8 +266,15 @@ class _Clock:
 class Detector:
     """Finds stalls in one session's observations; see the module's rules and `TABLE`."""
 
-    def __init__(self, config: WatchdogConfig) -> None:
+    def __init__(
+        self, config: WatchdogConfig, timeouts: Callable[[str], float] | None = None
+    ) -> None:
         self._config = config
+        # A row's timeout field -> seconds, asked at each arming: the config's value, unless the
+        # shell resolves it otherwise (learned thresholds: realtime_supervisor.learned).
+        self._timeout: Callable[[str], float] = timeouts or (
+            lambda field: float(getattr(config, field))
+        )
         self._clocks = {row.kind: _Clock() for row in TABLE}
         self._ended = False
         # A tool call runs. Not a count: livekit reports one `function_tools_executed` per batch of
@@ -531,7 +538,7 @@ class Detector:
                 clock.armed = True
                 clock.since = now
                 clock.cause = trigger
-                clock.timeout = None if field is None else float(getattr(self._config, field))
+                clock.timeout = None if field is None else self._timeout(field)
                 if clock.timeout is None:
                     out.append(self._fire(row, now))
                 return

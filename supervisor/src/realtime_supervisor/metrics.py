@@ -51,6 +51,7 @@ __all__ = [
     "ACTIONS",
     "BUCKETS",
     "ESCALATION_REASONS",
+    "LEARNED_DEADLINES",
     "OUTCOMES",
     "PREFIX",
     "STALL_KINDS",
@@ -77,7 +78,9 @@ STALL_KINDS: Final = (
     "dead_session",
     "reconnect_storm",
 )
-ACTIONS: Final = ("reissue", "reconnect")
+ACTIONS: Final = ("reissue", "reconnect", "failover")
+# the timeout fields a learned threshold can govern (realtime_supervisor.learned.GOVERNS)
+LEARNED_DEADLINES: Final = ("ack_timeout", "reply_timeout", "recovery_timeout")
 OUTCOMES: Final = ("success", "failure")
 ESCALATION_REASONS: Final = (
     "budget_exhausted",
@@ -222,6 +225,17 @@ class Metrics:
         )
         self.watchdog_errors = Counter(
             PREFIX + "watchdog_errors", "Errors the watchdog contained", registry=reg
+        )
+        # What the watchdog currently waits for, per deployment and timeout field (learned
+        # thresholds). livemax: each job process learns on its own; the longest wait any live
+        # process uses is the one a dashboard must show (a dead process's value vanishes).
+        self.learned_deadline_seconds = Gauge(
+            PREFIX + "learned_deadline_seconds",
+            "The deadline the watchdog currently uses, learned from healthy turns (or the fixed "
+            "timeout while it is still learning), by timeout field",
+            (*pm, "deadline"),
+            registry=reg,
+            multiprocess_mode="livemax",
         )
         self.build_info = Gauge(
             PREFIX + "build_info",
@@ -374,6 +388,13 @@ class SessionMetrics:
     @_contained
     def watchdog_error(self) -> None:
         self._m.watchdog_errors.inc()
+
+    @_contained
+    def learned_deadline(self, deadline: str, seconds: float) -> None:
+        """The deadline the watchdog now uses for the timeout field `deadline`."""
+        deadline = self._m.bounded(deadline, LEARNED_DEADLINES, "deadline")
+        if (value := self._seconds(seconds)) is not None:
+            self._m.learned_deadline_seconds.labels(self.provider, self.model, deadline).set(value)
 
     @_contained
     def session_started(self) -> None:

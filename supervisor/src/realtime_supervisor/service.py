@@ -260,6 +260,28 @@ def read_totals(families: Iterable[Metric]) -> Totals:
     )
 
 
+def read_learned(families: Iterable[Metric]) -> list[dict[str, Any]]:
+    """What the watchdog currently waits for: the learned-deadline gauge's series, sorted.
+
+    In a multiprocess worker it is the longest wait any live job process uses (the gauge's
+    livemax mode); before any session has run there is none.
+    """
+    out = []
+    for family in families:
+        if family.name != PREFIX + "learned_deadline_seconds":
+            continue
+        for s in family.samples:
+            out.append(
+                {
+                    "provider": s.labels.get("provider", ""),
+                    "model": s.labels.get("model", ""),
+                    "deadline": s.labels.get("deadline", ""),
+                    "seconds": round(s.value, 3),
+                }
+            )
+    return sorted(out, key=lambda d: (d["provider"], d["model"], d["deadline"]))
+
+
 # -- the service --------------------------------------------------------------------------------
 
 
@@ -544,9 +566,8 @@ class SupervisorService:
         return web.Response(status=200, text="ready\n")
 
     async def _handle_status(self, request: web.Request) -> web.Response:
-        totals = await asyncio.to_thread(
-            lambda: read_totals(collect_families(self._registry, self._dir))
-        )
+        families = await asyncio.to_thread(lambda: collect_families(self._registry, self._dir))
+        totals = read_totals(families)
         now = self._clock()
         _, loop = self._loop_state()
         window = self._escalations.window
@@ -572,6 +593,8 @@ class SupervisorService:
                 "watchdog_errors": totals.watchdog_errors,
             },
             "loop": loop,
+            # learned thresholds: what the watchdog currently waits for, per deployment
+            "learned_deadlines": read_learned(families),
             "versions": {
                 "realtime_supervisor": supervisor_version(),
                 "livekit_agents": livekit_agents_version(),

@@ -44,6 +44,7 @@ from realtime_supervisor.detector import (
     Stall,
     StallKind,
 )
+from realtime_supervisor.learned import SessionLearning, TurnSampler
 from realtime_supervisor.observations import (
     AgentAudioPlayed,
     LivekitWarning,
@@ -140,6 +141,7 @@ class Watchdog:
         clock: Callable[[], float] = time.monotonic,
         context: Mapping[str, str] | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        learning: SessionLearning | None = None,
     ) -> None:
         self._config = config
         self._actions = actions
@@ -151,7 +153,10 @@ class Watchdog:
         # When agent audio last reached the output, on `clock`: the binding writes it per frame.
         self.audio_at: float | None = None
         self._audio_fed = float("-inf")  # the latest agent audio the detector has been given
-        self._detector = Detector(config)
+        # Learned thresholds: the detector's timeouts resolved through the deployment's healthy
+        # latencies, which the sampler teaches from this session's turns.
+        self._sampler = TurnSampler(learning) if learning is not None else None
+        self._detector = Detector(config, learning.timeout if learning is not None else None)
         self._policy = Policy(config)
         self.counters = WatchdogCounters()
         self._timer: asyncio.TimerHandle | None = None
@@ -247,6 +252,8 @@ class Watchdog:
 
     def _feed(self, obs: Observation, at: float) -> None:
         self._catch_up()
+        if self._sampler is not None:
+            self._sampler.observe(obs, at)
         if not isinstance(obs, AgentAudioPlayed):
             self._handle(self._detector.observe(obs, at), at)
         elif at > self._audio_fed:  # else the catch-up has just fed this very frame
@@ -307,6 +314,8 @@ class Watchdog:
     def _handle(self, findings: list[Finding], now: float) -> None:
         for finding in findings:
             try:
+                if self._sampler is not None:
+                    self._sampler.finding(finding)
                 if isinstance(finding, ReplyExpected):
                     self.counters.turns += 1
                     self._record(lambda m: m.turn())

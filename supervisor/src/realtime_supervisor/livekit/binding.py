@@ -29,6 +29,7 @@ from livekit.agents.voice.io import AudioOutput
 from ..config import WatchdogConfig
 from ..detector import Stall
 from ..errors import RecoveryError
+from ..learned import LearnedDeadline, Learner, SessionLearning, default_learner
 from ..observations import (
     AgentAudioPlayed,
     AgentStateChanged,
@@ -138,6 +139,7 @@ class Supervisor:
         metrics: Any | None = None,
         context: Mapping[str, str] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        learner: Learner | None = None,
     ) -> None:
         self._session = session
         self._config = config or WatchdogConfig()
@@ -150,12 +152,20 @@ class Supervisor:
             metrics = default_metrics()
         self._session_metrics = metrics.session(provider, model) if metrics is not None else None
         self._clock = clock
+        # Learned thresholds: this process's learner (or the one given), for this deployment.
+        self.learning = SessionLearning(
+            learner if learner is not None else default_learner(self._config),
+            provider,
+            model,
+            on_change=self._learned_changed,
+        )
         self.watchdog = Watchdog(
             self._config,
             _Actions(self),
             metrics=self._session_metrics,
             clock=clock,
             context=self._context,
+            learning=self.learning,
         )
         self._rt: Any | None = None
         self._inner: Any | None = None  # the OpenAI session (rt, or the one an adapter holds)
@@ -173,6 +183,13 @@ class Supervisor:
     @property
     def context(self) -> Mapping[str, str]:
         return self._context
+
+    def _learned_changed(self, deadlines: list[LearnedDeadline]) -> None:
+        sink = self._session_metrics
+        record = getattr(sink, "learned_deadline", None)
+        if record is not None:
+            for d in deadlines:
+                record(d.deadline, d.seconds)
 
     async def __aenter__(self) -> Supervisor:
         await self.start()

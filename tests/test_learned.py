@@ -1,0 +1,234 @@
+"""learned: healthy latencies in, deadlines out (pure; time passed in, no sleeps)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from realtime_supervisor.config import WatchdogConfig
+from realtime_supervisor.detector import Detector, Heard, ReplyExpected, Stall, StallKind
+from realtime_supervisor.errors import ConfigError
+from realtime_supervisor.learned import (
+    LearnedDeadline,
+    Learner,
+    QuantileWindow,
+    SessionLearning,
+    TurnSampler,
+    default_learner,
+)
+from realtime_supervisor.observations import (
+    AgentAudioPlayed,
+    ResponseCreated,
+    ToolCallStarted,
+    UserSpeechStarted,
+    UserSpeechStopped,
+)
+
+CFG = WatchdogConfig(learned_min_samples=5, learned_window=20, learned_margin=2.0)
+
+
+def warm(learner: Learner, latency: str, values: list[float], where: tuple[str, str]) -> None:
+    for v in values:
+        learner.record(*where, latency, v)
+
+
+def test_the_window_keeps_only_the_most_recent_samples_and_ranks_them() -> None:
+    """Nearest-rank quantiles over a bounded ring: old samples age out."""
+    w = QuantileWindow(4)
+    assert w.quantile(0.99) is None
+    for v in (9.0, 1.0, 2.0, 3.0, 4.0):  # 9.0 falls out
+        w.add(v)
+    assert len(w) == 4
+    assert w.quantile(0.99) == 4.0
+    assert w.quantile(0.5) == 2.0
+    w.add(float("nan"))
+    w.add(-1.0)
+    assert len(w) == 4  # nothing learned from a broken measure
+
+
+def test_cold_start_uses_the_fixed_timeout() -> None:
+    """Fewer than learned_min_samples healthy turns: the configured value."""
+    learner = Learner(CFG)
+    warm(learner, "first_audio", [0.5] * 4, ("openai", "m"))
+    assert learner.deadline("openai", "m", "reply_timeout", 5.0) == 5.0
+
+
+def test_a_warm_deadline_is_the_margin_above_p99_within_floor_and_ceiling() -> None:
+    """margin x p99, never below the floor nor above the fixed timeout."""
+    learner = Learner(CFG)
+    warm(learner, "first_audio", [0.5, 0.6, 0.7, 0.8, 1.0], ("openai", "m"))
+    assert learner.deadline("openai", "m", "reply_timeout", 5.0) == pytest.approx(2.0)
+    # fast: the floor (1.5 s by default) holds
+    warm(learner, "ack", [0.1] * 5, ("openai", "m"))
+    assert learner.deadline("openai", "m", "ack_timeout", 3.0) == CFG.learned_floor
+    # slow: never above the configured timeout
+    warm(learner, "first_audio", [4.0] * 5, ("azure", "slow"))
+    assert learner.deadline("azure", "slow", "reply_timeout", 5.0) == 5.0
+
+
+def test_deployments_learn_apart() -> None:
+    """Per provider and model: a slow model's samples do not shorten a fast one's wait, nor
+    the reverse."""
+    learner = Learner(CFG)
+    warm(learner, "first_audio", [0.5] * 5, ("openai", "fast"))
+    warm(learner, "first_audio", [2.4] * 5, ("openai", "slow"))
+    assert learner.deadline("openai", "fast", "reply_timeout", 5.0) == 1.5
+    assert learner.deadline("openai", "slow", "reply_timeout", 5.0) == 4.8
+    assert learner.deadline("azure", "fast", "reply_timeout", 5.0) == 5.0  # never seen
+
+
+def test_disabled_learning_keeps_the_fixed_values_but_still_reports() -> None:
+    """learned_enabled=False: the fixed timeouts, and the snapshot says nothing is applied."""
+    learner = Learner(dataclasses.replace(CFG, learned_enabled=False))
+    warm(learner, "first_audio", [0.5] * 5, ("openai", "m"))
+    assert learner.deadline("openai", "m", "reply_timeout", 5.0) == 5.0
+    snap = {d.deadline: d for d in learner.snapshot()}
+    assert snap["reply_timeout"].samples == 5 and not snap["reply_timeout"].learned
+
+
+def test_fields_no_latency_governs_are_never_changed() -> None:
+    learner = Learner(CFG)
+    warm(learner, "first_audio", [0.1] * 5, ("openai", "m"))
+    assert learner.deadline("openai", "m", "audio_gap_timeout", 2.0) == 2.0
+    with pytest.raises(ValueError, match="unknown latency"):
+        learner.record("openai", "m", "tool", 1.0)
+
+
+def test_the_snapshot_lists_every_deadline_of_every_deployment() -> None:
+    learner = Learner(CFG)
+    warm(learner, "first_audio", [0.5, 0.6, 0.7, 0.8, 1.0], ("openai", "m"))
+    snap = learner.snapshot()
+    assert [d.deadline for d in snap] == ["recovery_timeout", "reply_timeout"]
+    reply = snap[1]
+    assert reply == LearnedDeadline(
+        provider="openai",
+        model="m",
+        deadline="reply_timeout",
+        latency="first_audio",
+        seconds=pytest.approx(2.0),
+        fixed=5.0,
+        p99=1.0,
+        samples=5,
+        learned=True,
+    )
+
+
+def _sampler(learner: Learner) -> tuple[TurnSampler, list[list[LearnedDeadline]]]:
+    changes: list[list[LearnedDeadline]] = []
+    learning = SessionLearning(learner, "openai", "m", on_change=changes.append)
+    return TurnSampler(learning), changes
+
+
+def test_a_healthy_turn_teaches_its_ack_and_first_audio_latency() -> None:
+    learner = Learner(CFG)
+    sampler, changes = _sampler(learner)
+    sampler.finding(ReplyExpected(since=10.0))
+    sampler.observe(ResponseCreated("r1"), 10.3)
+    sampler.observe(ResponseCreated("r2"), 10.9)  # only the first acknowledges the turn
+    sampler.finding(Heard(at=10.8, latency=0.8, stall=None))
+    snap = {d.latency: d for d in learner.snapshot({"ack_timeout": 3.0, "reply_timeout": 5.0})}
+    assert snap["ack"].p99 == pytest.approx(0.3) and snap["ack"].samples == 1
+    assert snap["first_audio"].p99 == pytest.approx(0.8)
+    assert changes  # the gauge hears of it
+
+
+@pytest.mark.parametrize(
+    "taint",
+    [
+        ToolCallStarted(),  # a tool's latency is the tool's
+        UserSpeechStarted(),  # the caller talked over the wait
+    ],
+)
+def test_unhealthy_turns_teach_nothing(taint: object) -> None:
+    learner = Learner(CFG)
+    sampler, _ = _sampler(learner)
+    sampler.finding(ReplyExpected(since=0.0))
+    sampler.observe(taint, 0.5)  # type: ignore[arg-type]
+    sampler.finding(Heard(at=9.0, latency=9.0, stall=None))
+    assert learner.snapshot() == []
+
+
+def test_a_recovered_turn_teaches_nothing() -> None:
+    """The reply came only after the watchdog acted: its latency is the incident's."""
+    learner = Learner(CFG)
+    sampler, _ = _sampler(learner)
+    stall = Stall(StallKind.NO_REPLY, 0.0, 5.0, "x")
+    sampler.finding(ReplyExpected(since=0.0))
+    sampler.finding(stall)
+    sampler.finding(Heard(at=6.0, latency=6.0, stall=stall))
+    sampler.finding(Heard(at=7.0, latency=None, stall=None))  # audio with no turn owed
+    assert learner.snapshot() == []
+
+
+def test_the_detector_arms_no_reply_with_the_learned_deadline() -> None:
+    """Warm on fast turns, the no_reply verdict comes at margin x p99, not at reply_timeout."""
+    learner = Learner(CFG)
+    warm(learner, "first_audio", [0.5] * 5, ("openai", "m"))
+    learning = SessionLearning(learner, "openai", "m")
+    det = Detector(CFG, learning.timeout)
+    det.observe(UserSpeechStopped(), 100.0)
+    assert det.next_deadline() == pytest.approx(101.5)  # the 1.5 s floor, not 5 s
+    assert det.poll(101.4) == []
+    (stall,) = det.poll(101.5)
+    assert stall.kind is StallKind.NO_REPLY and "1.5 s" in stall.detail
+    # a cold deployment keeps the configured timeout
+    cold = Detector(CFG, SessionLearning(learner, "azure", "other").timeout)
+    cold.observe(UserSpeechStopped(), 0.0)
+    assert cold.next_deadline() == CFG.reply_timeout
+
+
+def test_the_detector_learns_nothing_faster_than_a_slow_healthy_deployment() -> None:
+    """A deployment whose healthy replies take 4 s keeps its patience (up to the fixed value)."""
+    learner = Learner(CFG)
+    learning = SessionLearning(learner, "openai", "m")
+    sampler = TurnSampler(learning)
+    det = Detector(CFG, learning.timeout)
+    t = 0.0
+    for _ in range(CFG.learned_min_samples):
+        for f in det.observe(UserSpeechStopped(), t):
+            sampler.finding(f)
+        for f in det.observe(AgentAudioPlayed(), t + 4.0):
+            sampler.finding(f)
+        t += 10.0
+    det.observe(UserSpeechStopped(), t)
+    assert det.next_deadline() == pytest.approx(t + CFG.reply_timeout)
+
+
+def test_one_learner_per_process_and_learning_settings() -> None:
+    a = default_learner(CFG)
+    assert default_learner(dataclasses.replace(CFG, reply_timeout=CFG.reply_timeout)) is a
+    assert default_learner(dataclasses.replace(CFG, learned_margin=3.0)) is not a
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("learned_margin", 0.5, "1..10"),
+        ("learned_margin", 11.0, "1..10"),
+        ("learned_floor", 0.0, "> 0"),
+        ("learned_window", 5, "20..10000"),
+        ("learned_min_samples", 500, "1..200"),
+        ("learned_enabled", "yes", "bool"),
+    ],
+)
+def test_learning_settings_are_bounded(field: str, value: object, message: str) -> None:
+    with pytest.raises(ConfigError, match=field) as info:
+        WatchdogConfig(**{field: value})  # type: ignore[arg-type]
+    assert message in str(info.value)
+
+
+def test_learning_settings_come_from_the_environment() -> None:
+    cfg = WatchdogConfig.from_env(
+        {
+            "REALTIME_SUPERVISOR_LEARNED_ENABLED": "false",
+            "REALTIME_SUPERVISOR_LEARNED_MARGIN": "3",
+            "REALTIME_SUPERVISOR_LEARNED_FLOOR": "2",
+            "REALTIME_SUPERVISOR_LEARNED_WINDOW": "100",
+            "REALTIME_SUPERVISOR_LEARNED_MIN_SAMPLES": "10",
+        }
+    )
+    assert (cfg.learned_enabled, cfg.learned_margin, cfg.learned_floor) == (False, 3.0, 2.0)
+    assert (cfg.learned_window, cfg.learned_min_samples) == (100, 10)
+    with pytest.raises(ConfigError, match="REALTIME_SUPERVISOR_LEARNED_WINDOW"):
+        WatchdogConfig.from_env({"REALTIME_SUPERVISOR_LEARNED_WINDOW": "3"})
