@@ -18,7 +18,9 @@ KIND_STALL = frozenset(
 )
 ACTION = frozenset({"reissue", "reconnect", "failover"})
 OUTCOME = frozenset({"success", "failure"})
-REASON = frozenset({"budget_exhausted", "ladder_exhausted", "dead_session", "reconnect_storm"})
+REASON = frozenset(
+    {"budget_exhausted", "ladder_exhausted", "dead_session", "reconnect_storm", "failover_failed"}
+)
 KIND_WARNING = frozenset(
     {
         "multi_message",

@@ -33,6 +33,7 @@ from realtime_supervisor_agent.config import AgentConfig
 
 __all__ = [
     "STT_AZURE_API_VERSION",
+    "build_llm",
     "build_realtime_model",
     "build_stt",
     "session_kwargs",
@@ -117,6 +118,30 @@ def build_realtime_model(
     if base_url is not None:
         openai_kwargs["base_url"] = base_url
     return oai_realtime.RealtimeModel(**openai_kwargs, **common)
+
+
+def build_llm(
+    cfg: AgentConfig,
+    *,
+    fallback: AgentConfig | None = None,
+    base_url: str | None = None,
+    fallback_base_url: str | None = None,
+) -> Any:
+    """The session's realtime model: `cfg`'s, or on livekit 1.8 with a fallback configured
+    (realtime_supervisor_agent.fallback), livekit's `RealtimeModelFallbackAdapter([primary,
+    fallback])`, which the watchdog's failover rung switches over keeping the conversation.
+
+    No network. Without a fallback, or on a livekit without the adapter (1.5), the primary alone.
+    """
+    primary = build_realtime_model(cfg, base_url=base_url)
+    if fallback is None:
+        return primary
+    try:
+        from livekit.agents.llm import RealtimeModelFallbackAdapter
+    except ImportError:  # 1.5: fallback_from_env refuses the setting; a caller here gets as is
+        return primary
+    second = build_realtime_model(fallback, base_url=fallback_base_url)
+    return RealtimeModelFallbackAdapter([primary, second])
 
 
 def build_stt(cfg: AgentConfig) -> lk_stt.STT[Any] | None:

@@ -125,6 +125,8 @@ class Settings:
     agent: AgentConfig
     watchdog: WatchdogConfig
     service: ServiceConfig
+    # AGENT_FALLBACK_*: the second realtime model the watchdog fails over to; None = none
+    fallback: AgentConfig | None = None
 
 
 class SettingsError(ConfigError):
@@ -161,10 +163,18 @@ def load_settings(
         service = ServiceConfig.from_env(source)
     except ConfigError as exc:
         errors.append(exc)
+    fallback: AgentConfig | None = None
+    if agent_cfg is not None:
+        from realtime_supervisor_agent.fallback import fallback_from_env
+
+        try:
+            fallback = fallback_from_env(agent_cfg, source)
+        except ConfigError as exc:
+            errors.append(exc)
     if errors:
         raise SettingsError(errors)
     assert agent_cfg is not None and watchdog is not None and service is not None
-    return Settings(agent_cfg, watchdog, service)
+    return Settings(agent_cfg, watchdog, service, fallback)
 
 
 def check_models(cfg: AgentConfig) -> None:
@@ -205,17 +215,26 @@ def model_label(cfg: AgentConfig) -> str:
     return cfg.model
 
 
-def build_session(cfg: AgentConfig, *, base_url: str | None = None) -> AgentSession[Any]:
+def build_session(
+    cfg: AgentConfig,
+    *,
+    base_url: str | None = None,
+    fallback: AgentConfig | None = None,
+    fallback_base_url: str | None = None,
+) -> AgentSession[Any]:
     """The `AgentSession` for one call: the realtime model from `cfg`, made reconnectable.
 
     `base_url` replaces the provider's URL (the chaos server in tests and simulations).
+    `fallback` (AGENT_FALLBACK_*): a second model the watchdog can fail over to (1.8).
     """
     from livekit.agents import AgentSession
 
     from realtime_supervisor.livekit.binding import reconnectable
-    from realtime_supervisor_agent.models import build_realtime_model, session_kwargs
+    from realtime_supervisor_agent.models import build_llm, session_kwargs
 
-    llm = reconnectable(build_realtime_model(cfg, base_url=base_url))
+    llm = reconnectable(
+        build_llm(cfg, fallback=fallback, base_url=base_url, fallback_base_url=fallback_base_url)
+    )
     return AgentSession(**session_kwargs(cfg, llm=llm))
 
 
@@ -294,7 +313,7 @@ async def entrypoint(ctx: JobContext) -> None:
         "job_id": ctx.job.id,
     }
     bind_session(**context)
-    session = build_session(settings.agent)
+    session = build_session(settings.agent, fallback=settings.fallback)
     supervisor = supervise(session, settings, context=context)
     ctx.add_shutdown_callback(supervisor.aclose)
     await session.start(Agent(instructions=settings.agent.instructions), room=ctx.room)

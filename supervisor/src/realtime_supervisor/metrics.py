@@ -87,6 +87,7 @@ ESCALATION_REASONS: Final = (
     "ladder_exhausted",
     "dead_session",
     "reconnect_storm",
+    "failover_failed",
 )
 WARNING_KINDS: Final = (
     "multi_message",

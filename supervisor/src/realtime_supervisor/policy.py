@@ -20,9 +20,11 @@ from realtime_supervisor.detector import Stall, StallKind
 from realtime_supervisor.observations import WarningKind
 
 __all__ = [
+    "FAILOVER_REASONS",
     "REPEAT_INSTRUCTIONS",
     "Action",
     "Escalate",
+    "Failover",
     "Policy",
     "Reconnect",
     "Reissue",
@@ -56,13 +58,25 @@ class Reconnect:
 
 
 @dataclass(frozen=True, slots=True)
+class Failover:
+    """Switch the session to the fallback realtime model, keeping the conversation; then a reply.
+
+    Decided instead of escalating (a dead session, a reconnect storm, a ladder exhausted on the
+    primary) when the binding has a fallback model and the session has not used it yet.
+    """
+
+
+@dataclass(frozen=True, slots=True)
 class Escalate:
     """Stop acting and tell the application; reason is the metric label `reason`."""
 
-    reason: str  # budget_exhausted | ladder_exhausted | dead_session | reconnect_storm
+    # budget_exhausted | ladder_exhausted | dead_session | reconnect_storm | failover_failed
+    reason: str
 
 
-Action = Reissue | Reconnect | Escalate
+Action = Reissue | Reconnect | Failover | Escalate
+# Escalations a fallback model can still answer: the primary is gone or keeps failing.
+FAILOVER_REASONS = frozenset({"dead_session", "reconnect_storm", "ladder_exhausted"})
 
 _AT_ONCE = {
     StallKind.DEAD_SESSION: "dead_session",
@@ -81,6 +95,9 @@ class Policy:
         self._spent: deque[float] = deque(maxlen=config.budget_max_recoveries)
         self._rung = 0
         self._opening: Stall | None = None
+        # Failover is once per session: after it, the fallback is the session's only model.
+        self._failed_over = False
+        self._failover_incident = False  # this incident's failover is the action being judged
 
     @property
     def incident_open(self) -> bool:
@@ -97,16 +114,29 @@ class Policy:
         recent = sum(1 for t in self._spent if t > now - self._budget_window)
         return self._budget_max - recent
 
-    def decide(self, stall: Stall, now: float) -> Action:
-        """The action for `stall`, the first of a new incident or a failed recovery's successor."""
+    @property
+    def failed_over(self) -> bool:
+        """The session was switched to its fallback model."""
+        return self._failed_over
+
+    def decide(self, stall: Stall, now: float, *, can_failover: bool = False) -> Action:
+        """The action for `stall`, the first of a new incident or a failed recovery's successor.
+
+        `can_failover`: the binding has a fallback model to switch to (checked by the shell).
+        """
         if self._opening is None:
             self._opening = stall
             self._rung = 0
+        if self._failover_incident:
+            return Escalate("failover_failed")  # the fallback did not answer either
         reason = _AT_ONCE.get(stall.kind)
+        if reason is None and self._rung >= len(self._ladder):
+            reason = "ladder_exhausted"
         if reason is not None:
+            if reason in FAILOVER_REASONS and can_failover and not self._failed_over:
+                self._failed_over = self._failover_incident = True
+                return Failover()
             return Escalate(reason)
-        if self._rung >= len(self._ladder):
-            return Escalate("ladder_exhausted")
         if self.budget_left(now) <= 0:
             return Escalate("budget_exhausted")
         self._spent.append(now)
@@ -121,6 +151,7 @@ class Policy:
         del now  # part of the interface so that a future policy can age incidents
         self._opening = None
         self._rung = 0
+        self._failover_incident = False
 
 
 def _instructions(opening: Stall) -> str | None:

@@ -52,7 +52,15 @@ from realtime_supervisor.observations import (
     ReplyRequested,
     TurnDeclined,
 )
-from realtime_supervisor.policy import Action, Escalate, Policy, Reconnect, Reissue, reconnect_wait
+from realtime_supervisor.policy import (
+    Action,
+    Escalate,
+    Failover,
+    Policy,
+    Reconnect,
+    Reissue,
+    reconnect_wait,
+)
 
 __all__ = ["Actions", "MetricsSink", "Watchdog", "WatchdogCounters"]
 
@@ -156,7 +164,8 @@ class Watchdog:
         # Learned thresholds: the detector's timeouts resolved through the deployment's healthy
         # latencies, which the sampler teaches from this session's turns.
         self._sampler = TurnSampler(learning) if learning is not None else None
-        self._detector = Detector(config, learning.timeout if learning is not None else None)
+        self._timeouts = learning.timeout if learning is not None else None
+        self._detector = Detector(config, self._timeouts)
         self._policy = Policy(config)
         self.counters = WatchdogCounters()
         self._timer: asyncio.TimerHandle | None = None
@@ -381,10 +390,20 @@ class Watchdog:
             self._failed(self._pending, "the agent stayed silent" if not running else stall.detail)
         self._decide(stall)
 
+    def _can_failover(self) -> bool:
+        """The binding has a fallback model to switch to (optional in `Actions`: a binding
+        without `can_failover`/`failover` escalates as before)."""
+        can = getattr(self._actions, "can_failover", None)
+        try:
+            return bool(can()) if can is not None else False
+        except Exception as exc:
+            self._error("can_failover", exc)
+            return False
+
     def _decide(self, stall: Stall) -> None:
         if self._closed:
             return
-        action = self._policy.decide(stall, self._clock())
+        action = self._policy.decide(stall, self._clock(), can_failover=self._can_failover())
         if isinstance(action, Escalate):
             self._escalated = True
             self.counters.escalations += 1
@@ -433,7 +452,13 @@ class Watchdog:
         )
 
     async def _recover(self, action: Action, stall: Stall) -> None:
-        name = "reconnect" if isinstance(action, Reconnect) else "reissue"
+        name = (
+            "reconnect"
+            if isinstance(action, Reconnect)
+            else "failover"
+            if isinstance(action, Failover)
+            else "reissue"
+        )
         if not self._still_needed(stall):
             self.counters.recoveries_skipped += 1
             self._emit("recovery.skipped", action=name, kind=stall.kind.value)
@@ -444,6 +469,8 @@ class Watchdog:
         try:
             if isinstance(action, Reissue):
                 await self._actions.reissue(action.instructions)
+            elif isinstance(action, Failover):
+                await self._failover(stall)
             else:
                 await self._reconnect(stall)
         except asyncio.CancelledError:
@@ -474,6 +501,16 @@ class Watchdog:
                 if not self._still_needed(stall):
                     return
                 await self._actions.reconnect()
+
+    async def _failover(self, stall: Stall) -> None:
+        """Switch to the fallback model; the session on it is new, so is the detector."""
+        self._emit("failover", level="warning", kind=stall.kind.value, reason=stall.detail)
+        await self._actions.failover()  # type: ignore[attr-defined]
+        if self._detector.ended:
+            # the primary's dead_session ended the old detector (Rule 7); the fallback's session
+            # is alive and judged afresh, its reply by the recovery deadline as any other
+            self._detector = Detector(self._config, self._timeouts)
+            self._audio_fed = float("-inf")
 
     def _retrying(self, state: RetryCallState) -> None:
         error = state.outcome.exception() if state.outcome is not None else None

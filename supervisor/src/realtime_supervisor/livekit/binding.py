@@ -178,6 +178,7 @@ class Supervisor:
         self._open_response: str | None = None  # created on the server and not yet done
         self._response_closed = asyncio.Event()
         self._hooks: list[_EmitHook] = []
+        self._failed_over = False  # switched to the fallback model (once per session)
         _CURRENT.set(self)
 
     @property
@@ -417,6 +418,39 @@ class Supervisor:
             raise RecoveryError("the realtime session did not reconnect") from e
         self._generate_reply(None)
 
+    def _adapter(self) -> Any:
+        """livekit's RealtimeModelFallbackAdapter behind the session, if the model is one."""
+        rt = self._rt
+        model = getattr(rt, "realtime_model", None) or getattr(rt, "_realtime_model", None)
+        return model if hasattr(model, "restart_session") else None
+
+    def can_failover(self) -> bool:
+        """A fallback model is configured: the adapter holds more than the primary (1.8+)."""
+        if self._failed_over:
+            return False
+        models = getattr(self._adapter(), "_models", None)
+        return isinstance(models, list | tuple) and len(models) > 1
+
+    async def failover(self) -> None:
+        """Switch the session to the fallback model keeping the conversation, then a reply.
+
+        The speech in progress is interrupted first, so livekit's swap (which re-issues a reply
+        only when the agent was speaking) leaves the one reply to ask for to us.
+        """
+        adapter = self._adapter()
+        if adapter is None or not self.can_failover():
+            raise RecoveryError("no fallback realtime model configured")
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self._session.interrupt(force=True), REISSUE_TIMEOUT)
+        self._reconnected.clear()
+        self._failed_over = True  # logged and counted by the watchdog (action="failover")
+        await adapter.restart_session(switch_model=True)
+        try:
+            await asyncio.wait_for(self._reconnected.wait(), self._config.recovery_timeout)
+        except TimeoutError as e:
+            raise RecoveryError("the fallback realtime session did not come up") from e
+        self._generate_reply(None)
+
     def _generate_reply(self, instructions: str | None) -> None:
         self._own_request = True
         try:
@@ -454,6 +488,12 @@ class _Actions:
 
     async def reconnect(self) -> None:
         await self._sup.reconnect()
+
+    def can_failover(self) -> bool:
+        return self._sup.can_failover()
+
+    async def failover(self) -> None:
+        await self._sup.failover()
 
     async def escalate(self, stall: Stall, reason: str) -> None:
         await self._sup.escalate(stall, reason)
