@@ -490,7 +490,7 @@ class _Actions:
         await self._sup.reconnect()
 
     def can_failover(self) -> bool:
-        return self._sup.can_failover()
+        return bool(self._sup.can_failover())
 
     async def failover(self) -> None:
         await self._sup.failover()
