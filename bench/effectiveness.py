@@ -78,8 +78,15 @@ FAULT_KINDS = (
 )
 STICKY = ("fatal_error", "flap")
 MODES = ("none", "timer", "watchdog")
-CLEAN_MODES = ("timer", "watchdog")  # stock livekit takes no action by construction
+# stock livekit takes no action by construction; it runs the clean corpus all the same, as the
+# reference the watchdog's "whole answer heard" is compared with (never worse than stock)
+CLEAN_MODES = ("none", "timer", "watchdog")
 PATIENCE = 15.0
+# "whole answer heard" of a turn never answered: worse than any answered turn of the corpus (the
+# caller gave up after PATIENCE of silence and heard no answer at all)
+NEVER_HEARD = 2 * PATIENCE
+# the watchdog's "whole answer heard" p95 may exceed stock's by at most this, on every kind
+NEVER_WORSE_SLACK = 0.5
 
 # The floors' thresholds: which WatchdogConfig field bounds each fault's silence, and the slack
 # the issue allows on top (1.5 s for a re-issue, 5 s when the connection is re-established).
@@ -328,6 +335,38 @@ def _judged_turns(run: dict[str, Any]) -> list[dict[str, Any]]:
     return [t for t in turns if t.get("fault") == run["faulted"]]
 
 
+def _heard(turn: dict[str, Any]) -> float:
+    heard = turn.get("heard_seconds")
+    return NEVER_HEARD if heard is None or not turn["answered"] else float(heard)
+
+
+def never_worse(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per scenario run by both: the watchdog's "whole answer heard" p95 against stock's."""
+    by = {(r["scenario"], r["mode"]): r for r in rows}
+    out = []
+    for (scenario, mode), wd in by.items():
+        stock = by.get((scenario, "none"))
+        if mode != "watchdog" or stock is None:
+            continue
+        w, s = wd["heard"]["p95"], stock["heard"]["p95"]
+        if w is None or s is None:
+            continue
+        out.append(
+            {
+                "scenario": scenario,
+                "class": wd["class"],
+                "stock_p95": s,
+                "watchdog_p95": w,
+                "difference": round(w - s, 3),
+                "stock_answered": stock["answered"],
+                "watchdog_answered": wd["answered"],
+                "turns": wd["turns"],
+                "worse": w - s > NEVER_WORSE_SLACK,
+            }
+        )
+    return sorted(out, key=lambda c: (c["class"] == "clean", c["scenario"]))
+
+
 def aggregate(runs: Sequence[dict[str, Any]], watchdog: dict[str, float]) -> dict[str, Any]:
     """Per (scenario, mode): the figures the tables and floors read."""
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
@@ -366,6 +405,8 @@ def aggregate(runs: Sequence[dict[str, Any]], watchdog: dict[str, float]) -> dic
                 "answered_pct": round(100.0 * answered / len(judged), 1) if judged else None,
                 "gap": stats([t["gap_seconds"] for t in judged]),
                 "silence": stats([t["silence_seconds"] for t in judged]),
+                # turn end -> the whole answer heard (NEVER_HEARD when it never was)
+                "heard": stats([_heard(t) for t in judged]),
                 "overlapping": sum(t["overlapping"] for t in all_turns),
                 "escalations": sum(s["escalations"] for s in sums),
                 "escalated_sessions": escalated_sessions,
@@ -381,7 +422,11 @@ def aggregate(runs: Sequence[dict[str, Any]], watchdog: dict[str, float]) -> dic
             }
         )
     rows.sort(key=lambda r: (r["class"] == "clean", r["scenario"], MODES.index(r["mode"])))
-    return {"rows": rows, "detection": detection_latency(runs, watchdog)}
+    return {
+        "rows": rows,
+        "detection": detection_latency(runs, watchdog),
+        "never_worse": never_worse(rows),
+    }
 
 
 def detection_latency(runs: Sequence[dict[str, Any]], watchdog: dict[str, float]) -> list[Any]:
@@ -482,6 +527,15 @@ def floors(result: dict[str, Any], watchdog: dict[str, float]) -> list[dict[str,
             check("actions on the clean corpus", scenario, r["actions"], 0, r["actions"] == 0)
     overlapping = sum(r["overlapping"] for r in rows)
     check("overlapping replies", "all watchdog runs", overlapping, 0, overlapping == 0)
+    for c in result.get("never_worse", []):
+        check(
+            f"whole answer heard p95 <= stock's + {NEVER_WORSE_SLACK:g} s",
+            c["scenario"],
+            c["watchdog_p95"],
+            round(c["stock_p95"] + NEVER_WORSE_SLACK, 3),
+            not c["worse"],
+            timing=True,
+        )
     lk_version = str(result.get("livekit_agents", "1.8"))
     for d in result["detection"]:
         expected = expected_verdicts(d["fault"], lk_version)
@@ -535,6 +589,7 @@ def render(result: dict[str, Any]) -> str:
                 f"{r['answered']}/{r['turns']} ({r['answered_pct']}%)",
                 _fmt_stats(r["gap"]),
                 _fmt_stats(r["silence"]),
+                _fmt_stats(r["heard"]),
                 r["overlapping"],
                 r["escalations"],
             )
@@ -548,11 +603,15 @@ def render(result: dict[str, Any]) -> str:
                 "answered",
                 "caller silence p50/p95/max s",
                 "turn end to answer p50/p95/max s",
+                "whole answer heard p50/p95/max s",
                 "overlapping",
                 "escalations",
             ),
             rows,
         ),
+        "",
+        f"never worse than stock, livekit-agents {lk}: whole answer heard p95 (s)",
+        never_worse_table(result.get("never_worse", [])),
         "",
         f"clean corpus, livekit-agents {lk}: actions taken (false stalls)",
         table(
@@ -602,6 +661,24 @@ def render(result: dict[str, Any]) -> str:
         ),
     ]
     return "\n".join(parts)
+
+
+def never_worse_table(comparisons: Sequence[dict[str, Any]]) -> str:
+    """Per kind: stock's and the watchdog's "whole answer heard" p95 and their difference."""
+    return table(
+        ("scenario", "stock p95", "watchdog p95", "difference", "answered stock/watchdog", "worse"),
+        [
+            (
+                c["scenario"],
+                c["stock_p95"],
+                c["watchdog_p95"],
+                f"{c['difference']:+.2f}",
+                f"{c['stock_answered']}/{c['watchdog_answered']} of {c['turns']}",
+                f"yes (> {NEVER_WORSE_SLACK:g} s)" if c["worse"] else "no",
+            )
+            for c in comparisons
+        ],
+    )
 
 
 def _quiet_logs(path: Path) -> None:

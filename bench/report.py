@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from bench._common import PLOTS, RESULTS, ROOT, table
+from bench.effectiveness import never_worse_table
 
 APPROACH = {"none": "stock livekit", "timer": "hand-written timer", "watchdog": "watchdog"}
 VERSIONS = (("lk18", "1.8.x"), ("lk15", "1.5.11"))
@@ -103,6 +104,7 @@ def effectiveness_section(tag: str, label: str, eff: dict[str, Any]) -> str:
                 "answered",
                 "caller silence p50/p95/max s",
                 "turn end to answer p50/p95/max s",
+                "whole answer heard p50/p95/max s",
                 "overlapping",
                 "escalations",
                 "stalls / recoveries",
@@ -114,6 +116,7 @@ def effectiveness_section(tag: str, label: str, eff: dict[str, Any]) -> str:
                     f"{r['answered']}/{r['turns']} ({r['answered_pct']}%)",
                     _s(r["gap"]),
                     _s(r["silence"]),
+                    _s(r["heard"]) if "heard" in r else "-",
                     r["overlapping"],
                     (
                         f"{r['escalations']} ("
@@ -146,6 +149,19 @@ def effectiveness_section(tag: str, label: str, eff: dict[str, Any]) -> str:
             ],
         ),
         "",
+        *(
+            [
+                "Never worse than stock: when the whole answer had been heard (turn end to the "
+                "end of the answer's playback; "
+                f"{2 * eff['plan']['patience']:g} s when never heard), p95, watchdog against "
+                "stock livekit in the same run:",
+                "",
+                never_worse_table(eff["never_worse"]),
+                "",
+            ]
+            if eff.get("never_worse")
+            else []
+        ),
         "Detection latency (watchdog; from the fault's onset at the chaos server, and from the "
         "start of the silence as the watchdog measured it):",
         "",
@@ -585,6 +601,10 @@ def results_md() -> str:
         "wait; for a reply that stops mid-sentence, the gap the caller lived through); the "
         "caller's patience (15 s) when never answered. `turn end to answer` is the whole wait "
         "to the answer's first audio.",
+        "- **whole answer heard**: from the end of the caller's turn until the answer had "
+        "played to its end (the playback of the answering segment finished); twice the patience "
+        "when never answered. Compared per kind, watchdog against stock livekit in the same run: "
+        "the watchdog is never worse by more than 0.5 s (p95), a timing floor.",
         "- **answered**: a whole answer (the chaos server's answer tone, in one playback "
         "segment) played after the turn; judged from what reached the caller's speaker.",
         "- **floors' thresholds**: no_response, failed_response, error_event: reply_timeout + "

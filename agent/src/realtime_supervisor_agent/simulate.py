@@ -221,6 +221,7 @@ class TurnRecord:
     ended_at: float  # monotonic: the caller stopped speaking
     first_audio_at: float | None = None  # first agent audio played after the turn ended
     answer_at: float | None = None  # start of the answer audio that answered the turn
+    heard_at: float | None = None  # when the whole answer had been heard (its playback ended)
     answered: bool = False
     silence: float = 0.0  # turn end -> answer_at, or patience when unanswered
     overlapping: bool = False  # two responses' audio interleaved at the output
@@ -595,6 +596,12 @@ async def _listen(call: _Call, speaker: Any, record: TurnRecord, options: Simula
             heard_until = max(f.at + f.duration for f in frames if f.segment == segment)
             record.gap = _longest_gap(frames, t, heard_until)
             await _until_played(call, speaker, segment, options)
+            finished = call.finished.get(segment)
+            record.heard_at = (
+                finished[0]
+                if finished is not None
+                else max(f.at + f.duration for f in speaker.frames_after(t) if f.segment == segment)
+            )
             break
         last_sound = max([t] + [f.at + f.duration for f in frames])
         if last_sound > now:
@@ -973,6 +980,8 @@ def _turn_dict(t: TurnRecord) -> dict[str, Any]:
         "answered": t.answered,
         "first_audio_seconds": rel(t.first_audio_at),
         "silence_seconds": round(t.silence, 3),
+        # turn end -> the whole answer heard (None when never answered)
+        "heard_seconds": rel(t.heard_at),
         "overlapping": t.overlapping,
         "gap_seconds": round(t.gap, 3),
         "interrupted": t.interrupted,
