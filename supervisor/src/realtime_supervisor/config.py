@@ -162,6 +162,13 @@ class WatchdogConfig:
     warning_grace: float = 1.0
     # Our own reply request -> first agent audio: the same latency as any reply.
     recovery_timeout: float = 5.0
+    # Turn end (or any reply request, ours included) -> the server's response.created. The real
+    # API acknowledges in about 0.3 s even when the reply itself is slow (a reasoning model, a
+    # slow first audio); nothing by 1.5 s means the request was lost (or the socket is dead).
+    ack_timeout: float = 1.5
+    # Acknowledged, then no server event of any kind: the reply stopped making progress. Above
+    # a slow but healthy first audio (about 4 s of nothing after the response's first events).
+    progress_timeout: float = 5.0
     # Restart intensity, as an OTP supervisor's (whose default is 1 in 5 s): 3 actions a minute is
     # one full ladder plus one retry; beyond that the session is sick, not unlucky.
     budget_max_recoveries: int = 3
@@ -190,6 +197,11 @@ class WatchdogConfig:
             "reconnect_backoff_max",
         ):
             object.__setattr__(self, name, _positive_float(name, getattr(self, name)))
+        for name, low, high in (("ack_timeout", 0.2, 30.0), ("progress_timeout", 0.5, 120.0)):
+            value = _positive_float(name, getattr(self, name))
+            if not low <= value <= high:
+                raise ConfigError(name, f"expected seconds in {low:g}..{high:g}, got {value!r}")
+            object.__setattr__(self, name, value)
         for name in ("budget_max_recoveries", "storm_reconnects", "reconnect_attempts"):
             _int_in(name, getattr(self, name), 1)
         object.__setattr__(self, "ladder", _ladder("ladder", self.ladder))
@@ -262,6 +274,8 @@ _WATCHDOG_VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     PREFIX + "AUDIO_GAP_TIMEOUT": ("audio_gap_timeout", _parse_float),
     PREFIX + "WARNING_GRACE": ("warning_grace", _parse_float),
     PREFIX + "RECOVERY_TIMEOUT": ("recovery_timeout", _parse_float),
+    PREFIX + "ACK_TIMEOUT": ("ack_timeout", _parse_float),
+    PREFIX + "PROGRESS_TIMEOUT": ("progress_timeout", _parse_float),
     PREFIX + "BUDGET_MAX_RECOVERIES": ("budget_max_recoveries", _parse_int),
     PREFIX + "BUDGET_WINDOW": ("budget_window", _parse_float),
     PREFIX + "STORM_RECONNECTS": ("storm_reconnects", _parse_int),
