@@ -64,7 +64,7 @@ async def test_stall_and_recovery_are_logged_with_context_and_durations() -> Non
     assert {"stall.detected", "recovery.started", "recovery.succeeded"} <= set(events)
     stall = events["stall.detected"]
     assert stall["kind"] == "no_reply"
-    assert stall["silence_seconds"] >= 4.9
+    assert stall["silence_seconds"] >= 1.4  # the acknowledgement deadline (ack_timeout)
     assert stall["session_id"]
     assert events["recovery.succeeded"]["action"] == "reissue"
     assert events["recovery.succeeded"]["recovery_seconds"] >= 0

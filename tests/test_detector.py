@@ -30,6 +30,8 @@ from realtime_supervisor.observations import (
     ReplyRequested,
     ResponseCreated,
     ResponseDone,
+    ServerIdleTimeout,
+    ServerProgress,
     SessionClosed,
     SessionReconnected,
     ToolCallFinished,
@@ -766,3 +768,117 @@ def test_a_reconnect_forgets_the_callers_speech() -> None:
     assert not d.caller_speaking
     feed(d, (1.5, ReplyRequested()))
     assert d.next_deadline() == 6.5
+
+
+# -- Rule 11: acknowledgement and progress ------------------------------------------------------
+
+PROGRESS_CONFIG = dict(ack_timeout=1.5, progress_timeout=4.5)
+
+
+def test_an_unacknowledged_turn_is_a_no_reply_at_the_ack_deadline() -> None:
+    """The server commits the turn and never creates a response: no_reply at ack_timeout."""
+    d = detector(**PROGRESS_CONFIG)
+    feed(d, (0.0, UserSpeechStopped()), (0.1, ServerProgress()))  # the commit is not an ack
+    assert d.next_deadline() == 1.5
+    [stall] = d.poll(1.5)
+    assert stall.kind is StallKind.NO_REPLY and "acknowledge" in stall.detail
+    assert stall.silence_since == 0.0
+    assert d.poll(60.0) == []  # one verdict: the patient row fired with it (Rule 6)
+
+
+def test_an_acknowledged_slow_first_audio_is_left_alone() -> None:
+    """Created at once, then 4 s of nothing, then audio: no verdict (the clean corpus)."""
+    d = detector(**PROGRESS_CONFIG)
+    feed(d, (0.0, UserSpeechStopped()), (0.3, ResponseCreated("r1")), (0.4, ServerProgress()))
+    assert d.poll(4.3) == []
+    feed(d, (4.4, ServerProgress()), (4.45, AUDIO), (4.6, ResponseDone("r1", "completed")))
+    feed(d, (5.5, AUDIO), (5.7, PlaybackFinished()))
+    assert d.poll(60.0) == []
+
+
+def test_an_acknowledged_reply_that_stops_progressing_is_a_no_reply() -> None:
+    """Created, then no event of any kind for progress_timeout: the reply stopped."""
+    d = detector(**PROGRESS_CONFIG, reply_timeout=8.0)
+    feed(d, (0.0, UserSpeechStopped()), (0.3, ResponseCreated("r1")), (0.5, ServerProgress()))
+    assert d.next_deadline() == 5.0  # progress from 0.5, before the patient reply_timeout
+    [stall] = d.poll(5.0)
+    assert stall.kind is StallKind.NO_REPLY and "no server event" in stall.detail
+
+
+def test_a_progressing_silent_reply_keeps_the_patient_timeout() -> None:
+    """Events keep coming (a reasoning model's items, say) but no audio: reply_timeout."""
+    d = detector(**PROGRESS_CONFIG, reply_timeout=8.0)
+    feed(d, (0.0, UserSpeechStopped()), (0.3, ResponseCreated("r1")))
+    for i in range(1, 16):
+        feed(d, (0.5 * i, ServerProgress()))
+    assert d.poll(7.99) == []
+    [stall] = d.poll(8.0)
+    assert "no agent audio 8 s" in stall.detail
+
+
+@pytest.mark.parametrize("status", ["failed", "incomplete"])
+def test_a_response_ending_without_audio_is_a_no_reply_at_once(status: str) -> None:
+    """failed_response: created then done(failed) and nothing more: no waiting for a clock."""
+    d = detector(**PROGRESS_CONFIG)
+    feed(d, (0.0, UserSpeechStopped()), (0.3, ResponseCreated("r1")))
+    [stall] = stalls(feed(d, (0.4, ResponseDone("r1", status))))
+    assert stall.kind is StallKind.NO_REPLY and status in stall.detail
+    assert stall.silence_since == 0.0
+
+
+def test_a_completed_response_or_one_after_the_audio_fires_nothing_at_once() -> None:
+    """A function-call response completes with no audio (a tool runs next): no verdict."""
+    d = detector(**PROGRESS_CONFIG)
+    feed(d, (0.0, UserSpeechStopped()), (0.3, ResponseCreated("r1")), (0.4, ToolCallStarted()))
+    assert stalls(feed(d, (0.5, ResponseDone("r1", "completed")))) == []
+    assert d.poll(15.0) == []  # the tool runs 15 s: suspended
+    feed(d, (15.0, ToolCallFinished()), (15.3, ResponseCreated("r2")), (15.6, AUDIO))
+    feed(d, (16.0, ResponseDone("r2", "completed")), (16.7, PlaybackFinished()))
+    assert d.poll(60.0) == []
+
+
+def test_the_watchdogs_unacknowledged_request_is_judged_at_the_ack_deadline() -> None:
+    """A re-issue into a dead socket is never acknowledged: the next stall comes at ack_timeout,
+    not recovery_timeout."""
+    d = detector(**PROGRESS_CONFIG)
+    feed(d, (0.0, UserSpeechStopped()))
+    [first] = d.poll(1.5)
+    feed(d, (2.0, ReplyRequested(by_watchdog=True)))
+    [second] = d.poll(3.5)
+    assert second.kind is StallKind.NO_REPLY and "recovery requested" in second.detail
+    assert d.incident is first
+
+
+def test_the_caller_talking_on_suspends_the_ack_deadline() -> None:
+    """A caller who keeps talking: each pause re-arms, their speech never lets it fire."""
+    d = detector(**PROGRESS_CONFIG)
+    feed(d, (0.0, UserSpeechStopped()), (0.4, UserSpeechStarted()))
+    assert d.poll(10.0) == []
+    feed(d, (10.0, UserSpeechStopped()), (10.3, ResponseCreated("r1")), (10.5, AUDIO))
+    assert d.poll(11.9) == []
+
+
+def test_server_idle_timeout_owes_a_reply() -> None:
+    """input_audio_buffer.timeout_triggered: the server will prompt by itself; if it never
+    acknowledges, that is a no_reply like any other (not counted as a caller's turn)."""
+    d = detector(**PROGRESS_CONFIG)
+    findings = feed(d, (0.0, ServerIdleTimeout()))
+    assert [f for f in findings if isinstance(f, ReplyExpected)] == []
+    assert d.reply_expected
+    [stall] = d.poll(1.5)
+    assert stall.kind is StallKind.NO_REPLY
+
+
+@pytest.mark.parametrize("recoverable", [True, False])
+def test_fatal_codes_are_a_dead_session_whatever_livekit_calls_them(recoverable: bool) -> None:
+    """livekit 1.5 reports insufficient_quota as recoverable and retries forever."""
+    d = detector()
+    [stall] = stalls(
+        feed(d, (0.0, RealtimeError(recoverable=recoverable, code="insufficient_quota")))
+    )
+    assert stall.kind is StallKind.DEAD_SESSION
+
+
+def test_a_recoverable_error_with_another_code_is_no_verdict() -> None:
+    d = detector()
+    assert stalls(feed(d, (0.0, RealtimeError(recoverable=True, code="server_error")))) == []

@@ -484,7 +484,8 @@ class Detector:
         if not due:
             return []
         due.sort(key=lambda pair: pair[0])
-        return [self._fire(row, now) for _, row in due]
+        # a row a sibling's verdict disarmed a moment ago does not fire too (Rule 6)
+        return [self._fire(row, now) for _, row in due if self._clocks[row.key].armed]
 
     # -- internals -----------------------------------------------------------------------------
 
