@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
+from typing import Any
 
 import pytest
 import structlog
@@ -61,7 +64,7 @@ async def test_stall_and_recovery_are_logged_with_context_and_durations() -> Non
     assert {"stall.detected", "recovery.started", "recovery.succeeded"} <= set(events)
     stall = events["stall.detected"]
     assert stall["kind"] == "no_reply"
-    assert stall["silence_seconds"] >= 4.9
+    assert stall["silence_seconds"] >= 1.4  # the acknowledgement deadline (ack_timeout)
     assert stall["session_id"]
     assert events["recovery.succeeded"]["action"] == "reissue"
     assert events["recovery.succeeded"]["recovery_seconds"] >= 0
@@ -95,3 +98,73 @@ async def test_the_tap_adds_no_output_layer_and_follows_a_replaced_output() -> N
     # detached: the application's session and outputs are as they were
     assert "capture_frame" not in vars(replacement)
     assert "emit" not in vars(call.session) and "emit" not in vars(replacement)
+
+
+async def _when(predicate: Any, *, within: float) -> None:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("not within the guard")
+
+
+@pytest.mark.compat
+async def test_a_recovery_never_asks_for_a_reply_while_the_caller_speaks() -> None:
+    """The caller says "hello?" while the re-issue waits for the stuck response to close: the
+    watchdog holds its request back, and the caller's own turn is answered.
+
+    late_resume: the server lost track of the stalled response, so the re-issue waits its whole
+    cancel-confirm bound; the caller starts speaking the moment the stall is detected.
+    """
+    async with start_call("late_resume=6,clean", supervised=True) as call:
+        await call.speak()
+        watchdog = call.supervisor.watchdog
+        await _when(lambda: watchdog.counters.stalls >= 1, within=20)
+        said_at = time.monotonic()
+        await call.speak(2.5)
+        said_until = time.monotonic()
+        # the server's VAD hears speech within a few hundred ms; from then until the caller
+        # stops, no request for a reply may reach the server
+        over_caller = [
+            r.at
+            for r in call.chaos_record().received
+            if r.type == "response.create" and said_at + 0.5 <= r.at <= said_until
+        ]
+        assert over_caller == [], "the watchdog asked for a reply while the caller spoke"
+        assert await call.answered_after(said_until, within=20)
+        assert watchdog.counters.recoveries_skipped >= 1
+        assert call.escalations == []
+
+
+@pytest.mark.compat
+@pytest.mark.parametrize(
+    "events",
+    [
+        [{"type": "response.created"}],
+        [{"type": "response.created", "response": None}],
+        [
+            {"type": "response.done", "response": {"id": "resp_phantom", "status": "completed"}},
+            {"type": "response.created", "response": {"id": "resp_phantom"}},
+        ],
+    ],
+    ids=["created-without-response", "created-with-null-response", "done-before-created"],
+)
+async def test_unmatched_response_events_leave_no_phantom_and_no_second_answer(
+    events: list[dict[str, Any]],
+) -> None:
+    """Malformed or unmatched lifecycle events arriving mid-reply cannot make a complete answer
+    look cut: the caller hears one answer, and the watchdog does nothing."""
+    async with start_call("clean", supervised=True) as call:
+        t = await call.speak()
+        await call.speaker.wait_for_audio_after(t)
+        rt = call.session.current_agent.realtime_llm_session
+        for event in events:
+            rt.emit("openai_server_event_received", event)
+        assert await call.answered_after(t, within=20)
+        await call.until_state("listening")
+        await asyncio.sleep(4.0)  # audio_gap_timeout and recovery, had a phantom stayed open
+        counters = call.supervisor.watchdog.counters
+        assert counters.stalls == 0 and counters.recoveries_started == 0, counters
+        assert call.chaos_record().responses == 1
+        assert not call.supervisor.watchdog.detector.response_open

@@ -30,6 +30,8 @@ from realtime_supervisor.observations import (
     ReplyRequested,
     ResponseCreated,
     ResponseDone,
+    ServerIdleTimeout,
+    ServerProgress,
     SessionClosed,
     SessionReconnected,
     ToolCallFinished,
@@ -48,6 +50,9 @@ CONFIG = WatchdogConfig(
     recovery_timeout=3.0,
     storm_reconnects=5,
     storm_window=30.0,
+    # Rule 11's deadlines out of the way of the tests of the other rows; tested on their own
+    ack_timeout=30.0,
+    progress_timeout=120.0,
 )
 AUDIO = AgentAudioPlayed()
 
@@ -78,9 +83,17 @@ def row(kind: StallKind) -> Any:
 # -- the table itself ------------------------------------------------------------------------
 
 
-def test_table_has_one_row_per_verdict() -> None:
-    """Every stall kind has exactly one row."""
-    assert sorted(r.kind for r in TABLE) == sorted(StallKind)
+def test_table_has_a_row_for_every_verdict_and_unique_row_names() -> None:
+    """Every stall kind has a row; no_reply has its three progress rows too (Rule 11)."""
+    assert {r.kind for r in TABLE} == set(StallKind)
+    keys = [r.key for r in TABLE]
+    assert len(keys) == len(set(keys))
+    assert [r.key for r in TABLE if r.kind is StallKind.NO_REPLY] == [
+        "no_reply",
+        "no_ack",
+        "no_progress",
+        "reply_failed",
+    ]
 
 
 def test_table_timeouts_name_config_fields() -> None:
@@ -112,6 +125,7 @@ def test_table_rows_read_as_specified() -> None:
         Trigger.USER_TURN_ENDED: "reply_timeout",
         Trigger.REPLY_REQUESTED: "reply_timeout",
         Trigger.TOOL_FINISHED: "reply_timeout",
+        Trigger.SERVER_PROMPTED: "reply_timeout",
         Trigger.RECOVERY_REQUESTED: "recovery_timeout",
     }
     assert no_reply.disarmed_by == {
@@ -256,13 +270,12 @@ def test_audio_without_an_open_response_arms_no_gap() -> None:
     "obs",
     [
         PlaybackFinished(interrupted=True),
-        ResponseDone("r1", "completed"),
         UserSpeechStarted(),
         ReplyRequested(by_watchdog=True),
     ],
 )
 def test_audio_gap_disarmed(obs: Observation) -> None:
-    """Playback finishing, the response closing, a barge-in or our own request disarm the gap."""
+    """Playback ending (however), a barge-in or our own request disarm the gap."""
     d = detector()
     speaking(d)
     feed(d, (2.0, obs))
@@ -658,3 +671,214 @@ def test_reconnect_forgets_the_open_response() -> None:
     speaking(d)
     feed(d, (2.0, SessionReconnected()), (2.5, PlaybackFinished()))
     assert [s.kind for s in d.poll(50.0)] == []
+
+
+# -- production timing: a reply is in progress until its playback ends (Rule 10) ---------------
+
+
+def test_audio_gap_holds_after_response_done_until_the_playback_ends() -> None:
+    """The real API closes the response long before its audio has played: a gap in the rest of
+    the playback is still a gap, and only the playback's end disarms it."""
+    d = detector()
+    speaking(d)
+    feed(d, (1.6, ResponseDone("r1", "completed")))  # all audio sent, most still to play
+    for i in range(1, 11):
+        feed(d, (1.6 + i * 0.1, AUDIO))  # playing until 2.6, then nothing
+    assert d.reply_in_progress and not d.response_open
+    [stall] = d.poll(4.6)
+    assert stall.kind is StallKind.AUDIO_GAP
+    assert stall.silence_since == pytest.approx(2.6)
+
+
+def test_a_played_out_reply_arms_nothing() -> None:
+    """response.done, the rest of the audio, then the playback's end: nothing fires."""
+    d = detector()
+    speaking(d)
+    feed(d, (1.6, ResponseDone("r1", "completed")), (2.5, AUDIO), (2.9, PlaybackFinished()))
+    assert not d.reply_in_progress
+    assert d.next_deadline() is None and d.poll(60.0) == []
+
+
+# -- open responses as a set (Rule 9) ---------------------------------------------------------
+
+
+def test_a_created_event_without_an_id_opens_no_phantom() -> None:
+    """response.created with no response object (read as id "") opens nothing: the reply that
+    plays out completely is not taken for a cut one."""
+    d = detector()
+    speaking(d)
+    feed(d, (1.6, ResponseCreated("")), (2.0, ResponseDone("r1", "completed")))
+    feed(d, (2.5, AUDIO), (2.9, PlaybackFinished()))
+    assert not d.response_open
+    assert d.poll(60.0) == []
+
+
+def test_done_before_created_opens_no_phantom() -> None:
+    """A done for an id never created, then its created: the id is closed, not open for good."""
+    d = detector()
+    speaking(d)
+    feed(d, (1.5, ResponseDone("rx", "completed")), (1.6, ResponseCreated("rx")))
+    assert d.response_open  # r1 still is
+    feed(d, (2.0, ResponseDone("r1", "completed")), (2.5, AUDIO), (2.9, PlaybackFinished()))
+    assert not d.response_open
+    assert d.poll(60.0) == []
+
+
+def test_a_late_done_of_an_older_response_does_not_close_the_newest() -> None:
+    """Two responses on the wire: the newest plays; the older one's done leaves it open."""
+    d = detector()
+    speaking(d)
+    feed(d, (1.6, ResponseCreated("r2")), (1.7, ResponseDone("r1", "completed")))
+    assert d.response_open
+    feed(d, (2.0, PlaybackFinished()))  # livekit ended r2's playback while r2 is still open
+    assert [s.kind for s in d.poll(4.0)] == [StallKind.AUDIO_GAP]
+
+
+def test_open_responses_are_bounded() -> None:
+    """Responses whose done never comes do not grow the state without bound."""
+    d = detector()
+    for i in range(1000):
+        d.observe(ResponseCreated(f"r{i}"), float(i))
+        d.observe(ResponseDone(f"x{i}", "completed"), float(i))
+    assert len(d._open) <= 8 and len(d._closed_early) <= 8
+
+
+# -- never over the caller -------------------------------------------------------------------
+
+
+def test_the_watchdogs_request_while_the_caller_speaks_does_not_fire() -> None:
+    """A recovery request that lands while the caller talks is not judged by the clock; the
+    caller's turn end arms the row with the full reply_timeout."""
+    d = detector()
+    feed(d, (0.0, UserSpeechStopped()))
+    assert [s.kind for s in d.poll(5.0)] == [StallKind.NO_REPLY]
+    feed(d, (5.5, UserSpeechStarted()), (5.6, ReplyRequested(by_watchdog=True)))
+    assert d.caller_speaking
+    assert d.next_deadline() is None
+    assert d.poll(30.0) == []
+    feed(d, (31.0, UserSpeechStopped()))
+    assert not d.caller_speaking
+    assert d.next_deadline() == 36.0
+
+
+def test_a_reconnect_forgets_the_callers_speech() -> None:
+    """The new connection's VAD starts afresh: a start whose stop was lost cannot blind no_reply."""
+    d = detector()
+    feed(d, (0.0, UserSpeechStarted()), (1.0, SessionReconnected()))
+    assert not d.caller_speaking
+    feed(d, (1.5, ReplyRequested()))
+    assert d.next_deadline() == 6.5
+
+
+# -- Rule 11: acknowledgement and progress ------------------------------------------------------
+
+PROGRESS_CONFIG = dict(ack_timeout=1.5, progress_timeout=4.5)
+
+
+def test_an_unacknowledged_turn_is_a_no_reply_at_the_ack_deadline() -> None:
+    """The server commits the turn and never creates a response: no_reply at ack_timeout."""
+    d = detector(**PROGRESS_CONFIG)
+    feed(d, (0.0, UserSpeechStopped()), (0.1, ServerProgress()))  # the commit is not an ack
+    assert d.next_deadline() == 1.5
+    [stall] = d.poll(1.5)
+    assert stall.kind is StallKind.NO_REPLY and "acknowledge" in stall.detail
+    assert stall.silence_since == 0.0
+    assert d.poll(60.0) == []  # one verdict: the patient row fired with it (Rule 6)
+
+
+def test_an_acknowledged_slow_first_audio_is_left_alone() -> None:
+    """Created at once, then 4 s of nothing, then audio: no verdict (the clean corpus)."""
+    d = detector(**PROGRESS_CONFIG)
+    feed(d, (0.0, UserSpeechStopped()), (0.3, ResponseCreated("r1")), (0.4, ServerProgress()))
+    assert d.poll(4.3) == []
+    feed(d, (4.4, ServerProgress()), (4.45, AUDIO), (4.6, ResponseDone("r1", "completed")))
+    feed(d, (5.5, AUDIO), (5.7, PlaybackFinished()))
+    assert d.poll(60.0) == []
+
+
+def test_an_acknowledged_reply_that_stops_progressing_is_a_no_reply() -> None:
+    """Created, then no event of any kind for progress_timeout: the reply stopped."""
+    d = detector(**PROGRESS_CONFIG, reply_timeout=8.0)
+    feed(d, (0.0, UserSpeechStopped()), (0.3, ResponseCreated("r1")), (0.5, ServerProgress()))
+    assert d.next_deadline() == 5.0  # progress from 0.5, before the patient reply_timeout
+    [stall] = d.poll(5.0)
+    assert stall.kind is StallKind.NO_REPLY and "no server event" in stall.detail
+
+
+def test_a_progressing_silent_reply_keeps_the_patient_timeout() -> None:
+    """Events keep coming (a reasoning model's items, say) but no audio: reply_timeout."""
+    d = detector(**PROGRESS_CONFIG, reply_timeout=8.0)
+    feed(d, (0.0, UserSpeechStopped()), (0.3, ResponseCreated("r1")))
+    for i in range(1, 16):
+        feed(d, (0.5 * i, ServerProgress()))
+    assert d.poll(7.99) == []
+    [stall] = d.poll(8.0)
+    assert "no agent audio 8 s" in stall.detail
+
+
+@pytest.mark.parametrize("status", ["failed", "incomplete"])
+def test_a_response_ending_without_audio_is_a_no_reply_at_once(status: str) -> None:
+    """failed_response: created then done(failed) and nothing more: no waiting for a clock."""
+    d = detector(**PROGRESS_CONFIG)
+    feed(d, (0.0, UserSpeechStopped()), (0.3, ResponseCreated("r1")))
+    [stall] = stalls(feed(d, (0.4, ResponseDone("r1", status))))
+    assert stall.kind is StallKind.NO_REPLY and status in stall.detail
+    assert stall.silence_since == 0.0
+
+
+def test_a_completed_response_or_one_after_the_audio_fires_nothing_at_once() -> None:
+    """A function-call response completes with no audio (a tool runs next): no verdict."""
+    d = detector(**PROGRESS_CONFIG)
+    feed(d, (0.0, UserSpeechStopped()), (0.3, ResponseCreated("r1")), (0.4, ToolCallStarted()))
+    assert stalls(feed(d, (0.5, ResponseDone("r1", "completed")))) == []
+    assert d.poll(15.0) == []  # the tool runs 15 s: suspended
+    feed(d, (15.0, ToolCallFinished()), (15.3, ResponseCreated("r2")), (15.6, AUDIO))
+    feed(d, (16.0, ResponseDone("r2", "completed")), (16.7, PlaybackFinished()))
+    assert d.poll(60.0) == []
+
+
+def test_the_watchdogs_unacknowledged_request_is_judged_at_the_ack_deadline() -> None:
+    """A re-issue into a dead socket is never acknowledged: the next stall comes at ack_timeout,
+    not recovery_timeout."""
+    d = detector(**PROGRESS_CONFIG)
+    feed(d, (0.0, UserSpeechStopped()))
+    [first] = d.poll(1.5)
+    feed(d, (2.0, ReplyRequested(by_watchdog=True)))
+    [second] = d.poll(3.5)
+    assert second.kind is StallKind.NO_REPLY and "recovery requested" in second.detail
+    assert d.incident is first
+
+
+def test_the_caller_talking_on_suspends_the_ack_deadline() -> None:
+    """A caller who keeps talking: each pause re-arms, their speech never lets it fire."""
+    d = detector(**PROGRESS_CONFIG)
+    feed(d, (0.0, UserSpeechStopped()), (0.4, UserSpeechStarted()))
+    assert d.poll(10.0) == []
+    feed(d, (10.0, UserSpeechStopped()), (10.3, ResponseCreated("r1")), (10.5, AUDIO))
+    assert d.poll(11.9) == []
+
+
+def test_server_idle_timeout_owes_a_reply() -> None:
+    """input_audio_buffer.timeout_triggered: the server will prompt by itself; if it never
+    acknowledges, that is a no_reply like any other (not counted as a caller's turn)."""
+    d = detector(**PROGRESS_CONFIG)
+    findings = feed(d, (0.0, ServerIdleTimeout()))
+    assert [f for f in findings if isinstance(f, ReplyExpected)] == []
+    assert d.reply_expected
+    [stall] = d.poll(1.5)
+    assert stall.kind is StallKind.NO_REPLY
+
+
+@pytest.mark.parametrize("recoverable", [True, False])
+def test_fatal_codes_are_a_dead_session_whatever_livekit_calls_them(recoverable: bool) -> None:
+    """livekit 1.5 reports insufficient_quota as recoverable and retries forever."""
+    d = detector()
+    [stall] = stalls(
+        feed(d, (0.0, RealtimeError(recoverable=recoverable, code="insufficient_quota")))
+    )
+    assert stall.kind is StallKind.DEAD_SESSION
+
+
+def test_a_recoverable_error_with_another_code_is_no_verdict() -> None:
+    d = detector()
+    assert stalls(feed(d, (0.0, RealtimeError(recoverable=True, code="server_error")))) == []

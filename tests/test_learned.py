@@ -19,13 +19,21 @@ from realtime_supervisor.learned import (
 )
 from realtime_supervisor.observations import (
     AgentAudioPlayed,
+    PlaybackFinished,
     ResponseCreated,
+    ResponseDone,
     ToolCallStarted,
     UserSpeechStarted,
     UserSpeechStopped,
 )
 
-CFG = WatchdogConfig(learned_min_samples=5, learned_window=20, learned_margin=2.0)
+CFG = WatchdogConfig(
+    learned_min_samples=5,
+    learned_window=20,
+    learned_margin=2.0,
+    learned_floor=1.5,
+    learned_reply=True,  # the tests of the first-audio deadline need it on
+)
 
 
 def warm(learner: Learner, latency: str, values: list[float], where: tuple[str, str]) -> None:
@@ -99,8 +107,9 @@ def test_the_snapshot_lists_every_deadline_of_every_deployment() -> None:
     learner = Learner(CFG)
     warm(learner, "first_audio", [0.5, 0.6, 0.7, 0.8, 1.0], ("openai", "m"))
     snap = learner.snapshot()
-    assert [d.deadline for d in snap] == ["recovery_timeout", "reply_timeout"]
-    reply = snap[1]
+    assert [d.deadline for d in snap] == ["ack_timeout", "recovery_timeout", "reply_timeout"]
+    assert not snap[0].learned and snap[0].samples == 0 and snap[0].seconds == CFG.ack_timeout
+    reply = snap[2]
     assert reply == LearnedDeadline(
         provider="openai",
         model="m",
@@ -161,21 +170,43 @@ def test_a_recovered_turn_teaches_nothing() -> None:
     assert learner.snapshot() == []
 
 
-def test_the_detector_arms_no_reply_with_the_learned_deadline() -> None:
-    """Warm on fast turns, the no_reply verdict comes at margin x p99, not at reply_timeout."""
+def test_the_acknowledgement_deadline_is_learned_by_default() -> None:
+    """Default settings: a deployment that acknowledges in 0.2 s is judged lost at the 1 s floor
+    when nothing acknowledges the turn, not at the fixed ack_timeout."""
+    cfg = dataclasses.replace(CFG, learned_reply=False, learned_floor=1.0)
+    learner = Learner(cfg)
+    warm(learner, "ack", [0.2] * 5, ("openai", "m"))
+    warm(learner, "first_audio", [0.5] * 5, ("openai", "m"))
+    det = Detector(cfg, SessionLearning(learner, "openai", "m").timeout)
+    det.observe(UserSpeechStopped(), 100.0)
+    assert det.next_deadline() == pytest.approx(101.0)
+    (stall,) = det.poll(101.0)
+    assert stall.kind is StallKind.NO_REPLY
+    # acknowledged: the patient deadlines stay the configured ones (learned_reply is off)
+    det2 = Detector(cfg, SessionLearning(learner, "openai", "m").timeout)
+    det2.observe(UserSpeechStopped(), 0.0)
+    det2.observe(ResponseCreated("r1"), 0.2)
+    assert det2.next_deadline() == pytest.approx(cfg.reply_timeout)
+
+
+def test_with_learned_reply_the_patient_deadline_is_learned_too() -> None:
+    """learned_reply: warm on fast turns, an acknowledged but silent reply is judged at margin x
+    p99 of first audio (here the 1.5 s floor), not at reply_timeout."""
     learner = Learner(CFG)
     warm(learner, "first_audio", [0.5] * 5, ("openai", "m"))
     learning = SessionLearning(learner, "openai", "m")
     det = Detector(CFG, learning.timeout)
     det.observe(UserSpeechStopped(), 100.0)
-    assert det.next_deadline() == pytest.approx(101.5)  # the 1.5 s floor, not 5 s
+    det.observe(ResponseCreated("r1"), 100.1)
+    assert det.next_deadline() == pytest.approx(101.5)
     assert det.poll(101.4) == []
     (stall,) = det.poll(101.5)
     assert stall.kind is StallKind.NO_REPLY and "1.5 s" in stall.detail
     # a cold deployment keeps the configured timeout
     cold = Detector(CFG, SessionLearning(learner, "azure", "other").timeout)
     cold.observe(UserSpeechStopped(), 0.0)
-    assert cold.next_deadline() == CFG.reply_timeout
+    cold.observe(ResponseCreated("r1"), 0.1)
+    assert cold.next_deadline() == pytest.approx(CFG.reply_timeout)
 
 
 def test_the_detector_learns_nothing_faster_than_a_slow_healthy_deployment() -> None:
@@ -185,13 +216,21 @@ def test_the_detector_learns_nothing_faster_than_a_slow_healthy_deployment() -> 
     sampler = TurnSampler(learning)
     det = Detector(CFG, learning.timeout)
     t = 0.0
-    for _ in range(CFG.learned_min_samples):
-        for f in det.observe(UserSpeechStopped(), t):
-            sampler.finding(f)
-        for f in det.observe(AgentAudioPlayed(), t + 4.0):
-            sampler.finding(f)
+    for n in range(CFG.learned_min_samples):
+        for obs, at in (
+            (UserSpeechStopped(), t),
+            (ResponseCreated(f"r{n}"), t + 0.2),
+            (AgentAudioPlayed(), t + 4.0),
+            (ResponseDone(f"r{n}", "completed"), t + 4.1),
+            (PlaybackFinished(interrupted=False), t + 5.0),
+        ):
+            sampler.observe(obs, at)
+            for f in det.observe(obs, at):
+                sampler.finding(f)
         t += 10.0
+    assert {d.samples for d in learner.snapshot()} == {CFG.learned_min_samples}
     det.observe(UserSpeechStopped(), t)
+    det.observe(ResponseCreated("last"), t + 0.2)
     assert det.next_deadline() == pytest.approx(t + CFG.reply_timeout)
 
 
@@ -210,6 +249,7 @@ def test_one_learner_per_process_and_learning_settings() -> None:
         ("learned_window", 5, "20..10000"),
         ("learned_min_samples", 500, "1..200"),
         ("learned_enabled", "yes", "bool"),
+        ("learned_reply", 1, "bool"),
     ],
 )
 def test_learning_settings_are_bounded(field: str, value: object, message: str) -> None:
@@ -222,6 +262,7 @@ def test_learning_settings_come_from_the_environment() -> None:
     cfg = WatchdogConfig.from_env(
         {
             "REALTIME_SUPERVISOR_LEARNED_ENABLED": "false",
+            "REALTIME_SUPERVISOR_LEARNED_REPLY": "true",
             "REALTIME_SUPERVISOR_LEARNED_MARGIN": "3",
             "REALTIME_SUPERVISOR_LEARNED_FLOOR": "2",
             "REALTIME_SUPERVISOR_LEARNED_WINDOW": "100",
@@ -229,6 +270,17 @@ def test_learning_settings_come_from_the_environment() -> None:
         }
     )
     assert (cfg.learned_enabled, cfg.learned_margin, cfg.learned_floor) == (False, 3.0, 2.0)
+    assert cfg.learned_reply
     assert (cfg.learned_window, cfg.learned_min_samples) == (100, 10)
     with pytest.raises(ConfigError, match="REALTIME_SUPERVISOR_LEARNED_WINDOW"):
         WatchdogConfig.from_env({"REALTIME_SUPERVISOR_LEARNED_WINDOW": "3"})
+
+
+def test_a_session_keeps_its_own_fixed_timeouts_on_a_shared_learner() -> None:
+    """Two sessions configured differently share one learner (same learning settings): each is
+    capped by its own configured timeout."""
+    learner = default_learner(CFG)
+    patient = dataclasses.replace(CFG, ack_timeout=3.0)
+    assert default_learner(patient) is learner
+    assert SessionLearning(learner, "p", "m", config=patient).timeout("ack_timeout") == 3.0
+    assert SessionLearning(learner, "p", "m").timeout("ack_timeout") == CFG.ack_timeout

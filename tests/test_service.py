@@ -445,6 +445,7 @@ def test_collect_families_without_a_directory_is_the_registry() -> None:
         "ladder_exhausted": 0,
         "dead_session": 1,
         "reconnect_storm": 0,
+        "failover_failed": 0,
     }
     body, content_type = render_metrics(registry, None)
     assert b"realtime_supervisor_escalations_total" in body

@@ -18,6 +18,7 @@ from realtime_supervisor.observations import (
     RealtimeError,
     ResponseCreated,
     SessionReconnected,
+    UserSpeechStarted,
     UserSpeechStopped,
     WarningKind,
 )
@@ -48,8 +49,13 @@ class FakeActions:
         self.escalate_raises = False
         self.watchdog: Watchdog | None = None
 
-    async def _do(self, action: str) -> None:
+    async def _do(self, action: str) -> bool | None:
         what = self.script[action].pop(0) if self.script[action] else "silent"
+        if what == "caller":
+            # the caller starts speaking while the action waits; the binding then asks may_speak
+            assert self.watchdog is not None
+            self.watchdog.observe(UserSpeechStarted())
+            return self.watchdog.may_speak()
         if what == "speak":
             assert self.watchdog is not None
             asyncio.get_running_loop().call_soon(self.watchdog.observe, AUDIO)
@@ -57,14 +63,15 @@ class FakeActions:
             raise RuntimeError(f"{action} failed")
         elif what == "block":
             await asyncio.Event().wait()
+        return None
 
-    async def reissue(self, instructions: str | None) -> None:
+    async def reissue(self, instructions: str | None) -> bool | None:
         self.calls.append(("reissue", instructions))
-        await self._do("reissue")
+        return await self._do("reissue")
 
-    async def reconnect(self) -> None:
+    async def reconnect(self) -> bool | None:
         self.calls.append(("reconnect", None))
-        await self._do("reconnect")
+        return await self._do("reconnect")
 
     async def escalate(self, stall: Stall, reason: str) -> None:
         self.escalations.append((stall, reason))
@@ -454,7 +461,9 @@ async def test_the_first_frame_of_a_reply_brings_the_timer_forward() -> None:
     """A reply that starts early and stops is judged at audio_gap_timeout, not at the older and
     later no_reply deadline the timer was set for."""
     now = [0.0]
-    config = dataclasses.replace(FAST, reply_timeout=5.0, audio_gap_timeout=1.0)
+    config = dataclasses.replace(
+        FAST, reply_timeout=5.0, audio_gap_timeout=1.0, ack_timeout=30.0, progress_timeout=120.0
+    )
     wd = Watchdog(config, FakeActions(), clock=lambda: now[0])
     async with wd:
         wd.observe(UserSpeechStopped())
@@ -464,3 +473,30 @@ async def test_the_first_frame_of_a_reply_brings_the_timer_forward() -> None:
         wd.audio_at = 0.6  # the tap stores the frame's time, then observes it as news
         wd.observe(AUDIO, 0.6)
         assert wd._timer_at == pytest.approx(1.6)
+
+
+async def test_a_recovery_held_back_for_the_caller_is_skipped_and_arms_nothing(
+    rig_factory: Any,
+) -> None:
+    """The caller starts speaking while the re-issue waits: the binding holds back (may_speak is
+    False), nothing is judged and no rung is climbed while they speak; their turn end re-arms."""
+    rig = rig_factory(reissue=["caller"], reconnect=["speak"])
+    rig.wd.observe(UserSpeechStopped())
+    await until(lambda: rig.wd.counters.recoveries_skipped == 1)
+    assert rig.wd.may_speak() is True  # no recovery running: not ours to judge
+    await asyncio.sleep(FAST.recovery_timeout * 6)
+    assert rig.actions.names == ["reissue"]
+    assert rig.wd.counters.recoveries_failed == 0 and rig.actions.escalations == []
+    rig.wd.observe(UserSpeechStopped())  # the caller's turn is not answered either: next rung
+    await until(lambda: rig.wd.counters.recoveries_succeeded == 1)
+    assert rig.actions.names == ["reissue", "reconnect"]
+
+
+async def test_no_rung_starts_while_the_caller_speaks(rig_factory: Any) -> None:
+    """A verdict decided just as the caller starts speaking is skipped before acting."""
+    rig = rig_factory(reissue=["silent"])
+    rig.wd.observe(UserSpeechStopped())
+    await until(lambda: rig.actions.names == ["reissue"])
+    rig.wd.observe(UserSpeechStarted())  # before recovery_timeout: disarms, and suspends
+    await asyncio.sleep(FAST.recovery_timeout * 6)
+    assert rig.actions.names == ["reissue"] and rig.actions.escalations == []

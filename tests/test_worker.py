@@ -388,8 +388,8 @@ async def test_the_entrypoint_supervises_the_session_it_starts(
     caller, speaker = ScriptedCaller(), RecordingAudioOutput()
     real_build, real_supervise = worker.build_session, worker.supervise
 
-    def build_session(cfg: AgentConfig, *, base_url: str | None = None) -> Any:
-        session = real_build(cfg, base_url=server.url)
+    def build_session(cfg: AgentConfig, *, base_url: str | None = None, **kwargs: Any) -> Any:
+        session = real_build(cfg, base_url=server.url, **kwargs)
         session.input.audio, session.output.audio = caller, speaker
         start = session.start
 

@@ -162,6 +162,13 @@ class WatchdogConfig:
     warning_grace: float = 1.0
     # Our own reply request -> first agent audio: the same latency as any reply.
     recovery_timeout: float = 5.0
+    # Turn end (or any reply request, ours included) -> the server's response.created. The real
+    # API acknowledges in about 0.3 s even when the reply itself is slow (a reasoning model, a
+    # slow first audio); nothing by 1.5 s means the request was lost (or the socket is dead).
+    ack_timeout: float = 1.5
+    # Acknowledged, then no server event of any kind: the reply stopped making progress. Above
+    # a slow but healthy first audio (about 4 s of nothing after the response's first events).
+    progress_timeout: float = 5.0
     # Restart intensity, as an OTP supervisor's (whose default is 1 in 5 s): 3 actions a minute is
     # one full ladder plus one retry; beyond that the session is sick, not unlucky.
     budget_max_recoveries: int = 3
@@ -178,13 +185,18 @@ class WatchdogConfig:
     reconnect_backoff_max: float = 4.0
     # Learned thresholds (realtime_supervisor.learned): wait `learned_margin` x the p99 of the
     # deployment's recent healthy latencies, never below `learned_floor` nor above the fixed
-    # timeouts above. x2 over p99: a healthy reply 1 in 100 turns is still well inside it. The
-    # floor keeps a very fast deployment from being judged on network jitter. 200 turns is a few
-    # minutes of one busy worker: recent enough to follow a deployment that slows down, large
-    # enough for p99 to be the second slowest; 20 before trusting it (p99 is then the slowest).
+    # timeouts above. On by default for the acknowledgement deadline (ack_timeout) only;
+    # `learned_reply` also shortens the patient reply_timeout and recovery_timeout from the
+    # first-audio latency (off: it would cut a deployment's rare slow but healthy replies). x2
+    # over p99: an acknowledgement twice as late as the slowest of a hundred is not jitter. The
+    # floor (1 s, three times the real API's usual 0.3 s) keeps a fast deployment on a loaded
+    # machine from being judged on scheduling noise. 200 turns is a few minutes of one busy
+    # worker: recent enough to follow a deployment that slows down, large enough for p99 to be
+    # the second slowest; 20 before trusting it (p99 is then the slowest).
     learned_enabled: bool = True
+    learned_reply: bool = False
     learned_margin: float = 2.0
-    learned_floor: float = 1.5
+    learned_floor: float = 1.0
     learned_window: int = 200
     learned_min_samples: int = 20
 
@@ -201,11 +213,17 @@ class WatchdogConfig:
             "reconnect_backoff_max",
         ):
             object.__setattr__(self, name, _positive_float(name, getattr(self, name)))
+        for name, low, high in (("ack_timeout", 0.2, 30.0), ("progress_timeout", 0.5, 120.0)):
+            value = _positive_float(name, getattr(self, name))
+            if not low <= value <= high:
+                raise ConfigError(name, f"expected seconds in {low:g}..{high:g}, got {value!r}")
+            object.__setattr__(self, name, value)
         for name in ("budget_max_recoveries", "storm_reconnects", "reconnect_attempts"):
             _int_in(name, getattr(self, name), 1)
         object.__setattr__(self, "ladder", _ladder("ladder", self.ladder))
-        if not isinstance(self.learned_enabled, bool):
-            raise ConfigError("learned_enabled", f"expected a bool, got {self.learned_enabled!r}")
+        for name in ("learned_enabled", "learned_reply"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(name, f"expected a bool, got {getattr(self, name)!r}")
         margin = _positive_float("learned_margin", self.learned_margin)
         if not 1.0 <= margin <= 10.0:
             raise ConfigError(
@@ -287,6 +305,8 @@ _WATCHDOG_VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     PREFIX + "AUDIO_GAP_TIMEOUT": ("audio_gap_timeout", _parse_float),
     PREFIX + "WARNING_GRACE": ("warning_grace", _parse_float),
     PREFIX + "RECOVERY_TIMEOUT": ("recovery_timeout", _parse_float),
+    PREFIX + "ACK_TIMEOUT": ("ack_timeout", _parse_float),
+    PREFIX + "PROGRESS_TIMEOUT": ("progress_timeout", _parse_float),
     PREFIX + "BUDGET_MAX_RECOVERIES": ("budget_max_recoveries", _parse_int),
     PREFIX + "BUDGET_WINDOW": ("budget_window", _parse_float),
     PREFIX + "STORM_RECONNECTS": ("storm_reconnects", _parse_int),
@@ -295,6 +315,7 @@ _WATCHDOG_VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     PREFIX + "RECONNECT_ATTEMPTS": ("reconnect_attempts", _parse_int),
     PREFIX + "RECONNECT_BACKOFF_MAX": ("reconnect_backoff_max", _parse_float),
     PREFIX + "LEARNED_ENABLED": ("learned_enabled", _parse_bool),
+    PREFIX + "LEARNED_REPLY": ("learned_reply", _parse_bool),
     PREFIX + "LEARNED_MARGIN": ("learned_margin", _parse_float),
     PREFIX + "LEARNED_FLOOR": ("learned_floor", _parse_float),
     PREFIX + "LEARNED_WINDOW": ("learned_window", _parse_int),

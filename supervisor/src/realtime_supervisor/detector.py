@@ -20,6 +20,29 @@ Rule 6: A verdict fires once per incident: firing disarms its row, and only an a
 Rule 7: dead_session and a normal close are final: after either, the detector returns nothing.
 Rule 8: Every observation costs O(1) and the state is bounded: audio frames only move timestamps
         (no timer per frame), and the reconnect window holds at most storm_reconnects + 1 times.
+Rule 9: Open responses are a set keyed by id, bounded; the newest created is the one that plays. A
+        lifecycle event that names no response, or a response.done for an id never created (done
+        before created), cannot open one, and a late done of an older response does not close the
+        newest: a phantom open response would make a complete reply look cut and get it answered
+        twice.
+Rule 10: A reply is in progress until its PLAYBACK ends, not until response.done: the real API
+        sends audio faster than real time, so response.done comes while most of the reply is
+        still to be played. audio_gap is armed by every frame and disarmed by the playback's end.
+
+Rule 11: no_reply listens to the server's progress (three rows, one verdict). A reply owed must be
+        acknowledged (response.created) within ack_timeout: the real API does so in about 0.3 s
+        however slow the reply itself, so nothing by then means the request (or the turn, or our
+        own re-issue into a dead socket) was lost. Once acknowledged, any server event is
+        progress; none for progress_timeout means the reply stopped. A reply acknowledged and
+        progressing but silent keeps the patient reply_timeout (a reasoning model, a slow first
+        audio). A response that ends failed or incomplete before any audio is a lost reply at once.
+        The same rows judge the watchdog's own request, so an unacknowledged re-issue goes to the
+        next rung in ack_timeout, not recovery_timeout. A commit is not an acknowledgement: a
+        server that commits the turn and never responds is the commonest lost reply.
+
+Why no_reply is suspended while the caller speaks: a request (the watchdog's own, or the
+application's) that lands while the caller talks must not be judged by the clock; the caller's
+turn end re-arms the row with the full reply_timeout.
 
 Why post_warning_silence is measured from the last frame: on livekit 1.5.11 the multi-message
 warning arrives while the first item's audio may still be playing, and the lost item is the one that
@@ -49,6 +72,8 @@ from realtime_supervisor.observations import (
     ReplyRequested,
     ResponseCreated,
     ResponseDone,
+    ServerIdleTimeout,
+    ServerProgress,
     SessionClosed,
     SessionReconnected,
     ToolCallFinished,
@@ -96,7 +121,8 @@ class Trigger(StrEnum):
     TOOL_STARTED = "tool started"  # ToolCallStarted
     TOOL_FINISHED = "tool finished"  # ToolCallFinished (livekit reports one per batch of calls)
     AGENT_AUDIO = "agent audio"  # any AgentAudioPlayed
-    RESPONSE_AUDIO = "response audio"  # AgentAudioPlayed while a response is open
+    # AgentAudioPlayed while a reply is in progress: its response open, or its playback not ended
+    RESPONSE_AUDIO = "response audio"  # (Rule 10)
     NEW_REPLY_AUDIO = "new reply audio"  # audio that is not the reply a warning cut
     PLAYBACK_FINISHED = "playback finished"  # PlaybackFinished
     # PlaybackFinished (not interrupted) while the server still has the response open: livekit
@@ -104,6 +130,12 @@ class Trigger(StrEnum):
     REPLY_CUT = "reply cut short"
     RESPONSE_DONE = "response done"  # ResponseDone of the open response
     TURN_DECLINED = "turn declined"  # TurnDeclined
+    # ServerIdleTimeout: server VAD's idle timeout fired and the server will speak by itself
+    SERVER_PROMPTED = "server prompted"
+    ACKNOWLEDGED = "acknowledged"  # ResponseCreated while a reply is owed (Rule 11)
+    PROGRESS = "progress"  # ServerProgress: any server event (Rule 11)
+    # ResponseDone failed or incomplete while a reply is owed: nothing more will come (Rule 11)
+    REPLY_FAILED = "reply failed"
     WARNING_CUT = "warning: reply cut"  # LivekitWarning whose effect is CUT
     WARNING_LOST = (
         "warning: reply lost"  # LivekitWarning whose effect is LOST, while a reply is owed
@@ -116,6 +148,7 @@ class Condition(StrEnum):
     """A state during which a row's clock does not run."""
 
     TOOL_RUNNING = "a tool call runs"
+    CALLER_SPEAKING = "the caller speaks"
 
 
 class WarningEffect(StrEnum):
@@ -159,9 +192,16 @@ class Row:
     refreshed_by: frozenset[Trigger]
     suspended_while: frozenset[Condition]
     disarmed_by: frozenset[Trigger]
+    name: str = ""  # the row's own name, when several rows give one verdict (default: the kind)
+
+    @property
+    def key(self) -> str:
+        return self.name or self.kind.value
 
 
 T = Trigger
+_OWED = frozenset({Condition.TOOL_RUNNING, Condition.CALLER_SPEAKING})
+_ANSWERED = frozenset({T.AGENT_AUDIO, T.USER_SPEAKING, T.TURN_DECLINED})
 TABLE: tuple[Row, ...] = (
     Row(
         StallKind.NO_REPLY,
@@ -169,21 +209,51 @@ TABLE: tuple[Row, ...] = (
             T.USER_TURN_ENDED: "reply_timeout",
             T.REPLY_REQUESTED: "reply_timeout",
             T.TOOL_FINISHED: "reply_timeout",
+            T.SERVER_PROMPTED: "reply_timeout",
             T.RECOVERY_REQUESTED: "recovery_timeout",
         },
         refreshed_by=frozenset(),
-        suspended_while=frozenset({Condition.TOOL_RUNNING}),
-        disarmed_by=frozenset({T.AGENT_AUDIO, T.USER_SPEAKING, T.TURN_DECLINED}),
+        suspended_while=_OWED,
+        disarmed_by=_ANSWERED,
+    ),
+    Row(  # Rule 11: the request was never acknowledged
+        StallKind.NO_REPLY,
+        armed_by={
+            T.USER_TURN_ENDED: "ack_timeout",
+            T.REPLY_REQUESTED: "ack_timeout",
+            T.TOOL_FINISHED: "ack_timeout",
+            T.SERVER_PROMPTED: "ack_timeout",
+            T.RECOVERY_REQUESTED: "ack_timeout",
+        },
+        refreshed_by=frozenset(),
+        suspended_while=_OWED,
+        disarmed_by=_ANSWERED | {T.ACKNOWLEDGED},
+        name="no_ack",
+    ),
+    Row(  # Rule 11: acknowledged, then nothing at all
+        StallKind.NO_REPLY,
+        armed_by={T.ACKNOWLEDGED: "progress_timeout"},
+        refreshed_by=frozenset({T.PROGRESS}),
+        suspended_while=_OWED,
+        disarmed_by=_ANSWERED | {T.RECOVERY_REQUESTED},
+        name="no_progress",
+    ),
+    Row(  # Rule 11: the response ended without a sound
+        StallKind.NO_REPLY,
+        armed_by={T.REPLY_FAILED: None},
+        refreshed_by=frozenset(),
+        suspended_while=frozenset(),
+        disarmed_by=frozenset(),
+        name="reply_failed",
     ),
     Row(
         StallKind.AUDIO_GAP,
-        # Every frame of an open response re-arms: the clock measures the gap since the last one.
+        # Every frame of a reply in progress re-arms: the clock measures the gap since the last
+        # one. Not disarmed by response.done (Rule 10): only the end of the playback.
         armed_by={T.RESPONSE_AUDIO: "audio_gap_timeout", T.REPLY_CUT: "audio_gap_timeout"},
         refreshed_by=frozenset(),
         suspended_while=frozenset(),
-        disarmed_by=frozenset(
-            {T.PLAYBACK_FINISHED, T.RESPONSE_DONE, T.USER_SPEAKING, T.RECOVERY_REQUESTED}
-        ),
+        disarmed_by=frozenset({T.PLAYBACK_FINISHED, T.USER_SPEAKING, T.RECOVERY_REQUESTED}),
     ),
     Row(
         StallKind.POST_WARNING_SILENCE,
@@ -211,13 +281,35 @@ TABLE: tuple[Row, ...] = (
 )
 del T
 
+# At most this many responses are open at once (the real API has one; a leak stays bounded).
+_MAX_OPEN = 8
+
 # Observations that change nothing the table reads (no trigger, no bookkeeping): the shell may drop
 # them unseen. They are frequent (every agent state change, every output item).
 INERT: frozenset[type[Observation]] = frozenset({AgentStateChanged, MessageItemAdded})
 
+# Server errors that no retry on the same account can fix (livekit 1.8's own list); livekit 1.5
+# reports them as recoverable and retries forever, so the detector reads the code, not the flag.
+FATAL_CODES: frozenset[str] = frozenset(
+    {
+        "insufficient_quota",
+        "credit_balance_exhausted",
+        "invalid_api_key",
+        "account_deactivated",
+        "billing_hard_limit_reached",
+    }
+)
+# How a response may end without its reply: nothing more will come for it (Rule 11).
+_LOST_STATUSES = frozenset({"failed", "incomplete"})
+
+# The rows that give each verdict: firing one disarms them all (Rule 6).
+_SIBLINGS: Mapping[StallKind, tuple[str, ...]] = {
+    kind: tuple(row.key for row in TABLE if row.kind is kind) for kind in StallKind
+}
+
 # The triggers a row reacts to at all: an observation skips the rows it cannot touch.
-_TOUCHED_BY: Mapping[StallKind, frozenset[Trigger]] = {
-    row.kind: frozenset(row.armed_by) | row.refreshed_by | row.disarmed_by for row in TABLE
+_TOUCHED_BY: Mapping[str, frozenset[Trigger]] = {
+    row.key: frozenset(row.armed_by) | row.refreshed_by | row.disarmed_by for row in TABLE
 }
 
 
@@ -275,12 +367,20 @@ class Detector:
         self._timeout: Callable[[str], float] = timeouts or (
             lambda field: float(getattr(config, field))
         )
-        self._clocks = {row.kind: _Clock() for row in TABLE}
+        self._clocks: dict[str, _Clock] = {row.key: _Clock() for row in TABLE}
         self._ended = False
         # A tool call runs. Not a count: livekit reports one `function_tools_executed` per batch of
         # calls, so counting starts against finishes would suspend no_reply forever after a batch.
         self._tool_running = False
-        self._open_response: str | None = None
+        # Open responses, oldest first (Rule 9); a dict keeps insertion order.
+        self._open: dict[str, None] = {}
+        # Ids closed before they were created (done before created): never opened afterwards.
+        self._closed_early: deque[str] = deque(maxlen=_MAX_OPEN)
+        self._current: str | None = None  # the newest response created
+        # A response's audio began playing and its playback has not ended (Rule 10). Audio with no
+        # response behind it (a greeting spoken by a TTS, say) is not a reply in progress.
+        self._playing = False
+        self._caller_speaking = False
         self._cut_response: str | None = None  # the response whose playback livekit ended early
         self._last_audio: float | None = None
         # The reply owed: since when, and whether a turn (not a tool or the watchdog) asked for it.
@@ -324,6 +424,22 @@ class Detector:
         return self._open_response is not None
 
     @property
+    def reply_in_progress(self) -> bool:
+        """A response is open or its audio is still playing (Rule 10)."""
+        return self._open_response is not None or self._playing
+
+    @property
+    def caller_speaking(self) -> bool:
+        """The server's VAD heard the caller start and not yet stop."""
+        return self._caller_speaking
+
+    @property
+    def _open_response(self) -> str | None:
+        """The newest response, if still open: the one whose audio plays (older ones cannot)."""
+        current = self._current
+        return current if current is not None and current in self._open else None
+
+    @property
     def incident(self) -> Stall | None:
         """The stall that opened the current incident (no agent audio since), if any."""
         return self._incident
@@ -336,7 +452,7 @@ class Detector:
         """The earliest time `poll` could find a stall, or None if nothing is armed."""
         deadline: float | None = None
         for row in TABLE:
-            if not self._clocks[row.kind].armed:
+            if not self._clocks[row.key].armed:
                 continue
             at = self._deadline(row)
             if at is not None and (deadline is None or at < deadline):
@@ -354,7 +470,7 @@ class Detector:
         if triggers:
             self._settle_reply(triggers, now, findings)
             for row in TABLE:
-                if not _TOUCHED_BY[row.kind].isdisjoint(triggers):
+                if not _TOUCHED_BY[row.key].isdisjoint(triggers):
                     self._apply(row, triggers, now, findings)
         if isinstance(obs, SessionClosed) and not obs.zombie:
             self._end()
@@ -367,7 +483,7 @@ class Detector:
             return []
         due: list[tuple[float, Row]] = []
         for row in TABLE:
-            if not self._clocks[row.kind].armed:
+            if not self._clocks[row.key].armed:
                 continue  # the common case, without a call
             at = self._deadline(row)
             if at is not None and at <= now:
@@ -375,7 +491,8 @@ class Detector:
         if not due:
             return []
         due.sort(key=lambda pair: pair[0])
-        return [self._fire(row, now) for _, row in due]
+        # a row a sibling's verdict disarmed a moment ago does not fire too (Rule 6)
+        return [self._fire(row, now) for _, row in due if self._clocks[row.key].armed]
 
     # -- internals -----------------------------------------------------------------------------
 
@@ -386,15 +503,19 @@ class Detector:
                 return ()  # frequent, and say nothing about what is armed
             case AgentAudioPlayed():
                 self._last_audio = now
-                triggers = [Trigger.AGENT_AUDIO]
                 if self._open_response is not None:
+                    self._playing = True  # a response's playback began: in progress to its end
+                triggers = [Trigger.AGENT_AUDIO]
+                if self._playing:  # Rule 10
                     triggers.append(Trigger.RESPONSE_AUDIO)
                 if self._is_new_reply():
                     triggers.append(Trigger.NEW_REPLY_AUDIO)
                 return tuple(triggers)
             case UserSpeechStarted():
+                self._caller_speaking = True
                 return (Trigger.USER_SPEAKING,)
             case UserSpeechStopped():
+                self._caller_speaking = False
                 return (Trigger.USER_TURN_ENDED,)
             case ReplyRequested(by_watchdog=by_watchdog):
                 return (Trigger.RECOVERY_REQUESTED if by_watchdog else Trigger.REPLY_REQUESTED,)
@@ -405,17 +526,33 @@ class Detector:
                 self._tool_running = False
                 return (Trigger.TOOL_FINISHED,)
             case ResponseCreated(response_id=response_id):
-                self._open_response = response_id
-                return ()
-            case ResponseDone(response_id=response_id):
-                if response_id != self._open_response:
-                    return ()
-                self._open_response = None
+                if response_id and response_id not in self._closed_early:
+                    self._open[response_id] = None
+                    self._current = response_id
+                    if len(self._open) > _MAX_OPEN:  # bounded: the oldest is long gone
+                        del self._open[next(iter(self._open))]
+                    if self._owed_since is not None:
+                        return (Trigger.ACKNOWLEDGED, Trigger.PROGRESS)
+                return (Trigger.PROGRESS,)
+            case ResponseDone(response_id=response_id, status=status):
+                if response_id not in self._open:
+                    if response_id:
+                        self._closed_early.append(response_id)
+                    return (Trigger.PROGRESS,)
+                del self._open[response_id]
                 if response_id == self._cut_response:
                     # the server finished a reply the caller stopped hearing: still silent
-                    return ()
-                return (Trigger.RESPONSE_DONE,)
+                    return (Trigger.PROGRESS,)
+                if status in _LOST_STATUSES and self._owed_since is not None:
+                    self._detail = f"response {response_id} ended {status} before any audio"
+                    return (Trigger.REPLY_FAILED,)
+                return (Trigger.RESPONSE_DONE, Trigger.PROGRESS)
+            case ServerProgress():
+                return (Trigger.PROGRESS,)
+            case ServerIdleTimeout():
+                return (Trigger.SERVER_PROMPTED,)
             case PlaybackFinished(interrupted=interrupted):
+                self._playing = False
                 if not interrupted and self._open_response is not None:
                     self._cut_response = self._open_response
                     return (Trigger.REPLY_CUT,)
@@ -424,15 +561,19 @@ class Detector:
                 return (Trigger.TURN_DECLINED,)
             case LivekitWarning(kind=kind):
                 return self._warning_triggers(kind)
-            case RealtimeError(recoverable=False, code=code):
+            case RealtimeError(recoverable=recoverable, code=code) if (
+                not recoverable or code in FATAL_CODES
+            ):
                 self._detail = f"unrecoverable realtime error {code or '(no code)'}"
                 return (Trigger.FATAL,)
             case SessionClosed(zombie=True):
                 self._detail = "the session stopped working without closing (zombie)"
                 return (Trigger.FATAL,)
             case SessionReconnected():
-                # responses of the old connection will never finish: none is open any more
-                self._open_response = None
+                # responses of the old connection will never finish: none is open any more, and
+                # the new connection's VAD starts afresh
+                self._open.clear()
+                self._caller_speaking = False
                 return self._reconnected(now)
             case _:
                 # a recoverable RealtimeError, a normal close: neither changes what is armed (a
@@ -511,7 +652,11 @@ class Detector:
             self._owe(now, by_turn=True, fresh=True, out=out)
         elif Trigger.REPLY_REQUESTED in triggers:
             self._owe(now, by_turn=True, fresh=False, out=out)
-        elif Trigger.TOOL_FINISHED in triggers or Trigger.RECOVERY_REQUESTED in triggers:
+        elif (
+            Trigger.TOOL_FINISHED in triggers
+            or Trigger.RECOVERY_REQUESTED in triggers
+            or Trigger.SERVER_PROMPTED in triggers
+        ):
             self._owe(now, by_turn=False, fresh=False, out=out)
 
     def _owe(self, now: float, *, by_turn: bool, fresh: bool, out: list[Finding]) -> None:
@@ -526,7 +671,7 @@ class Detector:
     def _apply(
         self, row: Row, triggers: tuple[Trigger, ...], now: float, out: list[Finding]
     ) -> None:
-        clock = self._clocks[row.kind]
+        clock = self._clocks[row.key]
         if not row.disarmed_by.isdisjoint(triggers):
             clock.armed = False
             return
@@ -555,25 +700,37 @@ class Detector:
         return clock.armed and incident is not None and clock.since > incident.detected_at
 
     def _deadline(self, row: Row) -> float | None:
-        clock = self._clocks[row.kind]
+        clock = self._clocks[row.key]
         if not clock.armed or clock.timeout is None:
             return None
         if Condition.TOOL_RUNNING in row.suspended_while and self._tool_running:
             return None
+        if Condition.CALLER_SPEAKING in row.suspended_while and self._caller_speaking:
+            return None
         return clock.since + clock.timeout
 
     def _fire(self, row: Row, now: float) -> Stall:
-        clock = self._clocks[row.kind]
-        clock.armed = False
+        clock = self._clocks[row.key]
+        # Rule 6, for a verdict several rows give (Rule 11): one incident fires one verdict
+        for sibling in _SIBLINGS[row.kind]:
+            self._clocks[sibling].armed = False
         kind = row.kind
         warning: WarningKind | None = None
         silence_since = self._owed_since if self._owed_since is not None else clock.since
-        if kind is StallKind.NO_REPLY:
+        if row.key == "no_ack":
+            cause = clock.cause.value if clock.cause else "a request"
+            detail = f"the server did not acknowledge {cause} within {clock.timeout:g} s"
+        elif row.key == "no_progress":
+            detail = f"acknowledged, then no server event for {clock.timeout:g} s"
+        elif row.key == "reply_failed":
+            detail = self._detail
+        elif kind is StallKind.NO_REPLY:
             cause = clock.cause.value if clock.cause else "a request"
             detail = f"no agent audio {clock.timeout:g} s after {cause}"
         elif kind is StallKind.AUDIO_GAP:
             silence_since = clock.since
-            detail = f"open response {self._open_response} sent no audio for {clock.timeout:g} s"
+            playing = self._open_response or "played out by the server"
+            detail = f"reply in progress ({playing}) sent no audio for {clock.timeout:g} s"
         elif kind is StallKind.POST_WARNING_SILENCE:
             silence_since = clock.since
             warning = self._warning

@@ -15,10 +15,17 @@ Rule 5: Only healthy turns teach. A turn is a sample when the caller heard the a
         the tool's, not the model's) or a turn whose reply the watchdog had to recover is not.
 
 What is learned (`LATENCIES`), and which timeout field each governs (`GOVERNS`):
-- `ack`: turn end to the server's first acknowledgement of it (`response.created`): the
-  acknowledgement deadline, when the detector has one (`ack_timeout`).
-- `first_audio`: turn end to the first agent audio: the no_reply deadline (`reply_timeout`) and
-  the watchdog's own re-issue (`recovery_timeout`), which waits for the same thing.
+- `ack`: turn end (or the watchdog's own request) to the server's first acknowledgement of it
+  (`response.created`): no_reply's acknowledgement deadline (`ack_timeout`). Applied whenever
+  learning is enabled: however slow a healthy reply is, its acknowledgement is prompt, so a
+  margin above the deployment's own p99 cuts only lost requests.
+- `first_audio`: turn end to the first agent audio: the patient no_reply deadline
+  (`reply_timeout`) and the re-issue's (`recovery_timeout`). Applied only with `learned_reply`:
+  those deadlines are the patience left for a reply that is acknowledged and progressing but
+  silent (a reasoning model, a tool's preamble, a slow first audio), and a deployment's p99 over
+  its common fast turns would cut its rare slow healthy ones (one in a hundred is then
+  interrupted, the opposite of "never act on a slow but healthy reply"). Learned and shown
+  either way, so an operator can see what it would be before turning it on.
 """
 
 from __future__ import annotations
@@ -129,7 +136,7 @@ class Learner:
     def deadline(self, provider: str, model: str, field: str, fixed: float) -> float:
         """The timeout to use for `field` whose configured value is `fixed` (Rules 3 and 4)."""
         latency = GOVERNS.get(field)
-        if latency is None or not self._config.learned_enabled:
+        if latency is None or not self._applied(latency):
             return fixed
         window = self._windows.get((provider, model, latency))
         if window is None or len(window) < self._config.learned_min_samples:
@@ -137,6 +144,10 @@ class Learner:
         p99 = window.quantile(P99)
         assert p99 is not None  # the window is not empty
         return min(fixed, max(self._config.learned_floor, p99 * self._config.learned_margin))
+
+    def _applied(self, latency: str) -> bool:
+        config = self._config
+        return config.learned_enabled and (latency == "ack" or config.learned_reply)
 
     def snapshot(self, fields: Mapping[str, float] | None = None) -> list[LearnedDeadline]:
         """Every learned deadline of every deployment seen, sorted; `fields` defaults to the
@@ -161,7 +172,7 @@ class Learner:
                         fixed=fixed,
                         p99=window.quantile(P99) if window is not None else None,
                         samples=samples,
-                        learned=self._config.learned_enabled
+                        learned=self._applied(latency)
                         and samples >= self._config.learned_min_samples,
                     )
                 )
@@ -184,15 +195,18 @@ class SessionLearning:
         provider: str,
         model: str,
         on_change: Callable[[list[LearnedDeadline]], None] | None = None,
+        config: WatchdogConfig | None = None,
     ) -> None:
         self._learner = learner
         self.provider = provider
         self.model = model
         self._on_change = on_change
+        # the session's own fixed timeouts (the learner may serve sessions configured otherwise)
+        self._config = config if config is not None else learner.config
 
     def timeout(self, field: str) -> float:
         """The timeout the detector arms for `field` (the config's value, or the learned one)."""
-        fixed = float(getattr(self._learner.config, field))
+        fixed = float(getattr(self._config, field))
         return self._learner.deadline(self.provider, self.model, field, fixed)
 
     def record(self, latency: str, seconds: float) -> None:
@@ -259,11 +273,11 @@ def default_learner(config: WatchdogConfig) -> Learner:
         getattr(config, f)
         for f in (
             "learned_enabled",
+            "learned_reply",
             "learned_margin",
             "learned_floor",
             "learned_window",
             "learned_min_samples",
-            *(f for f in GOVERNS if hasattr(config, f)),
         )
     )
     learner = _learners.get(key)

@@ -21,6 +21,8 @@ __all__ = [
     "ReplyRequested",
     "ResponseCreated",
     "ResponseDone",
+    "ServerIdleTimeout",
+    "ServerProgress",
     "SessionClosed",
     "SessionReconnected",
     "ToolCallFinished",
@@ -100,6 +102,21 @@ class ResponseDone:
 
 
 @dataclass(frozen=True, slots=True)
+class ServerProgress:
+    """The server sent an event, any event: the connection is alive and working on something.
+
+    Frequent (every audio delta): the binding stores its time and the watchdog feeds the latest
+    one before each judgement, as it does for audio frames.
+    """
+
+
+@dataclass(frozen=True, slots=True)
+class ServerIdleTimeout:
+    """Server VAD's idle timeout fired (input_audio_buffer.timeout_triggered): the server will
+    prompt the caller by itself, so a reply is owed without a caller's turn."""
+
+
+@dataclass(frozen=True, slots=True)
 class LivekitWarning:
     """livekit logged one of the messages that mean a reply was lost."""
 
@@ -157,6 +174,8 @@ Observation = (
     | AgentAudioPlayed
     | PlaybackFinished
     | ResponseDone
+    | ServerProgress
+    | ServerIdleTimeout
     | LivekitWarning
     | RealtimeError
     | SessionReconnected

@@ -11,10 +11,14 @@ It judges its own actions by the detector too: after acting it observes
 `ReplyRequested(by_watchdog=True)`, so a recovery succeeded if agent audio comes within
 recovery_timeout; otherwise the next stall of the same incident climbs the ladder.
 
-It never makes the agent talk over itself: every verdict that leads to a reissue or a reconnect
-already means silence (no audio since a reply was owed, no frame for audio_gap_timeout, or a whole
-warning_grace without audio), and the action task checks again, just before acting, that no audio
-has arrived since the verdict. Dead sessions and reconnect storms only escalate.
+It never makes the agent talk over itself or over the caller: every verdict that leads to a reissue
+or a reconnect already means silence (no audio since a reply was owed, no frame for
+audio_gap_timeout, or a whole warning_grace without audio), and the action task checks again, just
+before each rung, that no audio has arrived since the verdict and that the caller is not speaking.
+An action waits (for the interrupted response to close, for a reconnect), so the binding asks
+`may_speak()` once more right before `generate_reply` and holds back when the answer is no; a
+held-back action is skipped, not failed, and arms nothing (the caller's turn end arms no_reply
+afresh). Dead sessions and reconnect storms only escalate.
 
 Errors are contained: anything raised by its own code, an action or the metrics is logged as
 `watchdog.error`, counted (`watchdog_error()`), and never raised into livekit.
@@ -50,6 +54,7 @@ from realtime_supervisor.observations import (
     LivekitWarning,
     Observation,
     ReplyRequested,
+    ServerProgress,
     TurnDeclined,
 )
 from realtime_supervisor.policy import (
@@ -68,18 +73,20 @@ _FALLBACK_LOG = logging.getLogger(__name__)
 # Verdicts no recovery can fix: they cut short whatever recovery is running.
 _HOPELESS = frozenset({StallKind.DEAD_SESSION, StallKind.RECONNECT_STORM})
 _AUDIO = AgentAudioPlayed()
+_PROGRESS = ServerProgress()
 
 
 class Actions(Protocol):
     """What the watchdog can ask of the session; the livekit binding implements it."""
 
-    async def reissue(self, instructions: str | None) -> None:
-        """Interrupt whatever is stuck, then ask for a reply."""
+    async def reissue(self, instructions: str | None) -> bool | None:
+        """Interrupt whatever is stuck, then ask for a reply; False if it held back (may_speak)."""
 
-    async def reconnect(self) -> None:
+    async def reconnect(self) -> bool | None:
         """Open a fresh realtime connection keeping the conversation, then ask for a reply.
 
         Raises on failure; the watchdog retries with backoff, bounded by reconnect_attempts.
+        False if it held back the reply (may_speak).
         """
 
     async def escalate(self, stall: Stall, reason: str) -> None:
@@ -161,6 +168,10 @@ class Watchdog:
         # When agent audio last reached the output, on `clock`: the binding writes it per frame.
         self.audio_at: float | None = None
         self._audio_fed = float("-inf")  # the latest agent audio the detector has been given
+        # When the server last sent any event, on `clock`: the binding writes it per event, and
+        # the detector is given the latest before each judgement (it only postpones deadlines).
+        self.progress_at: float | None = None
+        self._progress_fed = float("-inf")
         # Learned thresholds: the detector's timeouts resolved through the deployment's healthy
         # latencies, which the sampler teaches from this session's turns.
         self._sampler = TurnSampler(learning) if learning is not None else None
@@ -173,6 +184,7 @@ class Watchdog:
         self._tasks: set[asyncio.Task[None]] = set()
         self._recovery: asyncio.Task[None] | None = None
         self._pending: _Pending | None = None
+        self._acting: Stall | None = None  # the stall the running action answers
         self._escalated = False
         self._stalled = False
         self._started = False
@@ -249,6 +261,22 @@ class Watchdog:
         except Exception as exc:
             self._error("observe", exc)
 
+    def may_speak(self) -> bool:
+        """The running recovery may ask for a reply now: still needed, and the caller is silent.
+
+        The binding asks this right before `generate_reply`; an action waits (for a cancel to be
+        confirmed, for a reconnect) and the caller may have started speaking, or the agent may
+        have been heard, in the meantime. Never raises.
+        """
+        stall = self._acting
+        if stall is None:
+            return True  # not ours to judge: no recovery is running
+        try:
+            return self._still_needed(stall)
+        except Exception as exc:
+            self._error("may speak", exc)
+            return True
+
     def decline_turn(self) -> None:
         """The application deliberately leaves the current user turn unanswered."""
         self.observe(TurnDeclined())
@@ -271,7 +299,16 @@ class Watchdog:
         self._rearm()
 
     def _catch_up(self) -> None:
-        """Give the detector the latest agent audio the binding saw, at the time it was seen."""
+        """Give the detector the latest agent audio and server progress the binding saw, each at
+        the time it was seen, the older first (observations come in the order they were made)."""
+        progress = self.progress_at
+        if progress is not None and progress > self._progress_fed:
+            audio = self.audio_at
+            if audio is not None and audio > self._audio_fed and audio <= progress:
+                self._audio_fed = audio
+                self._handle(self._detector.observe(_AUDIO, audio), audio)
+            self._progress_fed = progress
+            self._handle(self._detector.observe(_PROGRESS, progress), progress)
         at = self.audio_at
         if at is not None and at > self._audio_fed:
             self._audio_fed = at
@@ -438,7 +475,7 @@ class Watchdog:
         return task
 
     def _still_needed(self, stall: Stall) -> bool:
-        """The incident is open and no agent audio came since the verdict."""
+        """The incident is open, no agent audio came since the verdict, the caller is silent."""
         try:
             self._catch_up()
         except Exception as exc:
@@ -449,6 +486,7 @@ class Watchdog:
             not self._closed
             and self._policy.incident_open
             and not self._detector.heard_since(stall.detected_at)
+            and not self._detector.caller_speaking
         )
 
     async def _recover(self, action: Action, stall: Stall) -> None:
@@ -464,15 +502,16 @@ class Watchdog:
             self._emit("recovery.skipped", action=name, kind=stall.kind.value)
             return
         self._pending = pending = _Pending(name, stall)
+        self._acting = stall
         self.counters.recoveries_started += 1
         self._emit("recovery.started", action=name, kind=stall.kind.value, rung=self._policy.rung)
         try:
             if isinstance(action, Reissue):
-                await self._actions.reissue(action.instructions)
+                asked = await self._actions.reissue(action.instructions)
             elif isinstance(action, Failover):
-                await self._failover(stall)
+                asked = await self._failover(stall)
             else:
-                await self._reconnect(stall)
+                asked = await self._reconnect(stall)
         except asyncio.CancelledError:
             if self._pending is pending:
                 self._failed(pending, "cancelled")
@@ -484,11 +523,21 @@ class Watchdog:
                 if not self._escalated and self._policy.incident_open:
                     self._decide(stall)  # the same incident, the next rung
             return
+        finally:
+            if self._acting is stall:
+                self._acting = None
+        if asked is False and self._pending is pending:
+            # held back right before asking (the caller spoke, or the agent was heard): nothing
+            # was asked, so nothing is judged; a new turn arms no_reply by itself
+            self._pending = None
+            self.counters.recoveries_skipped += 1
+            self._emit("recovery.skipped", action=name, kind=stall.kind.value, late=True)
+            return
         if self._pending is pending and not self._closed:
             # Judge the action by the detector: agent audio within recovery_timeout, or a stall.
             self.observe(ReplyRequested(by_watchdog=True))
 
-    async def _reconnect(self, stall: Stall) -> None:
+    async def _reconnect(self, stall: Stall) -> bool | None:
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self._config.reconnect_attempts),
             wait=reconnect_wait(self._config),
@@ -496,21 +545,25 @@ class Watchdog:
             reraise=True,
             before_sleep=self._retrying,
         )
+        asked: bool | None = None
         async for attempt in retrying:
             with attempt:
                 if not self._still_needed(stall):
-                    return
-                await self._actions.reconnect()
+                    return False
+                asked = await self._actions.reconnect()
+        return asked
 
-    async def _failover(self, stall: Stall) -> None:
+    async def _failover(self, stall: Stall) -> bool | None:
         """Switch to the fallback model; the session on it is new, so is the detector."""
         self._emit("failover", level="warning", kind=stall.kind.value, reason=stall.detail)
-        await self._actions.failover()  # type: ignore[attr-defined]
+        asked: bool | None = await self._actions.failover()  # type: ignore[attr-defined]
         if self._detector.ended:
             # the primary's dead_session ended the old detector (Rule 7); the fallback's session
             # is alive and judged afresh, its reply by the recovery deadline as any other
             self._detector = Detector(self._config, self._timeouts)
             self._audio_fed = float("-inf")
+            self._progress_fed = float("-inf")
+        return asked
 
     def _retrying(self, state: RetryCallState) -> None:
         error = state.outcome.exception() if state.outcome is not None else None

@@ -14,22 +14,26 @@ from .faults import (
     KINDS,
     NON_FAULTS,
     RECOVERABLE_KINDS,
+    STICKY_KINDS,
     TOOL_NAME,
     Fault,
     Schedule,
     parse_schedule,
 )
+from .pace import DEFAULT_PACE, parse_pace
 from .server import ChaosServer, Injection, ReceivedEvent, SessionRecord
 from .vad import ANSWER_HZ, PREAMBLE_HZ, EnergyVad, amplitude_for, sequence_of, tone, tone_of
 
 __all__ = [
     "ANSWER_HZ",
     "DEFAULTS",
+    "DEFAULT_PACE",
     "FAULT_KINDS",
     "KINDS",
     "NON_FAULTS",
     "PREAMBLE_HZ",
     "RECOVERABLE_KINDS",
+    "STICKY_KINDS",
     "TOOL_NAME",
     "ChaosServer",
     "EnergyVad",
@@ -39,6 +43,7 @@ __all__ = [
     "Schedule",
     "SessionRecord",
     "amplitude_for",
+    "parse_pace",
     "parse_schedule",
     "sequence_of",
     "tone",

@@ -32,6 +32,7 @@ __all__ = [
     "KINDS",
     "NON_FAULTS",
     "RECOVERABLE_KINDS",
+    "STICKY_KINDS",
     "TOOL_NAME",
     "Fault",
     "Schedule",
@@ -51,11 +52,18 @@ FAULT_KINDS: Final = (
     "fatal_error",
     "flap",
     "late_resume",
+    "dead_mid",
+    "tcp_drop",
+    "fatal_close",
+    "session_limit",
+    "incomplete",
+    "content_filter",
 )
 NON_FAULTS: Final = ("slow_first_audio", "long_answer", "tool_call")
 KINDS: Final = FAULT_KINDS + NON_FAULTS
 # what `random:P` draws from: a retry in the same session can still get an answer after these
-RECOVERABLE_KINDS: Final = tuple(k for k in FAULT_KINDS if k not in ("fatal_error", "flap"))
+STICKY_KINDS: Final = ("fatal_error", "flap", "fatal_close")
+RECOVERABLE_KINDS: Final = tuple(k for k in FAULT_KINDS if k not in STICKY_KINDS)
 
 # the parameter of each parameterised kind: default, and whether it counts deltas or seconds
 DEFAULTS: Final[dict[str, float]] = {
@@ -67,10 +75,25 @@ DEFAULTS: Final[dict[str, float]] = {
     # seconds the audio stops for, after LATE_RESUME_DELTAS deltas, before the original reply
     # resumes, ignoring any cancel: the late original a re-issued reply must never overlap
     "late_resume": 2.5,
+    "dead_mid": 3,  # audio deltas sent before the connection goes dead (no close, no pongs)
+    "tcp_drop": 3,  # audio deltas sent before the TCP connection is aborted (no close frame)
+    "session_limit": 3,  # audio deltas sent before the 60-minute limit closes the socket
+    "incomplete": 3,  # audio deltas sent before max_output_tokens cuts the answer
+    "content_filter": 3,  # audio deltas sent before the content filter cuts the answer
 }
 LATE_RESUME_DELTAS: Final = 3
 TOOL_NAME: Final = "wait_for_backend"  # the function the tool_call response calls
-_COUNT_KINDS: Final = frozenset({"stall_mid", "drop_mid"})
+_COUNT_KINDS: Final = frozenset(
+    {
+        "stall_mid",
+        "drop_mid",
+        "dead_mid",
+        "tcp_drop",
+        "session_limit",
+        "incomplete",
+        "content_filter",
+    }
+)
 
 _ACCEPTED: Final = (
     "comma-separated tokens: 'clean', a kind ("
@@ -90,7 +113,7 @@ class Fault:
 
     @property
     def deltas(self) -> int:
-        """Audio deltas before the fault bites (stall_mid, drop_mid)."""
+        """Audio deltas before the fault bites (stall_mid, drop_mid, dead_mid, ...)."""
         return int(self.value if self.value is not None else DEFAULTS.get(self.kind, 0))
 
     @property

@@ -42,7 +42,10 @@ from typing import IO, Any, Final
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from realtime_supervisor.errors import ConfigError
+
 from .faults import LATE_RESUME_DELTAS, TOOL_NAME, Fault, Schedule, parse_schedule
+from .pace import DEFAULT_PACE, Pace, parse_pace
 from .vad import (
     ANSWER_HZ,
     PREAMBLE_HZ,
@@ -60,6 +63,14 @@ logger = logging.getLogger("realtime_supervisor.chaos")
 SAMPLE_RATE: Final = 24000
 _AUDIO_FORMAT: Final = {"type": "audio/pcm", "rate": SAMPLE_RATE}
 _MIN_COMMIT_MS: Final = 100  # the real API refuses to commit less than 100 ms of audio
+# the real API pings about every 20 s (livekit's client sets no heartbeat of its own)
+DEFAULT_PING_INTERVAL: Final = 20.0
+SESSION_LIMIT_MESSAGE: Final = "Your session hit the maximum duration of 60 minutes."
+QUOTA_MESSAGE: Final = (
+    "You exceeded your current quota, please check your plan and billing details."
+)
+# a fatal error's close: the capture shows a 3000/4000-range code with reason `type.code`
+FATAL_CLOSE_CODE: Final = 4000
 
 # GA name -> legacy (beta) name, the inverse of the plugin's _AZURE_EVENT_MAPPING
 _BETA_NAMES: Final = {
@@ -74,6 +85,18 @@ _BETA_NAMES: Final = {
 _BETA_CONTENT: Final = {"output_audio": "audio", "output_text": "text"}
 
 Clock = Callable[[], float]
+# faults that bite after `Fault.deltas` audio deltas of the reply
+_MID_REPLY: Final = frozenset(
+    {
+        "stall_mid",
+        "drop_mid",
+        "dead_mid",
+        "tcp_drop",
+        "session_limit",
+        "incomplete",
+        "content_filter",
+    }
+)
 Json = dict[str, Any]
 
 
@@ -141,6 +164,7 @@ class _Session:
         self.fault_taken = False  # the open turn's first response has started
         self.flapping = False
         self.fatal = False
+        self.fatal_close = False  # every connection gets the quota error and the close
         self.connections: set[_Connection] = set()
 
     def open_turn(self) -> None:
@@ -158,6 +182,7 @@ class _Response:
     metadata: dict[str, str] | None
     client_event_id: str | None
     sequence: int = 0  # response number in the session, marked in the tone's amplitude
+    said: str = ""  # the transcript of the current item sent so far
     output: list[Json] = field(default_factory=list)
     task: asyncio.Task[None] | None = None
     finished: bool = False  # response.done was sent (or never will be, the socket dropped)
@@ -197,6 +222,7 @@ class _Connection:
         server: ChaosServer,
         session: _Session,
         ws: web.WebSocketResponse,
+        request: web.Request,
         *,
         index: int,
         beta: bool,
@@ -205,6 +231,14 @@ class _Connection:
         self.server = server
         self.session = session
         self.ws = ws
+        self.request = request
+        # dead: the connection froze (dead_mid) or its TCP was aborted (tcp_drop); nothing is
+        # sent, nothing is answered, and the socket is left as it is
+        self.dead = False
+        # cleared while late_resume freezes the connection: client events wait in the socket
+        self.thawed = asyncio.Event()
+        self.thawed.set()
+        self.released = asyncio.Event()  # set by stop(): a dead connection may end
         self.index = index
         self.beta = beta
         self.model = model
@@ -241,7 +275,7 @@ class _Connection:
     # -- sending ----------------------------------------------------------------------------
 
     async def send(self, event: Json) -> None:
-        if self.ws.closed:
+        if self.ws.closed or self.dead:
             return
         event = {"event_id": self.server._new_event(), **event}
         if self.beta:
@@ -324,17 +358,76 @@ class _Connection:
 
     async def run(self) -> None:
         await self.send({"type": "session.created", "session": self.session_object()})
+        if self.session.fatal_close:
+            # the account is out of quota: each new connection is torn down as it opens
+            await self.fatal_teardown(event_id=None)
+            return
+        if self.server.ping_interval is not None:
+            self._spawn(self._ping_loop(self.server.ping_interval), "chaos-ping")
         try:
-            async for msg in self.ws:
+            # autoping and autoclose are off, so that a dead connection answers nothing
+            while True:
+                msg = await self.ws.receive()
+                if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED):
+                    if msg.type == WSMsgType.CLOSE and not self.dead:
+                        await self.ws.close()
+                    break
+                if msg.type == WSMsgType.ERROR:
+                    break
+                if self.dead:
+                    continue  # read and dropped, as a frozen peer would
+                await self.thawed.wait()
                 if msg.type == WSMsgType.TEXT:
                     await self._on_text(msg.data)
                 elif msg.type == WSMsgType.BINARY:
                     self._record("<binary>")
                     await self.send_error("Binary frames are not supported; send JSON text.")
+                elif msg.type == WSMsgType.PING:
+                    with contextlib.suppress(ConnectionError, RuntimeError):
+                        await self.ws.pong(msg.data)
         finally:
+            if self.dead:
+                await self._hold_dead()
             await self.stop()
 
+    async def _hold_dead(self) -> None:
+        """Keep a dead socket open (returning would send a close frame) until its peer goes."""
+        transport = self.request.transport
+        while not self.released.is_set():
+            if transport is None or transport.is_closing():
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.released.wait(), 0.1)
+
+    async def _ping_loop(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            await self.thawed.wait()
+            if self.dead or self.ws.closed:
+                return
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                await self.ws.ping()
+
+    def _spawn(self, coro: Awaitable[None], name: str) -> asyncio.Task[None]:
+        task: asyncio.Task[None] = asyncio.ensure_future(coro)
+        task.set_name(name)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return task
+
+    async def fatal_teardown(self, *, event_id: str | None) -> None:
+        """The real API's fatal error: an `error` event and the close in the same millisecond."""
+        await self.send_error(
+            QUOTA_MESSAGE, type_="insufficient_quota", code="insufficient_quota", event_id=event_id
+        )
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            await self.ws.close(
+                code=FATAL_CLOSE_CODE, message=b"insufficient_quota.insufficient_quota"
+            )
+
     async def stop(self) -> None:
+        self.released.set()
+        self.thawed.set()
         tasks = list(self.tasks)
         for task in tasks:
             task.cancel()
@@ -681,6 +774,11 @@ class _Connection:
                 event_id=event_id,
             )
             return
+        if kind == "fatal_close":
+            s.fatal_close = True
+            self.inject(fault, None)
+            await self.fatal_teardown(event_id=event_id)
+            return
         if kind == "flap":
             s.flapping = True
             self.inject(fault, None)
@@ -693,9 +791,7 @@ class _Connection:
         await self.send(
             {"type": "response.created", "response": self.response_object(r, "in_progress")}
         )
-        r.task = asyncio.create_task(self._run_response(r), name=f"chaos-response-{r.id}")
-        self.tasks.add(r.task)
-        r.task.add_done_callback(self.tasks.discard)
+        r.task = self._spawn(self._run_response(r), f"chaos-response-{r.id}")
 
     def inject(self, fault: Fault | None, r: _Response | None) -> None:
         assert fault is not None
@@ -744,6 +840,27 @@ class _Connection:
         await self.send(
             {"type": "response.done", "response": self.response_object(r, status, details)}
         )
+
+    async def _cut(self, r: _Response, part: Json, reason: str) -> None:
+        """End the response as `incomplete` mid-answer: the done events, then response.done."""
+        item = r.output[-1]
+        where = {"response_id": r.id, "output_index": part["output_index"]}
+        said = r.said
+        await self.send({"type": "response.output_audio.done", **part})
+        await self.send(
+            {"type": "response.output_audio_transcript.done", **part, "transcript": said}
+        )
+        await self.send(
+            {
+                "type": "response.content_part.done",
+                **part,
+                "part": {"type": "audio", "transcript": said},
+            }
+        )
+        item["status"] = "incomplete"
+        item["content"] = [{"type": "output_audio", "transcript": said}]
+        await self.send({"type": "response.output_item.done", **where, "item": dict(item)})
+        await self._finish(r, "incomplete", {"type": "incomplete", "reason": reason})
 
     async def _send_tool_call(self, r: _Response, seconds: float) -> None:
         """One function_call item calling TOOL_NAME with `{"seconds": seconds}`."""
@@ -827,22 +944,47 @@ class _Connection:
         start: float | None = None  # loop time of the first delta, for real-time pacing
         first_delay = fault.seconds if kind == "slow_first_audio" and fault else 0.0
 
-        async def fault_point() -> bool:
-            """Apply stall_mid / drop_mid when their delta count is reached; True = stop."""
+        async def fault_point(part: Json | None) -> bool:
+            """Apply a mid-reply fault when its delta count is reached; True = stop."""
             if kind == "late_resume" and sent == LATE_RESUME_DELTAS and fault is not None:
                 self.inject(fault, r)
-                if self.active is r:
-                    # the server has lost track of it: cancels miss it, new responses may start
-                    self.active = None
-                await asyncio.sleep(fault.seconds)
+                # the connection freezes both ways (a network hiccup): the response stays open,
+                # what the client sends waits in the socket, and is handled once it thaws, so
+                # a re-issue meets this response still open or already cancelled, never beside it
+                self.thawed.clear()
+                try:
+                    await asyncio.sleep(fault.seconds)
+                finally:
+                    self.thawed.set()
                 return False
-            if fault is None or sent != fault.deltas or kind not in ("stall_mid", "drop_mid"):
+            if fault is None or sent != fault.deltas or kind not in _MID_REPLY:
                 return False
             self.inject(fault, r)
             if kind == "drop_mid":
                 r.finished = True  # the socket goes; no response.done will ever follow
                 await self.ws.close(code=WSCloseCode.INTERNAL_ERROR, message=b"chaos: drop")
                 return True
+            if kind == "tcp_drop":
+                r.finished = True
+                self.dead = True  # no close frame: the TCP connection is simply gone
+                transport = self.request.transport
+                if transport is not None:
+                    transport.abort()
+                return True
+            if kind == "session_limit":
+                r.finished = True
+                await self.send_error(SESSION_LIMIT_MESSAGE, code="session_expired", event_id=None)
+                with contextlib.suppress(ConnectionError, RuntimeError):
+                    await self.ws.close(
+                        code=WSCloseCode.GOING_AWAY, message=SESSION_LIMIT_MESSAGE.encode()
+                    )
+                return True
+            if kind in ("incomplete", "content_filter") and part is not None:
+                reason = "max_output_tokens" if kind == "incomplete" else "content_filter"
+                await self._cut(r, part, reason)
+                return True
+            if kind == "dead_mid":
+                self.dead = True  # nothing more is sent or answered; the socket stays open
             await asyncio.Event().wait()  # stalled: only response.cancel or close ends this
             return True
 
@@ -888,7 +1030,7 @@ class _Connection:
             samples = round(server.delta_seconds * SAMPLE_RATE)
             count = max(1, round(seconds / server.delta_seconds))
             for i in range(count):
-                if await fault_point():
+                if await fault_point(part):
                     return
                 if start is None:
                     if kind in ("slow_first_audio", "long_answer"):
@@ -897,9 +1039,11 @@ class _Connection:
                         await asyncio.sleep(first_delay)
                     start = loop.time()
                 else:
-                    await asyncio.sleep(max(0.0, start + sent * server.delta_seconds - loop.time()))
+                    due = start + sent * server.delta_seconds / server.pace
+                    await asyncio.sleep(max(0.0, due - loop.time()))
                 if i < len(words):
                     delta = words[i] if i == 0 else " " + words[i]
+                    r.said = (r.said + delta) if i else delta
                     await self.send(
                         {"type": "response.output_audio_transcript.delta", **part, "delta": delta}
                     )
@@ -916,7 +1060,7 @@ class _Connection:
                 await self.send(
                     {"type": "response.output_audio_transcript.delta", **part, "delta": " " + word}
                 )
-            if await fault_point():
+            if await fault_point(part):
                 return
             await self.send({"type": "response.output_audio.done", **part})
             await self.send(
@@ -982,6 +1126,8 @@ class ChaosServer:
         reply_seconds: float = 1.0,
         *,
         delta_seconds: float = 0.1,
+        pace: Pace = DEFAULT_PACE,
+        ping_interval: float | None = DEFAULT_PING_INTERVAL,
         vad_threshold_rms: float = 1000.0,
         log_file: str | Path | None = None,
         clock: Clock = time.monotonic,
@@ -992,6 +1138,12 @@ class ChaosServer:
         self.seed = seed
         self.reply_seconds = reply_seconds
         self.delta_seconds = delta_seconds
+        self.pace = parse_pace(pace)
+        if ping_interval is not None and not ping_interval > 0:
+            raise ConfigError(
+                "ping_interval", f"expected seconds > 0 or None, got {ping_interval!r}"
+            )
+        self.ping_interval = ping_interval
         self.vad_threshold_rms = vad_threshold_rms
         self._log_path = Path(log_file) if log_file is not None else None
         self._log_file: IO[str] | None = None
@@ -1103,7 +1255,13 @@ class ChaosServer:
         key = self._session_key(request)
         beta = "api-version" in request.query
         model = request.query.get("model") or request.query.get("deployment") or "gpt-realtime"
-        ws = web.WebSocketResponse(timeout=2.0, compress=False, max_msg_size=16 * 1024 * 1024)
+        ws = web.WebSocketResponse(
+            timeout=2.0,
+            compress=False,
+            max_msg_size=16 * 1024 * 1024,
+            autoping=False,  # pings are answered by the connection, unless it is dead
+            autoclose=False,  # a close frame too
+        )
         if not ws.can_prepare(request).ok:
             raise web.HTTPBadRequest(text="chaos server: expected a websocket upgrade")
         await ws.prepare(request)
@@ -1125,7 +1283,7 @@ class ChaosServer:
         if session.flapping:
             await ws.close(code=WSCloseCode.GOING_AWAY, message=b"chaos: flap")
             return ws
-        conn = _Connection(self, session, ws, index=index, beta=beta, model=model)
+        conn = _Connection(self, session, ws, request, index=index, beta=beta, model=model)
         session.connections.add(conn)
         try:
             await conn.run()

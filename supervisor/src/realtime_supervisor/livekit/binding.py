@@ -12,6 +12,7 @@ keeps the conversation, then a reply) and `escalate` (the application's hook).
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import contextvars
 import inspect
@@ -41,6 +42,7 @@ from ..observations import (
     ReplyRequested,
     ResponseCreated,
     ResponseDone,
+    ServerIdleTimeout,
     SessionClosed,
     SessionReconnected,
     ToolCallFinished,
@@ -84,6 +86,7 @@ CANCEL_CONFIRM_TIMEOUT = 1.5
 # timestamp, which the watchdog reads before each judgement, so no verdict misses it; longer than
 # a frame, or every frame would be news (sinks pace frames at their own length).
 AUDIO_NEWS_GAP = 0.5
+_MAX_OPEN = 8  # open responses remembered at most (the real API has one at a time)
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +161,7 @@ class Supervisor:
             provider,
             model,
             on_change=self._learned_changed,
+            config=self._config,
         )
         self.watchdog = Watchdog(
             self._config,
@@ -175,8 +179,13 @@ class Supervisor:
         self._closed = False
         self._reconnected = asyncio.Event()
         self._connection_lost = False  # livekit logged a drop and has not reconnected yet
-        self._open_response: str | None = None  # created on the server and not yet done
+        # Responses created on the server and not yet done, keyed by id; the newest plays. See
+        # the detector's Rule 9: no malformed or unmatched event may leave a phantom open.
+        self._open: dict[str, None] = {}
+        self._closed_early: collections.deque[str] = collections.deque(maxlen=_MAX_OPEN)
+        self._current: str | None = None
         self._response_closed = asyncio.Event()
+        self._events_seen = 0  # raw server events heard: did the server answer anything since?
         self._hooks: list[_EmitHook] = []
         self._failed_over = False  # switched to the fallback model (once per session)
         _CURRENT.set(self)
@@ -304,8 +313,9 @@ class Supervisor:
 
     def _on_speech_created(self, ev: Any) -> None:
         self._install_audio_tap()  # before the reply's first frame, should the output be new
-        if ev.user_initiated and ev.source == "generate_reply":
-            self.observe(ReplyRequested(by_watchdog=self._own_request))
+        # our own request is observed once, by the watchdog, when the action returns
+        if ev.user_initiated and ev.source == "generate_reply" and not self._own_request:
+            self.observe(ReplyRequested())
 
     def _on_tools_executed(self, _ev: Any) -> None:
         self.observe(ToolCallFinished())
@@ -333,7 +343,7 @@ class Supervisor:
     def _on_reconnected(self, _ev: Any) -> None:
         self._bind_server_events()  # a restart through the adapter brings a new OpenAI session
         # the old connection's responses are gone with it
-        self._open_response = None
+        self._open.clear()
         self._response_closed.set()
         self._connection_lost = False
         self._reconnected.set()
@@ -341,10 +351,18 @@ class Supervisor:
 
     def _on_server_event(self, event: dict[str, Any]) -> None:
         kind = event.get("type")
+        now = self._clock()
+        self._events_seen += 1
+        self.watchdog.progress_at = now  # any event is progress: a store, judged when needed
         if kind == "response.created":
-            self._open_response = _field(event, "response", "id")
-            self._response_closed.clear()
-            self.observe(ResponseCreated(self._open_response))
+            rid = _field(event, "response", "id")
+            if rid and rid not in self._closed_early:
+                self._open[rid] = None
+                self._current = rid
+                if len(self._open) > _MAX_OPEN:
+                    del self._open[next(iter(self._open))]
+                self._response_closed.clear()
+            self.observe(ResponseCreated(rid))
         elif kind == "response.output_item.added":
             item_type = _field(event, "item", "type")
             if item_type == "message":
@@ -354,10 +372,21 @@ class Supervisor:
                 self.observe(ToolCallStarted())
         elif kind == "response.done":
             rid = _field(event, "response", "id")
-            if rid == self._open_response:
-                self._open_response = None
-                self._response_closed.set()
+            if rid in self._open:
+                del self._open[rid]
+                if self._open_response is None:
+                    self._response_closed.set()
+            elif rid:
+                self._closed_early.append(rid)  # done before created: never open it later
             self.observe(ResponseDone(rid, _field(event, "response", "status")))
+        elif kind == "input_audio_buffer.timeout_triggered":
+            self.observe(ServerIdleTimeout())
+
+    @property
+    def _open_response(self) -> str | None:
+        """The newest response created, if still open: the one playing."""
+        current = self._current
+        return current if current is not None and current in self._open else None
 
     def _on_log_record(self, kind: WarningKind) -> None:
         if kind is WarningKind.CONNECTION_LOST:
@@ -373,7 +402,7 @@ class Supervisor:
 
     # -- acting ----------------------------------------------------------------------------
 
-    async def reissue(self, instructions: str | None) -> None:
+    async def reissue(self, instructions: str | None) -> bool:
         if self._rt is not None and _private.connection_loop_done(_openai_session(self._rt)):
             raise RecoveryError("the realtime connection loop has ended")
         if self._connection_lost:
@@ -384,14 +413,20 @@ class Supervisor:
             except TimeoutError as e:
                 raise RecoveryError("the realtime connection did not come back") from e
         stuck = self._open_response
+        seen = self._events_seen
         await asyncio.wait_for(self._session.interrupt(force=True), REISSUE_TIMEOUT)
         if stuck is not None and self._open_response == stuck:
             # never re-ask while the interrupted response may still finish: see the constant
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._response_closed.wait(), CANCEL_CONFIRM_TIMEOUT)
-        self._generate_reply(instructions)
+            if self._open_response == stuck and self._events_seen == seen:
+                # Not a word from the server about the cancel (the real API confirms at once):
+                # the connection is dead without a close frame. A reply asked for into it is
+                # lost too; the next rung (a reconnect) is the one that can help.
+                raise RecoveryError("the server did not answer the cancel: the connection is dead")
+        return self._generate_reply(instructions)
 
-    async def reconnect(self) -> None:
+    async def reconnect(self) -> bool:
         rt = self._rt
         if rt is None:
             raise RecoveryError("no realtime session to reconnect")
@@ -416,7 +451,7 @@ class Supervisor:
             await asyncio.wait_for(self._reconnected.wait(), self._config.recovery_timeout)
         except TimeoutError as e:
             raise RecoveryError("the realtime session did not reconnect") from e
-        self._generate_reply(None)
+        return self._generate_reply(None)
 
     def _adapter(self) -> Any:
         """livekit's RealtimeModelFallbackAdapter behind the session, if the model is one."""
@@ -431,7 +466,7 @@ class Supervisor:
         models = getattr(self._adapter(), "_models", None)
         return isinstance(models, list | tuple) and len(models) > 1
 
-    async def failover(self) -> None:
+    async def failover(self) -> bool:
         """Switch the session to the fallback model keeping the conversation, then a reply.
 
         The speech in progress is interrupted first, so livekit's swap (which re-issues a reply
@@ -449,9 +484,17 @@ class Supervisor:
             await asyncio.wait_for(self._reconnected.wait(), self._config.recovery_timeout)
         except TimeoutError as e:
             raise RecoveryError("the fallback realtime session did not come up") from e
-        self._generate_reply(None)
+        return self._generate_reply(None)
 
-    def _generate_reply(self, instructions: str | None) -> None:
+    def _generate_reply(self, instructions: str | None) -> bool:
+        """Ask for the watchdog's reply, unless the caller now speaks or the agent was heard.
+
+        The last check before the request: the action may have waited seconds (a cancel to be
+        confirmed, a reconnect) since the watchdog decided, and a silence is exactly when a
+        caller says "hello?". Nothing awaits between this check and the request.
+        """
+        if not self.watchdog.may_speak():
+            return False
         self._own_request = True
         try:
             if instructions:
@@ -460,6 +503,7 @@ class Supervisor:
                 self._session.generate_reply()
         finally:
             self._own_request = False
+        return True
 
     async def escalate(self, stall: Stall, reason: str) -> None:
         if self._on_escalate is None:
@@ -483,17 +527,17 @@ class _Actions:
     def __init__(self, supervisor: Supervisor) -> None:
         self._sup = weakref.proxy(supervisor)
 
-    async def reissue(self, instructions: str | None) -> None:
-        await self._sup.reissue(instructions)
+    async def reissue(self, instructions: str | None) -> bool:
+        return bool(await self._sup.reissue(instructions))
 
-    async def reconnect(self) -> None:
-        await self._sup.reconnect()
+    async def reconnect(self) -> bool:
+        return bool(await self._sup.reconnect())
 
     def can_failover(self) -> bool:
         return bool(self._sup.can_failover())
 
-    async def failover(self) -> None:
-        await self._sup.failover()
+    async def failover(self) -> bool:
+        return bool(await self._sup.failover())
 
     async def escalate(self, stall: Stall, reason: str) -> None:
         await self._sup.escalate(stall, reason)
