@@ -240,3 +240,18 @@ async def test_a_fatal_error_is_a_dead_session_on_every_version(fault: str) -> N
         await asyncio.sleep(1.0)  # no second escalation follows
         assert [e.reason for e in call.escalations] == ["dead_session"]
         assert call.supervisor.watchdog.counters.recoveries_started == 0
+
+
+@pytest.mark.compat
+@pytest.mark.parametrize("fault", ["incomplete=3", "content_filter=3"])
+async def test_an_answer_cut_by_an_incomplete_response_is_asked_again(fault: str) -> None:
+    """max_output_tokens or content_filter ends the answer mid-sentence: once what came has
+    played, the watchdog asks for the reply again and the caller hears a whole answer."""
+    async with start_call(fault, supervised=True, reply_seconds=1.5) as call:
+        await call.speak()
+        onset = await call.fault_onset()
+        assert await call.answered_after(onset, within=ANSWER_GUARD)
+        counters = call.supervisor.watchdog.counters
+        assert counters.stalls_by_kind == {"post_warning_silence": 1}, counters
+        assert counters.recoveries_succeeded == 1
+        assert call.escalations == []
