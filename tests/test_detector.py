@@ -911,3 +911,17 @@ def test_a_response_failed_with_a_fatal_code_is_a_dead_session_at_once() -> None
     feed(d, (0.0, UserSpeechStopped()), (0.3, ResponseCreated("r1")))
     [stall] = stalls(feed(d, (0.4, ResponseDone("r1", "failed", "insufficient_quota"))))
     assert stall.kind is StallKind.DEAD_SESSION
+
+
+def test_a_tool_call_does_not_leave_a_stale_progress_clock() -> None:
+    """The function-call response is acknowledged, then a 15 s tool runs with no server event:
+    when it finishes, the reply to its result gets its own acknowledgement deadline; the old
+    progress clock does not fire on resuming."""
+    d = detector(ack_timeout=1.5, progress_timeout=4.5, reply_timeout=5.0)
+    feed(d, (0.0, UserSpeechStopped()), (0.3, ResponseCreated("r1")), (0.4, ToolCallStarted()))
+    feed(d, (0.5, ResponseDone("r1", "completed")))
+    assert d.poll(15.0) == []
+    assert stalls(feed(d, (15.0, ToolCallFinished()))) == []
+    assert d.next_deadline() == 16.5
+    feed(d, (15.3, ResponseCreated("r2")), (15.8, AUDIO))
+    assert d.poll(16.5) == []

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import subprocess
+from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
@@ -255,3 +256,37 @@ async def test_an_answer_cut_by_an_incomplete_response_is_asked_again(fault: str
         assert counters.stalls_by_kind == {"post_warning_silence": 1}, counters
         assert counters.recoveries_succeeded == 1
         assert call.escalations == []
+
+
+def _backend_tool() -> Any:
+    """The function the chaos server's tool_call calls; it takes the seconds it is asked."""
+    from livekit.agents import function_tool
+
+    from realtime_supervisor.chaos.faults import TOOL_NAME
+
+    async def wait_for_backend(seconds: float) -> str:
+        await asyncio.sleep(seconds)
+        return "the backend answered"
+
+    return function_tool(wait_for_backend, name=TOOL_NAME, description="Wait for the backend.")
+
+
+@pytest.mark.compat
+@pytest.mark.timeout(180)
+async def test_zero_actions_on_the_clean_corpus() -> None:
+    """Slow first audio (4 s, acknowledged at once), a 15 s tool call, a 12 s answer and a
+    plain turn: healthy, slow or long, none is a stall; the acknowledgement and progress
+    deadlines never fire on them."""
+    async with start_call(
+        "slow_first_audio=4.0,tool_call=15,long_answer=12,clean",
+        supervised=True,
+        tools=[_backend_tool()],
+    ) as call:
+        for within in (15.0, 30.0, 20.0, 10.0):
+            t = await call.speak()
+            assert await call.answered_after(t, within=within)
+            await call.until_state("listening", within=30.0)
+            await asyncio.sleep(0.5)
+        counters = call.supervisor.watchdog.counters
+        assert actions_taken(call) == 0, counters
+        assert counters.stalls == 0, counters

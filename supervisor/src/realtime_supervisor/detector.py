@@ -239,7 +239,10 @@ TABLE: tuple[Row, ...] = (
         armed_by={T.ACKNOWLEDGED: "progress_timeout"},
         refreshed_by=frozenset({T.PROGRESS}),
         suspended_while=_OWED,
-        disarmed_by=_ANSWERED | {T.RECOVERY_REQUESTED},
+        # A new request (a turn, a tool's result, ours) waits for its own acknowledgement; and
+        # a clock suspended through a tool or the caller's speech must not fire on resuming.
+        disarmed_by=_ANSWERED
+        | {T.RECOVERY_REQUESTED, T.USER_TURN_ENDED, T.TOOL_STARTED, T.TOOL_FINISHED},
         name="no_progress",
     ),
     Row(  # Rule 11: the response ended without a sound
