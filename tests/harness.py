@@ -112,6 +112,7 @@ async def start_call(
     seed: int = 0,
     metrics: Any | None = None,
     wrap_model: bool = False,
+    tools: list[Any] | None = None,
 ) -> AsyncIterator[Call]:
     logs = RecordLogs()
     loggers = [logging.getLogger(n) for n in ("livekit.agents", "livekit.plugins.openai")]
@@ -162,7 +163,8 @@ async def start_call(
         )
         call.supervisor = sup
     try:
-        await session.start(Agent(instructions="You are a test agent."), record=False)
+        agent = Agent(instructions="You are a test agent.", tools=tools or [])
+        await session.start(agent, record=False)
         if sup is not None:
             await sup.start()
         yield call

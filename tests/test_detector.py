@@ -882,3 +882,46 @@ def test_fatal_codes_are_a_dead_session_whatever_livekit_calls_them(recoverable:
 def test_a_recoverable_error_with_another_code_is_no_verdict() -> None:
     d = detector()
     assert stalls(feed(d, (0.0, RealtimeError(recoverable=True, code="server_error")))) == []
+
+
+def test_an_incomplete_response_mid_answer_is_a_post_warning_silence() -> None:
+    """max_output_tokens cuts the answer: its audio plays out, then warning_grace of silence."""
+    d = detector()
+    speaking(d)  # r1 playing since 1.0
+    feed(d, (1.6, ResponseDone("r1", "incomplete")))
+    feed(d, (2.0, AUDIO), (2.3, PlaybackFinished()))
+    assert d.poll(2.99) == []
+    [stall] = d.poll(3.0)
+    assert stall.kind is StallKind.POST_WARNING_SILENCE and "incomplete" in stall.detail
+    assert stall.silence_since == 2.0
+
+
+def test_an_incomplete_response_followed_by_a_new_reply_is_left_alone() -> None:
+    d = detector()
+    speaking(d)
+    feed(d, (1.6, ResponseDone("r1", "incomplete")), (1.8, ResponseCreated("r2")))
+    feed(d, (1.9, AUDIO), (2.5, ResponseDone("r2", "completed")), (3.0, PlaybackFinished()))
+    assert d.poll(60.0) == []
+
+
+def test_a_response_failed_with_a_fatal_code_is_a_dead_session_at_once() -> None:
+    """The failed response.done names insufficient_quota before the error event comes: the
+    verdict is dead_session, not a no_reply the watchdog would try to recover first."""
+    d = detector()
+    feed(d, (0.0, UserSpeechStopped()), (0.3, ResponseCreated("r1")))
+    [stall] = stalls(feed(d, (0.4, ResponseDone("r1", "failed", "insufficient_quota"))))
+    assert stall.kind is StallKind.DEAD_SESSION
+
+
+def test_a_tool_call_does_not_leave_a_stale_progress_clock() -> None:
+    """The function-call response is acknowledged, then a 15 s tool runs with no server event:
+    when it finishes, the reply to its result gets its own acknowledgement deadline; the old
+    progress clock does not fire on resuming."""
+    d = detector(ack_timeout=1.5, progress_timeout=4.5, reply_timeout=5.0)
+    feed(d, (0.0, UserSpeechStopped()), (0.3, ResponseCreated("r1")), (0.4, ToolCallStarted()))
+    feed(d, (0.5, ResponseDone("r1", "completed")))
+    assert d.poll(15.0) == []
+    assert stalls(feed(d, (15.0, ToolCallFinished()))) == []
+    assert d.next_deadline() == 16.5
+    feed(d, (15.3, ResponseCreated("r2")), (15.8, AUDIO))
+    assert d.poll(16.5) == []

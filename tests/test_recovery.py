@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import subprocess
+from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
@@ -186,3 +187,106 @@ async def test_the_reconnect_rung_answers_over_a_fresh_connection(wrap_model: bo
         types = [r.type for r in call.chaos_record().received if r.connection == 2]
         assert "session.update" in types and "conversation.item.create" in types
         assert call.escalations == []
+
+
+# -- the production faults ----------------------------------------------------------------------
+
+
+@pytest.mark.compat
+@pytest.mark.parametrize("wrap_model", [False, True], ids=["socket-recycle", "livekit-restart"])
+async def test_a_dead_connection_is_reconnected_without_spending_the_budget_on_it(
+    wrap_model: bool,
+) -> None:
+    """dead_mid: the socket freezes mid-reply (no close frame, nothing answered). The re-issue's
+    cancel goes unanswered, so the watchdog moves to the reconnect at once, and the turn is
+    answered over the new connection."""
+    if wrap_model and LK_VERSION < (1, 8):
+        pytest.skip("RealtimeModelFallbackAdapter.restart_session is 1.8+")
+    async with start_call("dead_mid=3", supervised=True, wrap_model=wrap_model) as call:
+        await call.speak()
+        onset = await call.fault_onset()
+        assert await call.answered_after(onset, within=ANSWER_GUARD)
+        counters = call.supervisor.watchdog.counters
+        assert counters.recoveries.get("reconnect", {}).get("success") == 1, counters
+        assert counters.escalations == 0 and call.escalations == []
+        assert call.chaos_record().connections >= 2
+        # the budget went on at most one re-issue into the dead socket
+        assert counters.recoveries_started <= 2
+
+
+@pytest.mark.compat
+@pytest.mark.parametrize("fault", ["tcp_drop=3", "session_limit=3"])
+async def test_a_connection_lost_mid_reply_is_answered(fault: str) -> None:
+    """A TCP drop without a close frame, or the session-duration close mid-reply: livekit
+    reconnects and discards the reply; the watchdog asks for it again."""
+    async with start_call(fault, supervised=True) as call:
+        await call.speak()
+        onset = await call.fault_onset()
+        assert await call.answered_after(onset, within=ANSWER_GUARD)
+        assert call.supervisor.watchdog.counters.recoveries_succeeded == 1
+        assert call.escalations == []
+
+
+@pytest.mark.compat
+@pytest.mark.parametrize("fault", ["fatal_error", "fatal_close"])
+async def test_a_fatal_error_is_a_dead_session_on_every_version(fault: str) -> None:
+    """Quota exhausted (with or without the close, every reconnect failing): no recovery can
+    help, so the watchdog escalates once, as dead_session, on 1.8 and 1.5 alike."""
+    async with start_call(fault, supervised=True) as call:
+        await call.speak()
+        for _ in range(int(ANSWER_GUARD * 10)):
+            if call.escalations:
+                break
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(1.0)  # no second escalation follows
+        assert [e.reason for e in call.escalations] == ["dead_session"]
+        assert call.supervisor.watchdog.counters.recoveries_started == 0
+
+
+@pytest.mark.compat
+@pytest.mark.parametrize("fault", ["incomplete=3", "content_filter=3"])
+async def test_an_answer_cut_by_an_incomplete_response_is_asked_again(fault: str) -> None:
+    """max_output_tokens or content_filter ends the answer mid-sentence: once what came has
+    played, the watchdog asks for the reply again and the caller hears a whole answer."""
+    async with start_call(fault, supervised=True, reply_seconds=1.5) as call:
+        await call.speak()
+        onset = await call.fault_onset()
+        assert await call.answered_after(onset, within=ANSWER_GUARD)
+        counters = call.supervisor.watchdog.counters
+        assert counters.stalls_by_kind == {"post_warning_silence": 1}, counters
+        assert counters.recoveries_succeeded == 1
+        assert call.escalations == []
+
+
+def _backend_tool() -> Any:
+    """The function the chaos server's tool_call calls; it takes the seconds it is asked."""
+    from livekit.agents import function_tool
+
+    from realtime_supervisor.chaos.faults import TOOL_NAME
+
+    async def wait_for_backend(seconds: float) -> str:
+        await asyncio.sleep(seconds)
+        return "the backend answered"
+
+    return function_tool(wait_for_backend, name=TOOL_NAME, description="Wait for the backend.")
+
+
+@pytest.mark.compat
+@pytest.mark.timeout(180)
+async def test_zero_actions_on_the_clean_corpus() -> None:
+    """Slow first audio (4 s, acknowledged at once), a 15 s tool call, a 12 s answer and a
+    plain turn: healthy, slow or long, none is a stall; the acknowledgement and progress
+    deadlines never fire on them."""
+    async with start_call(
+        "slow_first_audio=4.0,tool_call=15,long_answer=12,clean",
+        supervised=True,
+        tools=[_backend_tool()],
+    ) as call:
+        for within in (15.0, 30.0, 20.0, 10.0):
+            t = await call.speak()
+            assert await call.answered_after(t, within=within)
+            await call.until_state("listening", within=30.0)
+            await asyncio.sleep(0.5)
+        counters = call.supervisor.watchdog.counters
+        assert actions_taken(call) == 0, counters
+        assert counters.stalls == 0, counters

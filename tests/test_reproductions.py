@@ -117,3 +117,71 @@ async def test_fault_free_run_answers_every_turn_with_real_audio() -> None:
         assert len({f.segment for f in call.speaker.frames}) == 20
         assert all(f.kind == "answer" for f in call.speaker.frames)
         assert call.speaker.frames[-1].at <= time.monotonic()
+
+
+# -- the production faults (realistic pacing: the reply is sent faster than it plays) -----------
+
+
+@pytest.mark.compat
+async def test_dead_mid_leaves_the_agent_speaking_with_nothing_to_say() -> None:
+    """The connection freezes mid-reply without a close frame: livekit has no heartbeat, so it
+    never notices; no reconnect, no answer, and the agent stays 'speaking'."""
+    async with start_call("dead_mid=3") as call:
+        t = await call.speak()
+        onset = await call.fault_onset()
+        await call.settle(UNANSWERED_WINDOW)
+        record = call.chaos_record()
+        assert record.injected_kinds() == ["dead_mid"]
+        assert record.connections == 1  # nothing noticed the dead socket
+        # the three deltas sent before the freeze play out within a second, then nothing
+        assert call.speaker.frames_after(onset + 1.5) == []
+        assert call.speaker.answer_seconds(t) < call.reply_seconds / 2
+        assert call.state == "speaking"
+
+
+@pytest.mark.compat
+@pytest.mark.parametrize("fault", ["tcp_drop=3", "session_limit=3"])
+async def test_a_connection_lost_mid_reply_is_reconnected_and_the_turn_lost(fault: str) -> None:
+    """A TCP drop without a close frame, or the session-duration close: livekit reconnects,
+    discards the reply in progress and never asks again."""
+    async with start_call(fault) as call:
+        t = await call.speak()
+        await call.fault_onset()
+        await call.settle(UNANSWERED_WINDOW)
+        record = call.chaos_record()
+        assert record.injected_kinds() == [fault.split("=")[0]]
+        assert record.connections >= 2  # the plugin reconnected
+        assert record.responses == 1  # nobody asked for the lost reply again
+        assert call.speaker.answer_seconds(t) < call.reply_seconds / 2
+        assert call.state == "listening"
+
+
+@pytest.mark.compat
+async def test_fatal_close_loses_every_turn() -> None:
+    """The quota error and the close on every connection: 1.8 gives up at once (an
+    unrecoverable error closes the session); 1.5 retries and every attempt fails the same way.
+    Either way nothing answers."""
+    async with start_call("fatal_close") as call:
+        t = await call.speak()
+        await call.fault_onset()
+        await call.settle(UNANSWERED_WINDOW)
+        assert call.chaos_record().injected_kinds()[:1] == ["fatal_close"]
+        assert call.speaker.frames_after(t) == []
+        if LK_VERSION >= (1, 8):
+            assert call.chaos_record().connections == 1  # fatal code: no reconnect
+
+
+@pytest.mark.compat
+@pytest.mark.parametrize("fault", ["incomplete=3", "content_filter=3"])
+async def test_an_incomplete_response_cuts_the_answer_and_nothing_follows(fault: str) -> None:
+    """max_output_tokens or content_filter ends the response mid-answer: livekit plays what came
+    and returns to listening (it only logs the status at debug level)."""
+    async with start_call(fault, reply_seconds=1.5) as call:
+        t = await call.speak()
+        await call.fault_onset()
+        await call.settle(UNANSWERED_WINDOW)
+        record = call.chaos_record()
+        assert record.injected_kinds() == [fault.split("=")[0]]
+        assert 0 < call.speaker.answer_seconds(t) < 1.5 / 2
+        assert record.responses == 1
+        assert call.state == "listening"

@@ -136,6 +136,10 @@ class Trigger(StrEnum):
     PROGRESS = "progress"  # ServerProgress: any server event (Rule 11)
     # ResponseDone failed or incomplete while a reply is owed: nothing more will come (Rule 11)
     REPLY_FAILED = "reply failed"
+    # ResponseDone incomplete (max_output_tokens, content_filter) after its audio began: the
+    # server cut the answer mid-sentence; silence after its last frame is a stall, as after a
+    # livekit warning that cut a reply
+    REPLY_INCOMPLETE = "reply incomplete"
     WARNING_CUT = "warning: reply cut"  # LivekitWarning whose effect is CUT
     WARNING_LOST = (
         "warning: reply lost"  # LivekitWarning whose effect is LOST, while a reply is owed
@@ -235,7 +239,10 @@ TABLE: tuple[Row, ...] = (
         armed_by={T.ACKNOWLEDGED: "progress_timeout"},
         refreshed_by=frozenset({T.PROGRESS}),
         suspended_while=_OWED,
-        disarmed_by=_ANSWERED | {T.RECOVERY_REQUESTED},
+        # A new request (a turn, a tool's result, ours) waits for its own acknowledgement; and
+        # a clock suspended through a tool or the caller's speech must not fire on resuming.
+        disarmed_by=_ANSWERED
+        | {T.RECOVERY_REQUESTED, T.USER_TURN_ENDED, T.TOOL_STARTED, T.TOOL_FINISHED},
         name="no_progress",
     ),
     Row(  # Rule 11: the response ended without a sound
@@ -257,7 +264,11 @@ TABLE: tuple[Row, ...] = (
     ),
     Row(
         StallKind.POST_WARNING_SILENCE,
-        armed_by={T.WARNING_CUT: "warning_grace", T.WARNING_LOST: "warning_grace"},
+        armed_by={
+            T.WARNING_CUT: "warning_grace",
+            T.WARNING_LOST: "warning_grace",
+            T.REPLY_INCOMPLETE: "warning_grace",
+        },
         refreshed_by=frozenset({T.AGENT_AUDIO}),
         suspended_while=frozenset(),
         disarmed_by=frozenset(
@@ -534,6 +545,11 @@ class Detector:
                     if self._owed_since is not None:
                         return (Trigger.ACKNOWLEDGED, Trigger.PROGRESS)
                 return (Trigger.PROGRESS,)
+            case ResponseDone(error_code=code) if code in FATAL_CODES:
+                # quota exhausted and the like: the response says so before the error event does
+                self._open.pop(obs.response_id, None)
+                self._detail = f"response failed with unrecoverable error {code}"
+                return (Trigger.FATAL,)
             case ResponseDone(response_id=response_id, status=status):
                 if response_id not in self._open:
                     if response_id:
@@ -546,6 +562,11 @@ class Detector:
                 if status in _LOST_STATUSES and self._owed_since is not None:
                     self._detail = f"response {response_id} ended {status} before any audio"
                     return (Trigger.REPLY_FAILED,)
+                if status == "incomplete" and response_id == self._current and self._playing:
+                    self._warning = None
+                    self._warning_effect = WarningEffect.CUT
+                    self._warning_response = response_id
+                    return (Trigger.REPLY_INCOMPLETE, Trigger.PROGRESS)
                 return (Trigger.RESPONSE_DONE, Trigger.PROGRESS)
             case ServerProgress():
                 return (Trigger.PROGRESS,)
@@ -614,7 +635,7 @@ class Detector:
 
     def _is_new_reply(self) -> bool:
         """Audio now would not be the rest of the reply the armed warning cut."""
-        if not self._clocks[StallKind.POST_WARNING_SILENCE].armed or self._warning is None:
+        if not self._clocks[StallKind.POST_WARNING_SILENCE].armed or self._warning_effect is None:
             return False
         if self._warning_effect is not WarningEffect.CUT:
             return True
@@ -734,8 +755,11 @@ class Detector:
         elif kind is StallKind.POST_WARNING_SILENCE:
             silence_since = clock.since
             warning = self._warning
-            label = warning.value if warning else "livekit"
-            detail = f"{label} warning, then {clock.timeout:g} s without agent audio"
+            if clock.cause is Trigger.REPLY_INCOMPLETE:
+                detail = f"response incomplete mid-answer, then {clock.timeout:g} s without audio"
+            else:
+                label = warning.value if warning else "livekit"
+                detail = f"{label} warning, then {clock.timeout:g} s without agent audio"
         else:
             detail = self._detail
             warning = self._fatal_warning if kind is StallKind.DEAD_SESSION else None

@@ -99,6 +99,7 @@ class ResponseDone:
 
     response_id: str
     status: str
+    error_code: str | None = None  # status_details.error.code of a failed response
 
 
 @dataclass(frozen=True, slots=True)

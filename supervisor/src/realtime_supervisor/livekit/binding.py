@@ -7,6 +7,10 @@ This is the only module (with `_private`) that imports livekit. It listens to
 - livekit's own log records, for the warnings that mean a reply was lost,
 and performs `reissue` (interrupt, then `generate_reply`), `reconnect` (a fresh websocket that
 keeps the conversation, then a reply) and `escalate` (the application's hook).
+
+About 650 lines, over the house limit on purpose this round: the taps (`_AudioTap`, `_LogTap`,
+`_EmitHook`) are to move to `livekit/taps.py` in the planned consolidation; they stay here while
+several people edit this file in parallel, so that the changes merge.
 """
 
 from __future__ import annotations
@@ -378,7 +382,8 @@ class Supervisor:
                     self._response_closed.set()
             elif rid:
                 self._closed_early.append(rid)  # done before created: never open it later
-            self.observe(ResponseDone(rid, _field(event, "response", "status")))
+            status = _field(event, "response", "status")
+            self.observe(ResponseDone(rid, status, _failure_code(event) if status else None))
         elif kind == "input_audio_buffer.timeout_triggered":
             self.observe(ServerIdleTimeout())
 
@@ -584,6 +589,15 @@ def _field(event: dict[str, Any], obj: str, key: str) -> str:
     """`event[obj][key]` as a string, "" when the server sent something else (never raises)."""
     inner = event.get(obj)
     return str(inner.get(key, "")) if isinstance(inner, dict) else ""
+
+
+def _failure_code(event: dict[str, Any]) -> str | None:
+    """`response.status_details.error.code` of a response.done, if the server gave one."""
+    details = event.get("response")
+    for key in ("status_details", "error"):
+        details = details.get(key) if isinstance(details, dict) else None
+    code = details.get("code") if isinstance(details, dict) else None
+    return code if isinstance(code, str) else None
 
 
 def _str_or_none(v: object) -> str | None:
