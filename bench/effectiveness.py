@@ -91,9 +91,11 @@ NEVER_WORSE_SLACK = 0.5
 # The floors' thresholds: which WatchdogConfig field bounds each fault's silence, and the slack
 # the issue allows on top (1.5 s for a re-issue, 5 s when the connection is re-established).
 SILENCE_LIMIT: dict[str, tuple[str, float]] = {
-    "no_response": ("reply_timeout", 1.5),
-    "failed_response": ("reply_timeout", 1.5),
-    "error_event": ("reply_timeout", 1.5),
+    # never acknowledged (or failed before a sound): found at ack_timeout, answered 0.5 s later;
+    # 1.5 + 0.5 = the issue's 2.0 s
+    "no_response": ("ack_timeout", 0.5),
+    "failed_response": ("ack_timeout", 0.5),
+    "error_event": ("ack_timeout", 0.5),
     "stall_mid": ("audio_gap_timeout", 1.5),
     "late_resume": ("audio_gap_timeout", 1.5),
     # the socket drops: livekit reconnects, logs the discarded generation, the watchdog re-asks
@@ -102,7 +104,9 @@ SILENCE_LIMIT: dict[str, tuple[str, float]] = {
     "multi_message_empty": ("warning_grace", 1.5),
 }
 VERDICT_THRESHOLD = {
-    "no_reply": "reply_timeout",
+    # the lost replies of the catalogue are never acknowledged (or fail at once): the no_reply
+    # row that finds them is the acknowledgement deadline's
+    "no_reply": "ack_timeout",
     "audio_gap": "audio_gap_timeout",
     "post_warning_silence": "warning_grace",
     "dead_session": None,  # immediate
@@ -703,6 +707,7 @@ async def measure(plan: Plan) -> dict[str, Any]:
 
     wd = WatchdogConfig()
     watchdog = {
+        "ack_timeout": wd.ack_timeout,
         "reply_timeout": wd.reply_timeout,
         "audio_gap_timeout": wd.audio_gap_timeout,
         "warning_grace": wd.warning_grace,

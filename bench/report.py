@@ -607,8 +607,9 @@ def results_md() -> str:
         "the watchdog is never worse by more than 0.5 s (p95), a timing floor.",
         "- **answered**: a whole answer (the chaos server's answer tone, in one playback "
         "segment) played after the turn; judged from what reached the caller's speaker.",
-        "- **floors' thresholds**: no_response, failed_response, error_event: reply_timeout + "
-        "1.5 s; stall_mid, late_resume: audio_gap_timeout + 1.5 s; multi_message(_empty): "
+        "- **floors' thresholds**: no_response, failed_response, error_event: ack_timeout + "
+        "0.5 s (the issue's 2.0 s: never acknowledged, found at the acknowledgement deadline); "
+        "stall_mid, late_resume: audio_gap_timeout + 1.5 s; multi_message(_empty): "
         "warning_grace + 1.5 s; drop_mid (the connection is lost and re-established): "
         "warning_grace + 5 s. fatal_error and flap must escalate.",
         "- **detection latency**: the fault's onset as the chaos server recorded it (for no_reply "

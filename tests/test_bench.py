@@ -24,6 +24,12 @@ pytestmark = [pytest.mark.livekit, pytest.mark.timeout(90)]
 # Floors the committed results show as not holding, each with why; a floor breaking that is not
 # listed fails the suite. Empty since drops are timed from livekit's "connection failed" warning.
 KNOWN_BROKEN: dict[tuple[str, str], str] = {}
+WATCHDOG = {
+    "ack_timeout": 1.5,
+    "reply_timeout": 5.0,
+    "audio_gap_timeout": 2.0,
+    "warning_grace": 1.0,
+}
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +100,7 @@ def test_floors_are_judged_from_the_figures() -> None:
         "overlapping": 1,
     }
     result = {"rows": [row], "detection": []}
-    judged = floors(result, {"reply_timeout": 5.0, "audio_gap_timeout": 2.0, "warning_grace": 1.0})
+    judged = floors(result, WATCHDOG)
     assert [f["holds"] for f in judged] == [False, False, False]
     assert [f["timing"] for f in judged] == [False, True, False]
 
@@ -132,7 +138,7 @@ def test_the_verdict_floor_judges_what_the_fault_should_produce(
 ) -> None:
     """Each fault is judged against the verdict it should produce on that livekit version."""
     result = {"rows": [], "detection": [_detection(fault, verdicts)], "livekit_agents": version}
-    judged = floors(result, {"reply_timeout": 5.0, "audio_gap_timeout": 2.0, "warning_grace": 1.0})
+    judged = floors(result, WATCHDOG)
     verdict = [f for f in judged if f["floor"].startswith("verdict")]
     assert [f["holds"] for f in verdict] == [holds]
     assert not verdict[0]["timing"]
