@@ -131,7 +131,15 @@ EXPECTED_VERDICTS: dict[str, frozenset[str]] = {
     "late_resume": frozenset({"audio_gap", "none"}),
     # the socket goes mid-reply: livekit's "connection failed" warning, or the gap it leaves
     "drop_mid": frozenset({"post_warning_silence", "audio_gap"}),
+    # the first drop loses the reply owed (livekit's "connection failed" warning), the storm of
+    # reconnects follows; which comes first is livekit's retry cadence. The escalation floor
+    # checks that it is the storm that escalates.
+    "flap": frozenset({"reconnect_storm", "post_warning_silence"}),
+}
+# Why a sticky fault must escalate (no fallback configured): what the session dies of.
+EXPECTED_ESCALATIONS: dict[str, frozenset[str]] = {
     "flap": frozenset({"reconnect_storm"}),
+    "fatal_error": frozenset({"dead_session"}),
 }
 
 
@@ -141,8 +149,18 @@ def expected_verdicts(fault: str, livekit_version: str) -> frozenset[str]:
     if fault in ("multi_message", "multi_message_empty"):
         return frozenset({"none"} if version >= (1, 5, 12) else {"post_warning_silence"})
     if fault == "fatal_error":
-        return frozenset({"dead_session"} if version >= (1, 8) else NO_REPLY_VERDICTS)
+        # 1.5 reports the quota error as recoverable: found by its code (dead_session), or, by a
+        # detector that does not read codes, as replies that never come
+        return frozenset({"dead_session"} if version >= (1, 8) else {"dead_session", "no_reply"})
     return EXPECTED_VERDICTS[fault]
+
+
+def expected_escalations(fault: str, livekit_version: str) -> frozenset[str]:
+    """The escalation reasons a sticky fault should end in (see EXPECTED_ESCALATIONS)."""
+    version = tuple(int(x) for x in re.findall(r"\d+", livekit_version)[:3])
+    if fault == "fatal_error" and version < (1, 8):
+        return frozenset({"dead_session", "ladder_exhausted"})
+    return EXPECTED_ESCALATIONS[fault]
 
 
 @dataclass(frozen=True)
@@ -526,6 +544,15 @@ def floors(result: dict[str, Any], watchdog: dict[str, float]) -> list[dict[str,
                 f"{r['escalated_sessions']}/{r['sessions']}",
                 "all",
                 r["escalated_sessions"] == r["sessions"],
+            )
+            reasons = set(r.get("escalation_reasons", {}))
+            expected = expected_escalations(scenario, str(result.get("livekit_agents", "1.8")))
+            check(
+                "escalates for the reason the fault should produce",
+                scenario,
+                ", ".join(sorted(reasons)) or "-",
+                " or ".join(sorted(expected)),
+                bool(reasons) and reasons <= expected,
             )
         else:
             check("actions on the clean corpus", scenario, r["actions"], 0, r["actions"] == 0)

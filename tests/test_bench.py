@@ -67,6 +67,7 @@ def test_the_watchdog_holds_the_behaviour_floors(quick: dict[str, Any]) -> None:
         "actions on the clean corpus",
         "overlapping replies",
         "escalates (sessions escalated / sessions)",
+        "escalates for the reason the fault should produce",
     } <= judged
     verdicts = {f["scope"] for f in behaviour if f["floor"].startswith("verdict")}
     from bench.effectiveness import FAULT_KINDS
@@ -117,6 +118,34 @@ def _detection(fault: str, verdicts: dict[str, int]) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize(
+    ("fault", "version", "reasons", "holds"),
+    [
+        ("flap", "1.8.9", {"reconnect_storm": 1}, True),
+        ("flap", "1.8.9", {"ladder_exhausted": 1}, False),  # the storm went unnoticed
+        ("fatal_error", "1.8.9", {"dead_session": 1}, True),
+        ("fatal_error", "1.5.11", {"ladder_exhausted": 1}, True),
+        ("fatal_error", "1.8.9", {}, False),
+    ],
+)
+def test_a_sticky_fault_must_escalate_for_its_own_reason(
+    fault: str, version: str, reasons: dict[str, int], holds: bool
+) -> None:
+    row = {
+        "scenario": fault,
+        "class": "sticky",
+        "mode": "watchdog",
+        "escalated_sessions": 1,
+        "sessions": 1,
+        "escalation_reasons": reasons,
+        "overlapping": 0,
+    }
+    result = {"rows": [row], "detection": [], "livekit_agents": version}
+    judged = [f for f in floors(result, WATCHDOG) if "reason" in f["floor"]]
+    assert [f["holds"] for f in judged] == [holds]
+    assert not judged[0]["timing"]
+
+
+@pytest.mark.parametrize(
     ("fault", "version", "verdicts", "holds"),
     [
         ("no_response", "1.8.9", {"no_reply": 3}, True),
@@ -129,8 +158,11 @@ def _detection(fault: str, verdicts: dict[str, int]) -> dict[str, Any]:
         ("multi_message", "1.5.11", {"post_warning_silence": 3}, True),
         ("fatal_error", "1.8.9", {"dead_session": 1}, True),
         ("fatal_error", "1.5.11", {"no_reply": 2}, True),
+        ("fatal_error", "1.5.11", {"dead_session": 1}, True),
+        ("flap", "1.8.9", {"post_warning_silence": 1}, True),  # the first drop, then the storm
         ("fatal_error", "1.8.9", {"no_reply": 1}, False),
         ("flap", "1.8.9", {}, False),
+        ("flap", "1.8.9", {"no_reply": 1}, False),
     ],
 )
 def test_the_verdict_floor_judges_what_the_fault_should_produce(
