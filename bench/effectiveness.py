@@ -131,10 +131,11 @@ EXPECTED_VERDICTS: dict[str, frozenset[str]] = {
     "late_resume": frozenset({"audio_gap", "none"}),
     # the socket goes mid-reply: livekit's "connection failed" warning, or the gap it leaves
     "drop_mid": frozenset({"post_warning_silence", "audio_gap"}),
-    # the first drop loses the reply owed (livekit's "connection failed" warning), the storm of
-    # reconnects follows; which comes first is livekit's retry cadence. The escalation floor
-    # checks that it is the storm that escalates.
-    "flap": frozenset({"reconnect_storm", "post_warning_silence"}),
+    # the socket keeps closing: the reply owed is lost to the first drop (livekit's "connection
+    # failed" warning) or never acknowledged, and the storm of reconnects follows; which is
+    # found first is livekit's retry cadence against the deadlines. What defines the fault is
+    # the storm: the escalation-reason floor checks that it is what escalates.
+    "flap": frozenset({"reconnect_storm", "post_warning_silence", "no_reply"}),
 }
 # Why a sticky fault must escalate (no fallback configured): what the session dies of.
 EXPECTED_ESCALATIONS: dict[str, frozenset[str]] = {

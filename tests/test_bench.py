@@ -162,7 +162,7 @@ def test_a_sticky_fault_must_escalate_for_its_own_reason(
         ("flap", "1.8.9", {"post_warning_silence": 1}, True),  # the first drop, then the storm
         ("fatal_error", "1.8.9", {"no_reply": 1}, False),
         ("flap", "1.8.9", {}, False),
-        ("flap", "1.8.9", {"no_reply": 1}, False),
+        ("flap", "1.8.9", {"audio_gap": 1}, False),
     ],
 )
 def test_the_verdict_floor_judges_what_the_fault_should_produce(
