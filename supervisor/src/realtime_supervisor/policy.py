@@ -5,6 +5,12 @@ one incident each further stall means the previous action did not bring the agen
 ladder moves up a rung; past its top the policy escalates. Across incidents a per-session budget,
 like an OTP supervisor's restart intensity, bounds how often it acts at all. Stalls that no action
 can fix (a dead session, a reconnect storm) escalate at once and cost no budget.
+
+Failover: when the binding has a fallback model (`can_failover`), a dead session, a reconnect storm
+or a ladder exhausted on the primary switches the session to it instead of escalating, once per
+session and at no budget cost. If the fallback does not answer either (the same incident stalls
+again), the policy escalates (`failover_failed`); a later incident on the fallback climbs its own
+ladder and escalates as before.
 """
 
 from __future__ import annotations

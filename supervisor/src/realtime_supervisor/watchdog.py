@@ -92,6 +92,11 @@ class Actions(Protocol):
     async def escalate(self, stall: Stall, reason: str) -> None:
         """Tell the application (its on_escalate hook) that the watchdog gives up."""
 
+    # Optional (read with getattr; a binding without them escalates as before):
+    #   def can_failover(self) -> bool: a fallback model is there to switch to
+    #   async def failover(self) -> bool | None: switch to it keeping the conversation, then a
+    #       reply (the policy's Failover; counted and logged as action="failover")
+
 
 class MetricsSink(Protocol):
     """The per-session metrics the watchdog records (supervisor.metrics.SessionMetrics)."""
