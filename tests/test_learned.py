@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+from structlog.testing import capture_logs
 
 from realtime_supervisor.config import WatchdogConfig
 from realtime_supervisor.detector import Detector, Heard, ReplyExpected, Stall, StallKind
@@ -284,3 +285,44 @@ def test_a_session_keeps_its_own_fixed_timeouts_on_a_shared_learner() -> None:
     assert default_learner(patient) is learner
     assert SessionLearning(learner, "p", "m", config=patient).timeout("ack_timeout") == 3.0
     assert SessionLearning(learner, "p", "m").timeout("ack_timeout") == CFG.ack_timeout
+
+
+# -- with real livekit: the learned deadline is the one armed, and it is shown -------------------
+
+
+@pytest.mark.livekit
+@pytest.mark.timeout(90)
+async def test_a_warm_deployment_is_judged_at_its_learned_acknowledgement_deadline() -> None:
+    """A real session on a deployment that acknowledged its last turns promptly: the turn the
+    server never acknowledges is judged at the learned deadline (the 1 s floor), not the fixed
+    1.5 s; the turn is answered, and the gauge shows what the watchdog waited for."""
+    from prometheus_client import CollectorRegistry
+
+    from realtime_supervisor.metrics import Metrics
+
+    from .harness import start_call
+
+    config = WatchdogConfig()
+    learner = default_learner(config)  # the process's: the Supervisor below takes it
+    warm(learner, "ack", [0.05] * config.learned_min_samples, ("openai", "gpt-realtime"))
+    registry = CollectorRegistry()
+    metrics = Metrics(registry)
+    with capture_logs() as logs:
+        async with start_call(
+            "clean,no_response", supervised=True, watchdog=config, metrics=metrics
+        ) as c:
+            t = await c.speak()  # a healthy turn: one more sample, and the gauge is set
+            assert await c.answered_after(t, within=20)
+            await c.until_state("listening")
+            gauge = registry.get_sample_value(
+                "realtime_supervisor_learned_deadline_seconds",
+                {"provider": "openai", "model": "gpt-realtime", "deadline": "ack_timeout"},
+            )
+            assert gauge == config.learned_floor
+            t = await c.speak()  # never acknowledged
+            assert await c.answered_after(t, within=20)
+    stalls_seen = [e for e in logs if e["event"] == "stall.detected"]
+    assert stalls_seen, logs
+    assert stalls_seen[0]["detail"].endswith(f"within {config.learned_floor:g} s"), stalls_seen
+    ack = [d for d in learner.snapshot() if d.deadline == "ack_timeout"]
+    assert ack[0].seconds == config.learned_floor < config.ack_timeout
