@@ -31,7 +31,6 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Protocol
 
-import structlog
 from tenacity import AsyncRetrying, RetryCallState, stop_after_attempt
 
 from realtime_supervisor.config import WatchdogConfig
@@ -44,6 +43,7 @@ from realtime_supervisor.detector import (
     Stall,
     StallKind,
 )
+from realtime_supervisor.logs import get_logger
 from realtime_supervisor.observations import (
     AgentAudioPlayed,
     LivekitWarning,
@@ -144,7 +144,7 @@ class Watchdog:
         self._config = config
         self._actions = actions
         self._metrics = metrics
-        base = logger if logger is not None else structlog.get_logger("realtime_supervisor")
+        base = logger if logger is not None else get_logger()
         self._log: Any = base.bind(**dict(context or {}))
         self._clock = clock
         self._sleep = sleep
