@@ -26,7 +26,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Protocol
@@ -43,6 +43,12 @@ from realtime_supervisor.detector import (
     Stall,
     StallKind,
 )
+from realtime_supervisor.events import (
+    Escalated,
+    RecoveryFinished,
+    RecoveryStarted,
+    StallDetected,
+)
 from realtime_supervisor.logs import get_logger
 from realtime_supervisor.observations import (
     AgentAudioPlayed,
@@ -52,6 +58,7 @@ from realtime_supervisor.observations import (
     TurnDeclined,
 )
 from realtime_supervisor.policy import Action, Escalate, Policy, Reconnect, Reissue, reconnect_wait
+from realtime_supervisor.records import Record, Sink
 
 __all__ = ["Actions", "MetricsSink", "Watchdog", "WatchdogCounters"]
 
@@ -140,8 +147,10 @@ class Watchdog:
         clock: Callable[[], float] = time.monotonic,
         context: Mapping[str, str] | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        sinks: Sequence[Sink] = (),
     ) -> None:
         self._config = config
+        self._sinks = tuple(sinks)
         self._actions = actions
         self._metrics = metrics
         base = logger if logger is not None else get_logger()
@@ -331,6 +340,11 @@ class Watchdog:
             self.counters._outcome(pending.action, "success")
             self.counters.recovery_seconds.append(seconds)
             self._record(lambda m: m.recovery(pending.action, "success", seconds))
+            self._publish(
+                RecoveryFinished(
+                    pending.action, pending.stall.kind.value, "success", heard.at, seconds
+                )
+            )
             self._emit(
                 "recovery.succeeded",
                 action=pending.action,
@@ -360,6 +374,9 @@ class Watchdog:
             silence_seconds=round(now - stall.silence_since, 3),
             detail=stall.detail,
         )
+        self._publish(
+            StallDetected(stall.kind.value, stall.silence_since, stall.detected_at, stall.detail)
+        )
         if not self._stalled:
             self._set_stalled(True)
         running = self._recovery is not None and not self._recovery.done()
@@ -384,6 +401,7 @@ class Watchdog:
             reasons[reason] = reasons.get(reason, 0) + 1
             self._record(lambda m: m.escalation(reason))
             self._emit("escalation", level="error", reason=reason, kind=stall.kind.value)
+            self._publish(Escalated(reason, stall.kind.value, self._clock()))
             self._spawn(self._escalate(stall, reason))
         else:
             self._recovery = self._spawn(self._recover(action, stall))
@@ -399,6 +417,11 @@ class Watchdog:
             action=pending.action,
             kind=pending.stall.kind.value,
             reason=why,
+        )
+        self._publish(
+            RecoveryFinished(
+                pending.action, pending.stall.kind.value, "failure", self._clock(), reason=why
+            )
         )
 
     # -- acting --------------------------------------------------------------------------------
@@ -432,6 +455,7 @@ class Watchdog:
         self._pending = pending = _Pending(name, stall)
         self.counters.recoveries_started += 1
         self._emit("recovery.started", action=name, kind=stall.kind.value, rung=self._policy.rung)
+        self._publish(RecoveryStarted(name, stall.kind.value, self._policy.rung, self._clock()))
         try:
             if isinstance(action, Reissue):
                 await self._actions.reissue(action.instructions)
@@ -496,6 +520,14 @@ class Watchdog:
             call(self._metrics)
         except Exception as exc:
             self._error("metrics", exc)
+
+    def _publish(self, record: Record) -> None:
+        """Hand `record` to every sink, each contained."""
+        for sink in self._sinks:
+            try:
+                sink(record)
+            except Exception as exc:
+                self._error("sink", exc)
 
     def _emit(self, event: str, level: str = "info", **fields: Any) -> None:
         try:

@@ -10,6 +10,7 @@ tests/test_livekit_private.py fails loudly when livekit changes any of these sha
   `AgentSession` (a zombie). Its coroutine keeps the live websocket in its local `ws_conn`:
   closing that socket is the only way to make the plugin run its own reconnect (options, tools
   and chat context replayed) when the model is not wrapped in `RealtimeModelFallbackAdapter`.
+- `AgentSession._session_span` (1.8): the `agent_session` span our trace spans hang under.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ __all__ = [
     "close_socket",
     "connection_loop_done",
     "live_socket",
+    "session_span",
 ]
 
 
@@ -63,3 +65,12 @@ def connection_loop_done(rt_session: Any) -> bool:
 async def close_socket(ws: Any) -> None:
     """Close a websocket from our side; the plugin reads it as a drop and reconnects."""
     await ws.close()
+
+
+def session_span(session: Any) -> Any | None:
+    """livekit's `agent_session` span (1.8: `AgentSession._session_span`), while the session runs.
+
+    Our spans are parented to it so that they sit on the session's trace; the watchdog's timers
+    run outside the contexts where livekit makes it current.
+    """
+    return getattr(session, "_session_span", None)

@@ -29,6 +29,7 @@ from livekit.agents.voice.io import AudioOutput
 from ..config import WatchdogConfig
 from ..detector import Stall
 from ..errors import RecoveryError
+from ..events import EventEmitter, EventType
 from ..observations import (
     AgentAudioPlayed,
     AgentStateChanged,
@@ -48,6 +49,7 @@ from ..observations import (
     UserSpeechStopped,
     WarningKind,
 )
+from ..records import Sink
 from ..watchdog import Watchdog
 from . import _private
 
@@ -150,12 +152,16 @@ class Supervisor:
             metrics = default_metrics()
         self._session_metrics = metrics.session(provider, model) if metrics is not None else None
         self._clock = clock
+        self._events = EventEmitter(
+            report=lambda where, exc: self.watchdog.report_error(where, exc)
+        )
         self.watchdog = Watchdog(
             self._config,
             _Actions(self),
             metrics=self._session_metrics,
             clock=clock,
             context=self._context,
+            sinks=(self._events.emit, *_trace_sinks(session, clock, self._context)),
         )
         self._rt: Any | None = None
         self._inner: Any | None = None  # the OpenAI session (rt, or the one an adapter holds)
@@ -215,6 +221,15 @@ class Supervisor:
     def decline_turn(self) -> None:
         """The application deliberately leaves the current user turn unanswered."""
         self.watchdog.decline_turn()
+
+    def on(self, event: EventType, callback: Callable[..., Any] | None = None) -> Any:
+        """Call `callback(ev)` on `event` (stall_detected, recovery_started, recovery_finished,
+        escalated); without a callback, a decorator. See `realtime_supervisor.events`."""
+        return self._events.on(event, callback)
+
+    def off(self, event: EventType, callback: Callable[..., Any]) -> None:
+        """Stop calling `callback` on `event`."""
+        self._events.off(event, callback)
 
     # -- observing -------------------------------------------------------------------------
 
@@ -472,6 +487,25 @@ class _EmitHook:
             except Exception as exc:
                 self._report(f"event {event}", exc)
         return self._emit_original(event, *args)
+
+
+def _trace_sinks(
+    session: AgentSession[Any], clock: Callable[[], float], context: Mapping[str, str]
+) -> tuple[Sink, ...]:
+    """Spans on livekit's tracer (1.8), under the session's span; none without OpenTelemetry."""
+    try:
+        from livekit.agents.telemetry import tracer
+
+        from ..telemetry.traces import TraceSink
+    except ImportError:  # livekit before 1.8, or no opentelemetry-api
+        return ()
+    sink = TraceSink(
+        tracer,
+        parent=lambda: _private.session_span(session),
+        clock=clock,
+        attributes={"realtime_supervisor.session_id": context.get("session_id", "")},
+    )
+    return (sink,)
 
 
 def _openai_session(rt: Any) -> Any:
