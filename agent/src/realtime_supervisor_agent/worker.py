@@ -323,11 +323,9 @@ def livekit_connected(server: AgentServer) -> bool:
     """
     if server.id == _UNREGISTERED:
         return False
-    return not (
-        getattr(server, "_connecting", False)
-        or getattr(server, "_connection_failed", False)
-        or getattr(server, "_closed", False)
-    )
+    from realtime_supervisor.livekit import _private
+
+    return not _private.server_disconnected(server)
 
 
 class Worker:

@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import glob
-import importlib
 import json
 import math
 import os
@@ -138,9 +137,10 @@ def livekit_default_load(worker: object | None = None) -> float:
     (`get_load(worker)`, the same in 1.5.11 and 1.8.9; it ignores the worker); when that is
     gone, the fallback keeps the worker dispatchable.
     """
-    try:
-        calc = importlib.import_module("livekit.agents.worker")._DefaultLoadCalc
-    except (ImportError, AttributeError):
+    from .livekit._private import default_load_calc
+
+    calc = default_load_calc()
+    if calc is None:
         return _fallback_load()
     return float(calc.get_load(worker))
 

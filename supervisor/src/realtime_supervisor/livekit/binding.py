@@ -192,6 +192,7 @@ class Supervisor:
         if self._started or not self._config.enabled:
             return
         self._started = True
+        _private.check_version()
         self._install_audio_tap()
         for name, handler in (
             ("agent_state_changed", self._on_agent_state),
@@ -370,7 +371,7 @@ class Supervisor:
 
     # -- acting ----------------------------------------------------------------------------
 
-    async def reissue(self, instructions: str | None) -> None:
+    async def _reissue(self, instructions: str | None) -> None:
         if self._rt is not None and _private.connection_loop_done(_openai_session(self._rt)):
             raise RecoveryError("the realtime connection loop has ended")
         if self._connection_lost:
@@ -388,11 +389,11 @@ class Supervisor:
                 await asyncio.wait_for(self._response_closed.wait(), CANCEL_CONFIRM_TIMEOUT)
         self._generate_reply(instructions)
 
-    async def reconnect(self) -> None:
+    async def _reconnect(self) -> None:
         rt = self._rt
         if rt is None:
             raise RecoveryError("no realtime session to reconnect")
-        model = getattr(rt, "realtime_model", None) or getattr(rt, "_realtime_model", None)
+        model = _private.realtime_model(rt)
         restart = getattr(model, "restart_session", None)
         self._reconnected.clear()
         if restart is not None:
@@ -425,7 +426,7 @@ class Supervisor:
         finally:
             self._own_request = False
 
-    async def escalate(self, stall: Stall, reason: str) -> None:
+    async def _escalate(self, stall: Stall, reason: str) -> None:
         if self._on_escalate is None:
             return
         result = self._on_escalate(
@@ -448,13 +449,13 @@ class _Actions:
         self._sup = weakref.proxy(supervisor)
 
     async def reissue(self, instructions: str | None) -> None:
-        await self._sup.reissue(instructions)
+        await self._sup._reissue(instructions)
 
     async def reconnect(self) -> None:
-        await self._sup.reconnect()
+        await self._sup._reconnect()
 
     async def escalate(self, stall: Stall, reason: str) -> None:
-        await self._sup.escalate(stall, reason)
+        await self._sup._escalate(stall, reason)
 
 
 class _EmitHook:
@@ -508,9 +509,7 @@ def _trace_sinks(
     return (sink,)
 
 
-def _openai_session(rt: Any) -> Any:
-    # RealtimeModelFallbackAdapter's session delegates to the OpenAI session it holds
-    return getattr(rt, "_active", rt)
+_openai_session = _private.openai_session
 
 
 def _field(event: dict[str, Any], obj: str, key: str) -> str:
