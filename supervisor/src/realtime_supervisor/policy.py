@@ -16,8 +16,8 @@ from tenacity import RetryCallState, Retrying
 from tenacity.wait import wait_base, wait_exponential_jitter
 
 from realtime_supervisor.config import WatchdogConfig
-from realtime_supervisor.detector import Stall, StallKind
-from realtime_supervisor.observations import WarningKind
+from realtime_supervisor.detector import Stall
+from realtime_supervisor.kinds import EscalationReason, Rung, StallKind, WarningKind
 
 __all__ = [
     "REPEAT_INSTRUCTIONS",
@@ -59,14 +59,14 @@ class Reconnect:
 class Escalate:
     """Stop acting and tell the application; reason is the metric label `reason`."""
 
-    reason: str  # budget_exhausted | ladder_exhausted | dead_session | reconnect_storm
+    reason: EscalationReason
 
 
 Action = Reissue | Reconnect | Escalate
 
 _AT_ONCE = {
-    StallKind.DEAD_SESSION: "dead_session",
-    StallKind.RECONNECT_STORM: "reconnect_storm",
+    StallKind.DEAD_SESSION: EscalationReason.DEAD_SESSION,
+    StallKind.RECONNECT_STORM: EscalationReason.RECONNECT_STORM,
 }
 
 
@@ -106,13 +106,13 @@ class Policy:
         if reason is not None:
             return Escalate(reason)
         if self._rung >= len(self._ladder):
-            return Escalate("ladder_exhausted")
+            return Escalate(EscalationReason.LADDER_EXHAUSTED)
         if self.budget_left(now) <= 0:
-            return Escalate("budget_exhausted")
+            return Escalate(EscalationReason.BUDGET_EXHAUSTED)
         self._spent.append(now)
         rung = self._ladder[self._rung]
         self._rung += 1
-        if rung == "reconnect":
+        if rung == Rung.RECONNECT:
             return Reconnect()
         return Reissue(_instructions(self._opening))
 

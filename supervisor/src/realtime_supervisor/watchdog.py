@@ -49,6 +49,7 @@ from realtime_supervisor.events import (
     RecoveryStarted,
     StallDetected,
 )
+from realtime_supervisor.kinds import Rung
 from realtime_supervisor.logs import get_logger
 from realtime_supervisor.observations import (
     AgentAudioPlayed,
@@ -447,7 +448,7 @@ class Watchdog:
         )
 
     async def _recover(self, action: Action, stall: Stall) -> None:
-        name = "reconnect" if isinstance(action, Reconnect) else "reissue"
+        name = Rung.RECONNECT if isinstance(action, Reconnect) else Rung.REISSUE
         if not self._still_needed(stall):
             self.counters.recoveries_skipped += 1
             self._emit("recovery.skipped", action=name, kind=stall.kind.value)

@@ -30,6 +30,7 @@ from ..config import WatchdogConfig
 from ..detector import Stall
 from ..errors import RecoveryError
 from ..events import EventEmitter, EventType
+from ..kinds import WARNING_PREFIXES
 from ..observations import (
     AgentAudioPlayed,
     AgentStateChanged,
@@ -57,21 +58,8 @@ __all__ = ["Escalation", "Supervisor", "reconnectable"]
 
 _log = logging.getLogger("realtime_supervisor")
 
-# livekit's messages that mean a reply was lost (or the session is gone), by the start of the
-# message. Matched on the formatted message, so the logger name does not matter (livekit.agents
-# on 1.8, livekit.plugins.openai on 1.5 and 1.2).
-_WARNINGS: tuple[tuple[str, WarningKind], ...] = (
-    ("expected to receive only one message generation", WarningKind.MULTI_MESSAGE),
-    ("in-progress generation discarded due to", WarningKind.GENERATION_DISCARDED),
-    ("failed to generate a reply", WarningKind.REPLY_TIMEOUT),
-    ("skipping new realtime generation", WarningKind.SCHEDULING_STOPPED),
-    ("Text message received from Realtime API with audio", WarningKind.TEXT_WITH_AUDIO),
-    ("failed to handle event", WarningKind.EVENT_FAILED),
-    ("AgentSession is closing due to unrecoverable error", WarningKind.UNRECOVERABLE_CLOSE),
-    ("Error in _aclose_impl", WarningKind.ACLOSE_ERROR),
-    ("discarding response that arrived after it was timed out", WarningKind.LATE_RESPONSE),
-    ("connection failed, retrying in", WarningKind.CONNECTION_LOST),
-)
+# livekit's messages that mean a reply was lost (or the session is gone), by their start.
+_WARNINGS = WARNING_PREFIXES
 _LOGGERS = ("livekit.agents", "livekit.plugins.openai")
 
 REISSUE_TIMEOUT = 5.0  # generous bound on interrupt() so a wedged session cannot hold an action
