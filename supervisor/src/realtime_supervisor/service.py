@@ -29,7 +29,6 @@ import json
 import math
 import os
 import time
-from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -43,6 +42,8 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
+
+from realtime_supervisor.window import SlidingWindow
 
 from .metrics import (
     PREFIX,
@@ -74,28 +75,8 @@ _HEARTBEAT: Final = 0.5
 # -- pure parts ---------------------------------------------------------------------------------
 
 
-class EventWindow:
-    """Counts events in the last `window` seconds; time is passed in."""
-
-    def __init__(self, window: float) -> None:
-        if not window > 0:
-            raise ValueError(f"window must be positive, got {window!r}")
-        self.window = float(window)
-        self._events: deque[tuple[float, int]] = deque()
-        self._count = 0
-
-    def record(self, now: float, n: int = 1) -> None:
-        """`n` events happened at `now` (times must not go backwards)."""
-        if n > 0:
-            self._events.append((now, n))
-            self._count += n
-
-    def count(self, now: float) -> int:
-        """Events recorded in (now - window, now]."""
-        horizon = now - self.window
-        while self._events and self._events[0][0] <= horizon:
-            self._count -= self._events.popleft()[1]
-        return self._count
+# The drain's window is the one sliding window of the pure core (its old name kept for callers).
+EventWindow = SlidingWindow
 
 
 def drain_reason(count: int, threshold: int, window: float) -> str | None:
