@@ -121,9 +121,10 @@ class EventEmitter:
         if callback in handlers:
             handlers.remove(callback)
 
-    def emit(self, ev: SupervisorEvent) -> None:
-        """Call every callback of `ev.type`, each contained."""
-        for callback in list(self._handlers[ev.type]):
+    def emit(self, ev: Any) -> None:
+        """Call every callback of `ev.type`, each contained (a records sink: other records,
+        the watchdog's bookkeeping, have no callbacks and pass)."""
+        for callback in list(self._handlers.get(getattr(ev, "type", ""), ())):
             try:
                 result = callback(ev)
                 if inspect.isawaitable(result):
