@@ -16,8 +16,13 @@ already means silence (no audio since a reply was owed, no frame for audio_gap_t
 warning_grace without audio), and the action task checks again, just before acting, that no audio
 has arrived since the verdict. Dead sessions and reconnect storms only escalate.
 
-Errors are contained: anything raised by its own code, an action or the metrics is logged as
-`watchdog.error`, counted (`watchdog_error()`), and never raised into livekit.
+It records each step once: a typed record (`records.py`: StallDetected, RecoveryStarted, ...)
+handed to its sinks in order, its counters, the metrics, the log, then those the application gave
+(the Supervisor's events, traces).
+
+Errors are contained: anything raised by its own code, an action or a sink is recorded as
+`WatchdogErrored` (logged as `watchdog.error`, counted in `watchdog_error()`), and never raised
+into livekit.
 """
 
 from __future__ import annotations
