@@ -413,3 +413,17 @@ async def _until(check: Any) -> None:
             if check():
                 return
             await asyncio.sleep(0.01)
+
+
+def test_records_point_at_the_caller_not_at_structlog() -> None:
+    """livekit's JSON prints a record's file and line: they are the code that logged."""
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    logging.basicConfig(level=logging.INFO, handlers=[Keep()], force=True)
+    logs.get_logger().warning("here")
+    assert records[0].pathname == __file__
+    assert records[0].funcName == "test_records_point_at_the_caller_not_at_structlog"

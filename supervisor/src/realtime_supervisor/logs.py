@@ -223,7 +223,31 @@ def _to_stdlib(
     extra = {(f"{k}_" if k in _RECORD_ATTRS else k): v for k, v in event_dict.items()}
     extra[_DONE] = True  # redacted and room-hashed already
     kwargs["extra"] = extra
+    if getattr(type(logger), "findCaller", None) is logging.Logger.findCaller:
+        # (structlog's own logger class, set by its LoggerFactory, skips its frames itself)
+        kwargs["stacklevel"] = _caller_level()
     return (event,), kwargs
+
+
+_STRUCTLOG_DIR: Final = os.path.dirname(structlog.__file__)
+
+
+def _caller_level() -> int:
+    """The record's file and line (livekit's JSON prints them) are our caller's, not structlog's:
+    the stdlib `stacklevel` from the structlog frame that calls the stdlib logger (level 1) to
+    the first frame outside structlog and this module. 1 if the stack is not as expected."""
+    frame = sys._getframe(1)
+    calling: int | None = None
+    depth = 0
+    while frame is not None:
+        path = frame.f_code.co_filename
+        if not (path.startswith(_STRUCTLOG_DIR) or path == __file__):
+            break
+        if calling is None and frame.f_code.co_name == "_proxy_to_logger":
+            calling = depth
+        frame = frame.f_back  # type: ignore[assignment]
+        depth += 1
+    return 1 if calling is None or frame is None else depth - calling + 1
 
 
 _CHAIN: Final[list[Processor]] = [
