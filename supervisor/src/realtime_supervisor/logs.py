@@ -64,6 +64,7 @@ __all__ = [
     "configure_logging",
     "get_logger",
     "hash_room",
+    "lazy_logger",
     "redact_logging",
     "secrets_from_env",
 ]
@@ -283,6 +284,22 @@ def get_logger(name: str = LOGGER_NAME, **context: Any) -> Any:
         wrapper_class=structlog.stdlib.BoundLogger,
         context_class=dict,
     ).bind(**context)
+
+
+class _LazyLogger:
+    """`get_logger(name)` resolved at each call: for module-level loggers, which exist before the
+    application (or a test's `capture_logs`) has set logging up."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __getattr__(self, method: str) -> Any:
+        return getattr(get_logger(self._name), method)
+
+
+def lazy_logger(name: str = LOGGER_NAME) -> Any:
+    """A module-level logger for library code: see `get_logger`."""
+    return _LazyLogger(name)
 
 
 class RedactingFilter(logging.Filter):

@@ -34,7 +34,6 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Final, Protocol
 
-import structlog
 from aiohttp import web
 from prometheus_client import REGISTRY, CollectorRegistry, values
 from prometheus_client.exposition import choose_encoder
@@ -43,6 +42,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
 
+from realtime_supervisor.logs import lazy_logger
 from realtime_supervisor.window import SlidingWindow
 
 from .metrics import (
@@ -68,7 +68,7 @@ __all__ = [
     "render_metrics",
 ]
 
-_log = structlog.get_logger(__name__)
+_log = lazy_logger(__name__)  # stdlib `realtime_supervisor.service` (see logs.py)
 _HEARTBEAT: Final = 0.5
 
 
