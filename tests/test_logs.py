@@ -427,3 +427,24 @@ def test_records_point_at_the_caller_not_at_structlog() -> None:
     logs.get_logger().warning("here")
     assert records[0].pathname == __file__
     assert records[0].funcName == "test_records_point_at_the_caller_not_at_structlog"
+
+
+@pytest.mark.parametrize("fmt", ["json", "console"])
+def test_tracebacks_carry_no_frame_locals(fmt: str) -> None:
+    """A secret held in a local variable of a failing frame never reaches the output (rich's
+    tracebacks would print it; ours are plain)."""
+    out = io.StringIO()
+    configure_logging(fmt, "INFO", secrets=[], stream=out)  # type: ignore[arg-type]
+
+    def handle_event() -> None:
+        payload = {"note": "a server event", "held": "QmFzZTY0SGVsZExvY2FsVmFsdWU"}
+        raise KeyError(len(payload))
+
+    try:
+        handle_event()
+    except KeyError:
+        structlog.get_logger("app").exception("failed to handle event")
+        logging.getLogger("livekit.agents").exception("failed to handle event")
+    text = out.getvalue()
+    assert text.count("KeyError") >= 2 and "handle_event" in text
+    assert "QmFzZTY0SGVsZExvY2FsVmFsdWU" not in text
