@@ -115,6 +115,9 @@ class Supervisor:
         supervisor = Supervisor(session, WatchdogConfig.from_env(), on_escalate=transfer_call)
         await session.start(agent, room=ctx.room)
         await supervisor.start()
+
+    `on` registers callbacks for the watchdog's events (`realtime_supervisor.events`); with
+    livekit's tracer provider set (1.8), stalls and recoveries also appear on the session's trace.
     """
 
     def __init__(
