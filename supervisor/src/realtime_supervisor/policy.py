@@ -15,15 +15,15 @@ ladder and escalates as before.
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass
 
 from tenacity import RetryCallState, Retrying
 from tenacity.wait import wait_base, wait_exponential_jitter
 
 from realtime_supervisor.config import WatchdogConfig
-from realtime_supervisor.detector import Stall, StallKind
-from realtime_supervisor.observations import WarningKind
+from realtime_supervisor.detector import Stall
+from realtime_supervisor.kinds import EscalationReason, Rung, StallKind, WarningKind
+from realtime_supervisor.window import SlidingWindow
 
 __all__ = [
     "FAILOVER_REASONS",
@@ -76,17 +76,22 @@ class Failover:
 class Escalate:
     """Stop acting and tell the application; reason is the metric label `reason`."""
 
-    # budget_exhausted | ladder_exhausted | dead_session | reconnect_storm | failover_failed
-    reason: str
+    reason: EscalationReason
 
 
 Action = Reissue | Reconnect | Failover | Escalate
 # Escalations a fallback model can still answer: the primary is gone or keeps failing.
-FAILOVER_REASONS = frozenset({"dead_session", "reconnect_storm", "ladder_exhausted"})
+FAILOVER_REASONS = frozenset(
+    {
+        EscalationReason.DEAD_SESSION,
+        EscalationReason.RECONNECT_STORM,
+        EscalationReason.LADDER_EXHAUSTED,
+    }
+)
 
 _AT_ONCE = {
-    StallKind.DEAD_SESSION: "dead_session",
-    StallKind.RECONNECT_STORM: "reconnect_storm",
+    StallKind.DEAD_SESSION: EscalationReason.DEAD_SESSION,
+    StallKind.RECONNECT_STORM: EscalationReason.RECONNECT_STORM,
 }
 
 
@@ -96,9 +101,8 @@ class Policy:
     def __init__(self, config: WatchdogConfig) -> None:
         self._ladder = config.ladder
         self._budget_max = config.budget_max_recoveries
-        self._budget_window = config.budget_window
-        # Times of the last budget_max actions: enough to tell whether one more fits the window.
-        self._spent: deque[float] = deque(maxlen=config.budget_max_recoveries)
+        # The last budget_max actions: enough to tell whether one more fits the window.
+        self._spent = SlidingWindow(config.budget_window, cap=config.budget_max_recoveries)
         self._rung = 0
         self._opening: Stall | None = None
         # Failover is once per session: after it, the fallback is the session's only model.
@@ -117,8 +121,7 @@ class Policy:
 
     def budget_left(self, now: float) -> int:
         """How many actions the budget still allows at `now`."""
-        recent = sum(1 for t in self._spent if t > now - self._budget_window)
-        return self._budget_max - recent
+        return self._budget_max - self._spent.count(now)
 
     @property
     def failed_over(self) -> bool:
@@ -134,21 +137,22 @@ class Policy:
             self._opening = stall
             self._rung = 0
         if self._failover_incident:
-            return Escalate("failover_failed")  # the fallback did not answer either
+            # the fallback did not answer either
+            return Escalate(EscalationReason.FAILOVER_FAILED)
         reason = _AT_ONCE.get(stall.kind)
         if reason is None and self._rung >= len(self._ladder):
-            reason = "ladder_exhausted"
+            reason = EscalationReason.LADDER_EXHAUSTED
         if reason is not None:
             if reason in FAILOVER_REASONS and can_failover and not self._failed_over:
                 self._failed_over = self._failover_incident = True
                 return Failover()
             return Escalate(reason)
         if self.budget_left(now) <= 0:
-            return Escalate("budget_exhausted")
-        self._spent.append(now)
+            return Escalate(EscalationReason.BUDGET_EXHAUSTED)
+        self._spent.record(now)
         rung = self._ladder[self._rung]
         self._rung += 1
-        if rung == "reconnect":
+        if rung == Rung.RECONNECT:
             return Reconnect()
         return Reissue(_instructions(self._opening))
 
