@@ -37,6 +37,7 @@ from dataclasses import dataclass
 
 from realtime_supervisor.config import WatchdogConfig
 from realtime_supervisor.detector import Finding, Heard, ReplyExpected, Stall
+from realtime_supervisor.kinds import Deadline
 from realtime_supervisor.observations import (
     Observation,
     ResponseCreated,
@@ -60,9 +61,9 @@ LATENCIES = ("ack", "first_audio")
 # timeout field -> the latency that bounds it. A field the config does not have is skipped, so a
 # detector without an acknowledgement deadline simply never asks for `ack_timeout`.
 GOVERNS: Mapping[str, str] = {
-    "ack_timeout": "ack",
-    "reply_timeout": "first_audio",
-    "recovery_timeout": "first_audio",
+    Deadline.ACK_TIMEOUT: "ack",
+    Deadline.REPLY_TIMEOUT: "first_audio",
+    Deadline.RECOVERY_TIMEOUT: "first_audio",
 }
 P99 = 0.99
 
