@@ -973,6 +973,8 @@ async def test_real_plugin_generates_a_reply_with_audio(
         assert rec.received_types()[:2] == ["session.update", "response.create"]
         assert rec.answered == 1
         assert [c.connection for c in rec.received] == [1] * len(rec.received)
+        # the plugin's session.update passed the real API's validation: no error was sent
+        assert list(rec.errors) == []
     finally:
         await session.aclose()
         await model.aclose()

@@ -135,6 +135,7 @@ class Connection:
             "param": param,
             "event_id": event_id,
         }
+        self.session.record.errors.append(f"{code}: {message}")
         await self.send({"type": "error", "error": error})
 
     async def send_item_done(self, item: Json) -> None:

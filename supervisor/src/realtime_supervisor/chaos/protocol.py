@@ -27,6 +27,7 @@ __all__ = [
     "AUDIO_FORMAT",
     "CLIENT_EVENT_TYPES",
     "FATAL_CLOSE_CODE",
+    "GA_AZURE_API_VERSION",
     "MIN_COMMIT_MS",
     "QUOTA_MESSAGE",
     "SAMPLE_RATE",
@@ -34,6 +35,7 @@ __all__ = [
     "Ids",
     "Invalid",
     "Json",
+    "is_beta",
     "require",
     "server_error_message",
     "to_beta",
@@ -67,6 +69,17 @@ CLIENT_EVENT_TYPES: Final = (
     "response.cancel",
     "output_audio_buffer.clear",
 )
+
+# Azure's first GA api-version: earlier ones (and every "-preview") speak the beta protocol
+GA_AZURE_API_VERSION: Final = "2025-08-28"
+
+
+def is_beta(api_version: str | None) -> bool:
+    """Whether an Azure `api-version` speaks the legacy (beta) protocol; None is the GA path."""
+    if api_version is None:
+        return False
+    return api_version.endswith("-preview") or api_version < GA_AZURE_API_VERSION
+
 
 # GA name -> legacy (beta) name, the inverse of the plugin's _AZURE_EVENT_MAPPING
 _BETA_NAMES: Final = {

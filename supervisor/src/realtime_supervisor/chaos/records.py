@@ -55,6 +55,8 @@ class SessionRecord:
     received: deque[ReceivedEvent] = field(default_factory=_window)  # the newest only
     received_total: int = 0  # every client event, including those the window dropped
     injected: list[Injection] = field(default_factory=list)
+    # the `error` events sent, as "code: message" (the newest RECEIVED_LIMIT)
+    errors: deque[str] = field(default_factory=lambda: deque(maxlen=RECEIVED_LIMIT))
     responses: int = 0  # response.created sent
     items: int = 0  # assistant output items sent
     turns: int = 0  # user turns opened

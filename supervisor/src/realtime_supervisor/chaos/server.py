@@ -7,9 +7,10 @@ looks at who is judging the conversation: it only speaks the protocol and record
 received and what it injected.
 
 Rules:
-1. Paths ending in `/realtime` are accepted. A query with `api-version` is the legacy Azure
-   path: server events then use the beta names (`response.audio.delta`,
-   `conversation.item.created`, ...) and the beta session shape; otherwise GA names.
+1. Paths ending in `/realtime` are accepted. A query with a preview `api-version` (or one
+   before Azure's GA version 2025-08-28) is the legacy Azure path: server events then use the
+   beta names (`response.audio.delta`, `conversation.item.created`, ...) and the beta session
+   shape; otherwise GA names.
 2. A websocket belongs to a chaos session keyed by the `chaos_session` query parameter, else by
    a hash of the credential header; the session's turn counter survives reconnects.
 3. By default the server behaves as the real API does where a watchdog can tell: audio is
@@ -42,7 +43,7 @@ from realtime_supervisor.errors import ConfigError
 
 from .connection import Connection, SessionState
 from .pace import DEFAULT_PACE, Pace, parse_pace
-from .protocol import Ids
+from .protocol import Ids, is_beta
 from .records import Injection, ReceivedEvent, SessionRecord
 from .schedule import Schedule, parse_schedule
 
@@ -217,7 +218,7 @@ class ChaosServer:
         if not request.path.rstrip("/").endswith("/realtime"):
             raise web.HTTPNotFound(text="chaos server: only */realtime websockets are served")
         key = self._session_key(request)
-        beta = "api-version" in request.query
+        beta = is_beta(request.query.get("api-version"))
         model = request.query.get("model") or request.query.get("deployment") or "gpt-realtime"
         ws = web.WebSocketResponse(
             timeout=2.0,
