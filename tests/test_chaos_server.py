@@ -258,12 +258,23 @@ async def _drive_everything(
     await c.until("response.done")
     seen += c.seen
     await c.close()
-    for faults in ("drop_mid=1", "fatal_error", "flap"):
+    for faults in (
+        "drop_mid=1",
+        "fatal_error",
+        "flap",
+        "tcp_drop=1",
+        "fatal_close",
+        "session_limit=1",
+        "incomplete=1",
+        "content_filter=1",
+    ):
         server = await make_server(faults)
         c = await connect(http, server, beta=beta)
         await c.send(type="response.create")
         if faults == "fatal_error":
             await c.until("error")
+        elif faults.startswith(("incomplete", "content_filter")):
+            await c.until("rate_limits.updated")
         else:
             await asyncio.wait_for(c.closed.wait(), 5)
         seen += c.seen
@@ -312,13 +323,16 @@ async def test_every_server_event_validates_with_the_sdk_models(
         "response.content_part.done",
         "response.output_item.done",
         "response.done",
+        "rate_limits.updated",
     }
+    if not beta:
+        expected.add("conversation.item.done")
     assert expected <= types, expected - types
     if beta:
         assert not any(t.startswith("response.output_audio") for t in types)
         assert "conversation.item.added" not in types
     statuses = {e["response"]["status"] for e in events if e["type"] == "response.done"}
-    assert statuses == {"completed", "cancelled", "failed"}
+    assert statuses == {"completed", "cancelled", "failed", "incomplete"}
 
 
 # -- 2. malformed client events ------------------------------------------------------------
