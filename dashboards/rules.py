@@ -220,7 +220,12 @@ def _quote(value: str) -> str:
 
 
 def _record(r: Literal, name: str, expr: str) -> list[str]:
-    return [f"      - record: {name}", "        expr: >-", *_block(expr, 10), *r.scope_labels("        ")]
+    return [
+        f"      - record: {name}",
+        "        expr: >-",
+        *_block(expr, 10),
+        *r.scope_labels("        "),
+    ]
 
 
 def _block(text: str, indent: int) -> list[str]:
@@ -308,6 +313,7 @@ def _alerts(r: Literal) -> Iterator[str]:
     budget = f"(1 - {r.value('stallObjective')})"
     name = "RealtimeSupervisorStallBudgetBurn"
     for severity, pairs in BURN.items():
+        factors = " or ".join(f"{factor}x" for _, _, factor in pairs)
         ratio = f"{LEVEL}:realtime_supervisor_stall_ratio:rate"
         conditions = "\nor\n".join(
             f"(\n  {ratio}{long}{r.scoped()} > ({factor} * {budget})\n  and {on}\n"
@@ -325,8 +331,7 @@ def _alerts(r: Literal) -> Iterator[str]:
             + ("fast" if severity == "critical" else "steadily"),
             "{{ $value | humanizePercentage }} of user turns on {{ $labels.provider }}/{{ "
             "$labels.model }} in {{ $labels.namespace }} stalled (callers heard silence after "
-            f"speaking), burning the stall budget ({'14.4x or 6x' if severity == 'critical' else '3x or 1x'}"
-            " the objective's rate). Check the Stalls row for the kind and the Recoveries row "
+            f"speaking), burning the stall budget at {factors} the objective's rate. Check the Stalls row for the kind and the Recoveries row "
             "for whether the supervisor brings the calls back.",
         )
     name = "RealtimeSupervisorRecoveryFailing"

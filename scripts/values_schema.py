@@ -53,7 +53,7 @@ DEFINITIONS: dict[str, Any] = {
     "count": {"type": ["integer", "null"], "minimum": 1},
     "port": {"type": "integer", "minimum": 1, "maximum": 65535},
     "quantity": {
-        "description": "A Kubernetes quantity: 2, 0.5, \"500m\", \"2Gi\".",
+        "description": 'A Kubernetes quantity: 2, 0.5, "500m", "2Gi".',
         "anyOf": [
             {"type": "string", "pattern": _QUANTITY},
             {"type": "number", "minimum": 0},

@@ -40,7 +40,7 @@ DASHBOARD_JSON = DASHBOARDS / "realtime-supervisor.json"
 KUBE_VERSION = "1.30.0"
 SECRET = ("--set", "secrets.existingSecret=realtime-agent-credentials")
 MONITORING_API = "monitoring.coreos.com/v1"
-CUSTOM_KINDS = {"ServiceMonitor", "PodMonitor", "PrometheusRule"}
+CUSTOM_KINDS = {"ServiceMonitor", "PodMonitor", "PrometheusRule", "ScaledObject"}
 # Variables whose values are credentials: only ever read from the Secret.
 CREDENTIALS = {
     "LIVEKIT_URL",
@@ -145,22 +145,11 @@ VALUE_SETS = [pytest.param(SECRET, id="default")] + [
 ]
 
 
-# -- the chart's copies of dashboards/ -----------------------------------------------------------
-
-
-def test_chart_copies_match_dashboards() -> None:
-    """The chart's files/ hold byte-identical copies of dashboards/rules.yaml and the dashboard."""
-    for name in ("rules.yaml", "realtime-supervisor.json"):
-        copy = CHART / "files" / name
-        assert copy.is_file(), f"{copy} missing: run scripts/sync-chart-files.py"
-        assert copy.read_bytes() == (DASHBOARDS / name).read_bytes(), (
-            f"helm/realtime-supervisor-agent/files/{name} differs from dashboards/{name}: "
-            "run scripts/sync-chart-files.py"
-        )
+# -- the chart's generated files ------------------------------------------------------------
 
 
 def test_sync_script_reports_up_to_date() -> None:
-    """scripts/sync-chart-files.py --check agrees that every copy, thresholds.json too, is fresh."""
+    """The dashboard copy, the rules template and values.schema.json equal what is generated."""
     result = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "sync-chart-files.py"), "--check"],
         capture_output=True,
@@ -171,37 +160,45 @@ def test_sync_script_reports_up_to_date() -> None:
     assert result.returncode == 0, result.stderr
 
 
-def _threshold_table() -> dict[str, dict[str, dict[str, str]]]:
-    return json.loads((CHART / "files" / "thresholds.json").read_text())
+def test_schema_is_generated_from_values_and_catches_drift(tmp_path: Path) -> None:
+    """values.schema.json is values_schema.render(values.yaml); an edited annotation changes it."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import values_schema
+
+    text = (CHART / "values.yaml").read_text()
+    assert (CHART / "values.schema.json").read_text() == values_schema.render(text)
+    edited = text.replace('{"minimum": 0}\nreplicaCount', '{"minimum": 1}\nreplicaCount')
+    assert edited != text
+    schema = values_schema.generate(edited)
+    assert schema["properties"]["replicaCount"]["minimum"] == 1
+    with pytest.raises(values_schema.SchemaSourceError, match="maxCalls"):
+        values_schema.generate(
+            text.replace(
+                '"type": ["integer", "null"], "minimum": 1, "maximum": 1000', '"minimum": 1'
+            )
+        )
 
 
-def test_threshold_literals_appear_once_in_their_alert() -> None:
-    """Each threshold of the table is in its alert exactly once, so an override hits one place."""
-    rules = yaml.safe_load(RULES.read_text())
-    alerts = {r["alert"]: r for g in rules["groups"] for r in g["rules"] if "alert" in r}
-    for alert, keys in _threshold_table().items():
-        assert alert in alerts, f"THRESHOLDS names {alert}, which rules.yaml does not define"
-        for key, spec in keys.items():
-            if spec["place"] == "for":
-                assert alerts[alert]["for"] == spec["default"], (alert, key)
-                continue
-            pattern = rf"([<>]=?|==|!=)\s*{re.escape(spec['default'])}(\s|$)"
-            hits = re.findall(pattern, alerts[alert]["expr"])
-            assert len(hits) == 1, f"{alert}.{key}: {spec['default']} found {len(hits)} times"
+def test_chart_rule_defaults_are_the_generator_defaults() -> None:
+    """prometheusRule's parameters in values.yaml are dashboards/rules.py's DEFAULTS."""
+    values = yaml.safe_load((CHART / "values.yaml").read_text())["prometheusRule"]
+    defaults = dict(_rules_module().DEFAULTS)
+    for key in ("selector", "scope"):
+        assert values.pop(key) == "", key  # "" = derived from the release
+        defaults.pop(key)
+    for key in ("enabled", "additionalLabels"):
+        values.pop(key)
+    assert values == defaults
 
 
-def test_values_thresholds_are_the_rules_defaults() -> None:
-    """values.yaml's prometheusRule.thresholds are exactly the table's alerts, keys, defaults."""
-    values = yaml.safe_load((CHART / "values.yaml").read_text())
-    listed = {
-        alert: {key: str(value) for key, value in keys.items()}
-        for alert, keys in values["prometheusRule"]["thresholds"].items()
-    }
-    table = {
-        alert: {key: spec["default"] for key, spec in keys.items()}
-        for alert, keys in _threshold_table().items()
-    }
-    assert listed == table
+def _rules_module() -> Any:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("dashboards_rules", DASHBOARDS / "rules.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 # -- lint and schema ----------------------------------------------------------------------------
@@ -231,14 +228,24 @@ def test_schema_is_valid_draft07() -> None:
 
 
 def test_schema_closes_every_object() -> None:
-    """Every schema object with declared properties refuses unknown keys (a typo fails loudly)."""
+    """Every schema object with declared properties refuses unknown keys (a typo fails loudly).
+
+    Kubernetes objects passed through (a Container, the Deployment strategy) say so explicitly
+    with additionalProperties true; these are the only ones.
+    """
     schema = json.loads((CHART / "values.schema.json").read_text())
+    passthrough = {
+        "#/properties/strategy",
+        "#/definitions/container",
+        "#/properties/networkPolicy/properties/metricsIngress/properties/namespaceSelector",
+    }
 
     def walk(node: Any, where: str) -> Iterator[str]:
         if isinstance(node, dict):
-            if ("properties" in node or "patternProperties" in node) and node.get(
-                "additionalProperties"
-            ) is not False:
+            declared = "properties" in node or "patternProperties" in node
+            closed = node.get("additionalProperties") is False
+            open_by_design = node.get("additionalProperties") is True and where in passthrough
+            if declared and not closed and not open_by_design:
                 yield where
             for key, child in node.items():
                 yield from walk(child, f"{where}/{key}")
@@ -256,17 +263,25 @@ def test_schema_closes_every_object() -> None:
         (("--set-string", "replicaCount=two"), "replicaCount: Invalid type. Expected: integer"),
         (("--set", "replicas=2"), "Additional property replicas is not allowed"),
         (("--set", "agent.temperature=0.8"), "agent: Additional property temperature"),
-        (("--set", "secrets.existingSecret="), "secrets.existingSecret: String length must be"),
+        (("--set", "resources.requests.cpu=two"), "resources.requests.cpu"),
+        (("--set", "resources.limits.memory=-1Gi"), "resources.limits.memory"),
+        (("--set", "securityContext.privileged=true"), "securityContext.privileged"),
+        (("--set", "securityContext.capabilities.add={SYS_ADMIN}"), "Additional property add"),
+        (("--set", "mode=sidecar"), "mode must be one of"),
+        (
+            ("--set", "prometheusRule.alerts.RealtimeSupervisorNope.enabled=false"),
+            "RealtimeSupervisorNope",
+        ),
         (("--set", "agent.provider=gcp"), "agent.provider must be one of the following"),
         (("--set", "agent.architecture=pipeline"), "agent.architecture must be one of"),
         (("--set", "agent.noiseReduction=loud"), "agent.noiseReduction must be one of"),
         (("--set", "agent.turnDetection=push_to_talk"), "agent.turnDetection must be one of"),
-        (("--set", "metrics.monitor.kind=Probe"), "metrics.monitor.kind must be one of"),
+        (("--set", "monitor.kind=Probe"), "monitor.kind must be one of"),
         (("--set", "watchdog.ladder={reissue,restart}"), "watchdog.ladder.1 must be one of"),
         (("--set", "securityContext.runAsNonRoot=false"), "securityContext.runAsNonRoot"),
         (
-            ("--set", "prometheusRule.thresholds.RealtimeSupervisorStallRatioHigh.for=ten"),
-            "RealtimeSupervisorStallRatioHigh.for: Does not match pattern",
+            ("--set", "prometheusRule.alerts.RealtimeSupervisorRecoveryFailing.warning.for=ten"),
+            "RealtimeSupervisorRecoveryFailing.warning.for: Does not match pattern",
         ),
     ],
 )
@@ -279,11 +294,149 @@ def test_schema_rejects_bad_values(helm: Any, args: tuple[str, ...], message: st
 
 
 @pytest.mark.tools
-def test_missing_secret_name_fails(helm: Any) -> None:
-    """Without secrets.existingSecret nothing renders, and the error says which value to set."""
-    result = _template(helm, ok=False)
+def test_secret_defaults_to_the_release_name(helm: Any) -> None:
+    """Without secrets.existingSecret the credentials come from a Secret named after the release."""
+    result = _template(helm)
+    env = {
+        e["name"]: e for e in _worker([d for d in yaml.safe_load_all(result.stdout) if d])["env"]
+    }
+    assert (
+        env["LIVEKIT_URL"]["valueFrom"]["secretKeyRef"]["name"] == "rsa-realtime-supervisor-agent"
+    )
+
+
+@pytest.mark.tools
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ("--set", "terminationGracePeriodSeconds=120"),
+            "terminationGracePeriodSeconds (120) must be at least drainTimeoutSeconds (1800) + 30",
+        ),
+        (
+            ("--set", "drainTimeoutSeconds=3600"),
+            "terminationGracePeriodSeconds (1830) must be at least drainTimeoutSeconds (3600) + 30",
+        ),
+        (
+            ("--set", "extraEnv[0].name=CRM_API_KEY", "--set", "extraEnv[0].value=abc"),
+            "extraEnv[0] CRM_API_KEY: a literal value for a credential-like name is refused",
+        ),
+        (
+            (
+                "--set",
+                "extraContainers[0].name=x",
+                "--set",
+                "extraContainers[0].image=x",
+                "--set",
+                "extraContainers[0].securityContext.privileged=true",
+            ),
+            "extraContainers",
+        ),
+        (("--set", "mode=monitoring"), "mode=monitoring needs monitor.selector"),
+        (
+            ("--set", "monitor.enabled=true", "--set", "service.enabled=false"),
+            "monitor.kind=ServiceMonitor needs the chart's Service",
+        ),
+        (
+            ("--set", "autoscaling.enabled=true", "--set", "autoscaling.kind=keda"),
+            "autoscaling.kind=keda needs KEDA's keda.sh/v1alpha1 API",
+        ),
+    ],
+)
+def test_chart_refuses_what_would_break_calls(
+    helm: Any, args: tuple[str, ...], message: str
+) -> None:
+    """A drain longer than the grace period, a literal secret, a privileged sidecar: refused."""
+    result = _template(helm, *args, ok=False)
     assert result.returncode != 0
-    assert "secrets.existingSecret" in result.stderr
+    assert message in result.stderr, result.stderr
+
+
+@pytest.mark.tools
+def test_drain_timeout_reaches_the_worker(helm: Any) -> None:
+    """The worker is started with --drain-timeout from the values; quantities may be numbers."""
+    docs = _render(
+        helm,
+        "--set",
+        "drainTimeoutSeconds=600",
+        "--set",
+        "terminationGracePeriodSeconds=630",
+        "--set",
+        "resources.requests.cpu=2",
+    )
+    worker = _worker(docs)
+    assert worker["args"] == ["start", "--drain-timeout", "600"]
+    assert worker["resources"]["requests"]["cpu"] == 2
+    pod = _one(docs, "Deployment")["spec"]["template"]["spec"]
+    assert pod["terminationGracePeriodSeconds"] == 630
+    _validate_kubernetes(_one(docs, "Deployment"))
+
+
+@pytest.mark.tools
+def test_release_named_realtime_supervisor_has_no_service_links(helm: Any) -> None:
+    """Release realtime-supervisor: no service-link variables can reach the config loader."""
+    result = helm(
+        "template",
+        "realtime-supervisor",
+        str(CHART),
+        "--namespace",
+        "voice",
+        "--kube-version",
+        KUBE_VERSION,
+    )
+    assert result.returncode == 0, result.stderr
+    docs = [d for d in yaml.safe_load_all(result.stdout) if d]
+    pod = _one(docs, "Deployment")["spec"]["template"]["spec"]
+    assert pod["enableServiceLinks"] is False
+    env = _env(_worker(docs))
+    WatchdogConfig.from_env(env)
+    ServiceConfig.from_env(env)
+
+
+@pytest.mark.tools
+def test_own_image_render(helm: Any) -> None:
+    """ci/own-image: the team's image, command, args, envFrom, volumes and containers render."""
+    docs = _render(helm, "-f", str(CHART / "ci" / "own-image-values.yaml"))
+    pod = _one(docs, "Deployment")["spec"]["template"]["spec"]
+    worker = _worker(docs)
+    assert worker["image"] == "registry.acme.example/voice/support-agent:2.4.1"
+    assert worker["command"] == ["python", "-m", "acme_voice.agent"]
+    assert worker["args"] == ["start", "--drain-timeout", "900"]
+    assert worker["envFrom"] == [{"configMapRef": {"name": "acme-voice-settings"}}]
+    mounts = {m["name"]: m["mountPath"] for m in worker["volumeMounts"]}
+    assert mounts["prompts"] == "/opt/prompts" and "ca-bundle" in mounts
+    assert {v["name"] for v in pod["volumes"]} >= {"metrics", "tmp", "prompts", "ca-bundle"}
+    (init,) = pod["initContainers"]
+    assert init["name"] == "fetch-prompts"
+    assert [c["name"] for c in pod["containers"]] == ["agent", "log-shipper"]
+    for container in [init, *pod["containers"]]:
+        assert container["securityContext"]["privileged"] is False
+        assert container["securityContext"]["capabilities"]["drop"] == ["ALL"]
+    labels = _one(docs, "Deployment")["spec"]["template"]["metadata"]
+    assert labels["labels"]["team"] == "voice"
+    assert labels["annotations"] == {"acme.example/owner": "voice-team"}
+    assert pod["topologySpreadConstraints"][0]["topologyKey"] == "topology.kubernetes.io/zone"
+
+
+@pytest.mark.tools
+def test_monitoring_only_render(helm: Any, tmp_path: Path) -> None:
+    """mode=monitoring: only the PodMonitor, the PrometheusRule and the dashboard, scoped."""
+    docs = _render(helm, "-f", str(CHART / "ci" / "monitoring-only-values.yaml"))
+    assert _kinds(docs) == {"PodMonitor", "PrometheusRule", "ConfigMap"}
+    monitor = _one(docs, "PodMonitor")["spec"]
+    assert monitor["selector"]["matchLabels"] == {"app": "support-agent"}
+    assert monitor["namespaceSelector"]["matchNames"] == ["voice-prod", "voice-staging"]
+    (endpoint,) = monitor["podMetricsEndpoints"]
+    assert endpoint["port"] == "supervisor"
+    assert endpoint["relabelings"][-1] == {
+        "action": "replace",
+        "targetLabel": "job",
+        "replacement": "support-agent",
+    }
+    spec = _one(docs, "PrometheusRule")["spec"]
+    _promtool_check(spec, tmp_path)
+    exprs = [r["expr"] for g in spec["groups"] for r in g["rules"]]
+    assert all('job="support-agent"' in e for e in exprs if "_total" in e)
 
 
 @pytest.mark.tools
@@ -305,24 +458,6 @@ def test_missing_secret_name_fails(helm: Any) -> None:
         (
             ("--set", "agent.provider=azure", "--set", "agent.azure.deployment=rt"),
             "agent.azure.endpoint is required when agent.provider=azure",
-        ),
-        (
-            (
-                "--set",
-                "prometheusRule.enabled=true",
-                "--set",
-                "prometheusRule.thresholds.RealtimeSupervisorStallRatioHigh.stall_rate=0.1",
-            ),
-            "prometheusRule.thresholds.RealtimeSupervisorStallRatioHigh.stall_rate: no such key",
-        ),
-        (
-            (
-                "--set",
-                "prometheusRule.enabled=true",
-                "--set",
-                "prometheusRule.thresholds.RealtimeSupervisorNope.for=5m",
-            ),
-            "prometheusRule.thresholds.RealtimeSupervisorNope: no such alert",
         ),
     ],
 )
@@ -368,7 +503,7 @@ def _promtool_check(spec: dict[str, Any], tmp_path: Path) -> None:
 def test_rendered_objects_are_valid(helm: Any, args: tuple[str, ...], tmp_path: Path) -> None:
     """Every rendered object validates against Kubernetes 1.30 (strict); rules pass promtool."""
     docs = _render(helm, *args)
-    assert "Deployment" in _kinds(docs)
+    assert "Deployment" in _kinds(docs) or "monitoring-only" in " ".join(args)
     for doc in docs:
         _validate_kubernetes(doc)
         if doc["kind"] == "PrometheusRule":
@@ -415,8 +550,12 @@ def test_every_object_has_the_standard_labels(helm: Any, args: tuple[str, ...]) 
 
 
 def _worker(docs: list[dict[str, Any]]) -> dict[str, Any]:
-    (container,) = _one(docs, "Deployment")["spec"]["template"]["spec"]["containers"]
+    containers = _one(docs, "Deployment")["spec"]["template"]["spec"]["containers"]
+    (container,) = [c for c in containers if c["name"] == "agent"]
     return container
+
+
+WORKER_SETS = [p for p in VALUE_SETS if p.id != "monitoring-only"]
 
 
 @pytest.mark.tools
@@ -435,13 +574,15 @@ def test_worker_probes_ports_volumes_and_grace(helm: Any) -> None:
     assert startup["periodSeconds"] * startup["failureThreshold"] >= 120
     liveness = worker["livenessProbe"]
     assert liveness["periodSeconds"] * liveness["failureThreshold"] >= 60
-    assert pod["terminationGracePeriodSeconds"] == 600
+    assert pod["terminationGracePeriodSeconds"] == 1830
+    assert worker["args"] == ["start", "--drain-timeout", "1800"]
     env = {e["name"]: e for e in worker["env"]}
     multiproc = env["PROMETHEUS_MULTIPROC_DIR"]["value"]
     assert multiproc == "/var/run/realtime-supervisor/metrics"
     mounts = {m["mountPath"]: m["name"] for m in worker["volumeMounts"]}
-    assert set(mounts) == {multiproc, "/tmp"}
     volumes = {v["name"]: v for v in pod["volumes"]}
+    assert all(volumes[n]["emptyDir"]["sizeLimit"] == "256Mi" for n in ("metrics", "tmp"))
+    assert set(mounts) == {multiproc, "/tmp"}
     assert all("emptyDir" in volumes[name] for name in mounts.values())
     assert env["NUM_CPUS"]["valueFrom"]["resourceFieldRef"]["resource"] == "requests.cpu"
     assert pod["automountServiceAccountToken"] is False
@@ -465,12 +606,12 @@ def _env(container: dict[str, Any]) -> dict[str, str]:
         if "value" in entry:
             env[name] = entry["value"]
         elif "secretKeyRef" in entry["valueFrom"]:
-            env[name] = fakes[name]
+            env[name] = fakes.get(name, "fake")
     return env
 
 
 @pytest.mark.tools
-@pytest.mark.parametrize("args", VALUE_SETS)
+@pytest.mark.parametrize("args", WORKER_SETS)
 def test_rendered_environment_is_accepted_by_the_application(
     helm: Any, args: tuple[str, ...]
 ) -> None:
@@ -488,7 +629,7 @@ def test_rendered_environment_is_accepted_by_the_application(
 def test_every_setting_has_a_value(helm: Any) -> None:
     """Every variable the agent, watchdog and service read is rendered by some ci/ value set."""
     rendered: set[str] = set()
-    for path in CI_VALUES:
+    for path in (p for p in CI_VALUES if p.name != "monitoring-only-values.yaml"):
         rendered |= {e["name"] for e in _worker(_render(helm, "-f", str(path)))["env"]}
     wanted = (
         set(AGENT_VARIABLES.values())
@@ -527,7 +668,7 @@ def test_credentials_come_only_from_the_secret(helm: Any, args: tuple[str, ...])
             for entry in container.get("env", []):
                 if entry["name"] in CREDENTIALS:
                     assert "value" not in entry, entry["name"]
-                    assert entry["valueFrom"]["secretKeyRef"]["name"].startswith("realtime-agent")
+                    assert entry["valueFrom"]["secretKeyRef"]["name"]
 
 
 def test_no_credential_values_in_values_files() -> None:
@@ -549,63 +690,70 @@ def test_no_credential_values_in_values_files() -> None:
     for path in [CHART / "values.yaml", *CI_VALUES]:
         values = yaml.safe_load(path.read_text())
         for where, leaf in leaves(values, ""):
-            if where.startswith(".image.digest"):
+            if where.startswith((".image.digest", ".prometheusRule.runbookBaseUrl")):
                 continue
             assert not (isinstance(leaf, str) and credential.search(leaf)), f"{path.name}{where}"
-        assert set(values["secrets"]) <= {"existingSecret", "keys"}, path.name
-        for key_name in values["secrets"].get("keys", {}).values():
+        secrets = values.get("secrets", {})
+        assert set(secrets) <= {"existingSecret", "keys"}, path.name
+        for key_name in secrets.get("keys", {}).values():
             assert re.fullmatch(r"[A-Z_]*", key_name), f"{path.name}: {key_name!r}"
 
 
 # -- monitoring objects ------------------------------------------------------------------------
 
 
-def _rules_block(stdout: str) -> str:
-    """The PrometheusRule's spec text as rendered, de-indented (comments and layout kept)."""
-    document = next(d for d in stdout.split("\n---\n") if "kind: PrometheusRule" in d)
-    lines = document.split("\nspec:\n", 1)[1].split("\n")
-    assert all(line.startswith("  ") or line == "" for line in lines)
-    return "\n".join(line[2:] for line in lines).rstrip("\n") + "\n"
-
-
 @pytest.mark.tools
-def test_default_rules_are_byte_identical_to_dashboards(helm: Any) -> None:
-    """With default thresholds the PrometheusRule spec is dashboards/rules.yaml byte for byte."""
-    stdout = _template(helm, *SECRET, "--set", "prometheusRule.enabled=true").stdout
-    assert _rules_block(stdout) == RULES.read_text()
-    doc = next(d for d in yaml.safe_load_all(stdout) if d and d["kind"] == "PrometheusRule")
-    assert doc["spec"] == yaml.safe_load(RULES.read_text())
-
-
-@pytest.mark.tools
-def test_threshold_override_changes_only_that_alert(helm: Any, tmp_path: Path) -> None:
-    """An override replaces one literal in one alert; everything else stays as the file has it."""
-    base = "prometheusRule.thresholds.RealtimeSupervisorStallRatioHigh"
-    docs = _render(
-        helm,
-        *SECRET,
-        "--set",
-        "prometheusRule.enabled=true",
-        "--set",
-        f"{base}.stall_ratio=0.1",
-        "--set",
-        f"{base}.for=15m",
-        "--set",
-        "prometheusRule.thresholds.RealtimeSupervisorEscalations.escalations_10m=2",
+def test_chart_rules_are_the_generated_rules(helm: Any) -> None:
+    """The PrometheusRule is dashboards/rules.py's output for the release's parameters."""
+    rules = _rules_module()
+    docs = _render(helm, *SECRET, "--set", "prometheusRule.enabled=true")
+    expected = rules.params(
+        selector='job="realtime-supervisor", namespace="voice"',
+        scope="voice/rsa-realtime-supervisor-agent",
     )
+    assert _one(docs, "PrometheusRule")["spec"] == yaml.safe_load(rules.render(expected))
+
+
+@pytest.mark.tools
+def test_rule_parameters_reach_the_rules(helm: Any, tmp_path: Path) -> None:
+    """Parameters, not PromQL rewriting: aggregation, objective, labels, thresholds, disable."""
+    rules = _rules_module()
+    docs = _render(helm, "-f", str(CHART / "ci" / "monitoring-on-values.yaml"))
     spec = _one(docs, "PrometheusRule")["spec"]
-    expected = yaml.safe_load(RULES.read_text())
-    for group in expected["groups"]:
-        for rule in group["rules"]:
-            if rule.get("alert") == "RealtimeSupervisorStallRatioHigh":
-                assert "rate5m > 0.05\n" in rule["expr"] or "rate5m > 0.05 " in rule["expr"]
-                rule["expr"] = rule["expr"].replace("> 0.05", "> 0.1")
-                rule["for"] = "15m"
-            elif rule.get("alert") == "RealtimeSupervisorEscalations":
-                assert rule["expr"].endswith("> 0")
-                rule["expr"] = rule["expr"][: -len("> 0")] + "> 2"
-    assert spec == expected
     _promtool_check(spec, tmp_path)
+    expected = rules.params(
+        selector='job="realtime-supervisor", namespace="voice"',
+        scope="voice/rsa-realtime-supervisor-agent",
+        aggregationLabels=["cluster", "namespace"],
+        grafanaUrl="https://grafana.example.com",
+        stallObjective=0.995,
+        alerts={
+            "RealtimeSupervisorRecoveryFailing": {
+                "labels": {"team": "voice"},
+                "warning": {"threshold": 0.4, "for": "15m"},
+            },
+            "RealtimeSupervisorWorkerFull": {"enabled": False},
+        },
+    )
+    assert spec == yaml.safe_load(rules.render(expected))
+    alerts = [r for g in spec["groups"] for r in g["rules"] if "alert" in r]
+    failing = [a for a in alerts if a["alert"] == "RealtimeSupervisorRecoveryFailing"]
+    assert [a["labels"] for a in failing] == [
+        {"severity": "warning", "team": "voice"},
+        {"severity": "critical", "team": "voice"},
+    ]
+    assert "> 0.4" in failing[0]["expr"] and failing[0]["for"] == "15m"
+    assert not any(a["alert"] == "RealtimeSupervisorWorkerFull" for a in alerts)
+    assert all(
+        "by (cluster, namespace" in r["expr"]
+        for g in spec["groups"]
+        for r in g["rules"]
+        if r.get("record", "").endswith(":rate5m") and "sum by" in r["expr"]
+    )
+    assert all(
+        a["annotations"]["dashboard_url"].startswith("https://grafana.example.com/d/")
+        for a in alerts
+    )
 
 
 @pytest.mark.tools
@@ -629,12 +777,19 @@ def test_monitoring_switches(helm: Any) -> None:
     """Monitors, rules and dashboard appear only when switched on; the monitor kind is chosen."""
     off = _kinds(_render(helm, "-f", str(CHART / "ci" / "monitoring-off-values.yaml")))
     assert off.isdisjoint(CUSTOM_KINDS | {"ConfigMap", "Service"})
+    assert "NetworkPolicy" in _kinds(_render(helm, *SECRET)), "the NetworkPolicy is on by default"
     on = _render(helm, "-f", str(CHART / "ci" / "monitoring-on-values.yaml"))
     assert {"ServiceMonitor", "PrometheusRule", "ConfigMap", "Service"} <= _kinds(on)
     monitor = _one(on, "ServiceMonitor")
     assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
-    assert monitor["spec"]["endpoints"][0]["port"] == "metrics"
-    assert monitor["spec"]["endpoints"][0]["interval"] == "15s"
+    (endpoint,) = monitor["spec"]["endpoints"]
+    assert endpoint["port"] == "metrics"
+    assert endpoint["interval"] == "15s"
+    assert endpoint["honorLabels"] is True
+    assert monitor["spec"]["sampleLimit"] == 2000
+    assert endpoint["relabelings"][0]["targetLabel"] == "node"
+    assert endpoint["relabelings"][-1]["replacement"] == "realtime-supervisor"
+    assert endpoint["metricRelabelings"][0]["action"] == "drop"
     service = _one(on, "Service")
     assert service["spec"]["publishNotReadyAddresses"] is True
     assert _one(on, "ConfigMap")["metadata"]["namespace"] == "monitoring"
@@ -651,7 +806,26 @@ def test_hpa_owns_the_replica_count(helm: Any) -> None:
     assert hpa["apiVersion"] == "autoscaling/v2"
     assert hpa["spec"]["scaleTargetRef"]["name"] == _one(docs, "Deployment")["metadata"]["name"]
     assert "replicas" not in _one(docs, "Deployment")["spec"]
-    assert hpa["spec"]["metrics"][0]["resource"]["name"] == "cpu"
+    (metric,) = hpa["spec"]["metrics"]
+    assert metric["type"] == "Pods"
+    assert metric["pods"]["metric"]["name"] == "lk_agents_worker_load"
+    assert metric["pods"]["target"] == {"type": "AverageValue", "averageValue": "0.5"}
+    scale_down = hpa["spec"]["behavior"]["scaleDown"]
+    assert scale_down["policies"] == [{"type": "Pods", "value": 1, "periodSeconds": 120}]
+    keda = _render(
+        helm,
+        "-f",
+        str(CHART / "ci" / "hpa-values.yaml"),
+        "--set",
+        "autoscaling.kind=keda",
+        "--api-versions",
+        "keda.sh/v1alpha1",
+    )
+    scaled = _one(keda, "ScaledObject")["spec"]
+    assert "HorizontalPodAutoscaler" not in _kinds(keda)
+    assert scaled["triggers"][0]["metadata"]["query"] == (
+        'sum(lk_agents_worker_load{job="realtime-supervisor", namespace="voice"})'
+    )
 
 
 @pytest.mark.tools

@@ -224,7 +224,7 @@ groups:
         annotations:
           summary: "Stalls on {{`{{`}} $labels.provider {{`}}`}}/{{`{{`}} $labels.model {{`}}`}} burn the error budget fast"
           description: >-
-            {{`{{`}} $value | humanizePercentage {{`}}`}} of user turns on {{`{{`}} $labels.provider {{`}}`}}/{{`{{`}} $labels.model {{`}}`}} in {{`{{`}} $labels.namespace {{`}}`}} stalled (callers heard silence after speaking), burning the stall budget (14.4x or 6x the objective's rate). Check the Stalls row for the kind and the Recoveries row for whether the supervisor brings the calls back.
+            {{`{{`}} $value | humanizePercentage {{`}}`}} of user turns on {{`{{`}} $labels.provider {{`}}`}}/{{`{{`}} $labels.model {{`}}`}} in {{`{{`}} $labels.namespace {{`}}`}} stalled (callers heard silence after speaking), burning the stall budget at 14.4x or 6x the objective's rate. Check the Stalls row for the kind and the Recoveries row for whether the supervisor brings the calls back.
           runbook_url: {{ .runbookBaseUrl }}#realtimesupervisorstallbudgetburn
 {{- with .grafanaUrl }}
           dashboard_url: "{{ . }}/d/realtime-supervisor?var-namespace={{`{{`}} $labels.namespace {{`}}`}}"
@@ -257,7 +257,7 @@ groups:
         annotations:
           summary: "Stalls on {{`{{`}} $labels.provider {{`}}`}}/{{`{{`}} $labels.model {{`}}`}} burn the error budget steadily"
           description: >-
-            {{`{{`}} $value | humanizePercentage {{`}}`}} of user turns on {{`{{`}} $labels.provider {{`}}`}}/{{`{{`}} $labels.model {{`}}`}} in {{`{{`}} $labels.namespace {{`}}`}} stalled (callers heard silence after speaking), burning the stall budget (3x or 1x the objective's rate). Check the Stalls row for the kind and the Recoveries row for whether the supervisor brings the calls back.
+            {{`{{`}} $value | humanizePercentage {{`}}`}} of user turns on {{`{{`}} $labels.provider {{`}}`}}/{{`{{`}} $labels.model {{`}}`}} in {{`{{`}} $labels.namespace {{`}}`}} stalled (callers heard silence after speaking), burning the stall budget at 3x or 1x the objective's rate. Check the Stalls row for the kind and the Recoveries row for whether the supervisor brings the calls back.
           runbook_url: {{ .runbookBaseUrl }}#realtimesupervisorstallbudgetburn
 {{- with .grafanaUrl }}
           dashboard_url: "{{ . }}/d/realtime-supervisor?var-namespace={{`{{`}} $labels.namespace {{`}}`}}"
