@@ -331,7 +331,8 @@ def _alerts(r: Literal) -> Iterator[str]:
             + ("fast" if severity == "critical" else "steadily"),
             "{{ $value | humanizePercentage }} of user turns on {{ $labels.provider }}/{{ "
             "$labels.model }} in {{ $labels.namespace }} stalled (callers heard silence after "
-            f"speaking), burning the stall budget at {factors} the objective's rate. Check the Stalls row for the kind and the Recoveries row "
+            f"speaking), burning the stall budget at {factors} the objective's rate. Check the "
+            "Stalls row for the kind and the Recoveries row "
             "for whether the supervisor brings the calls back.",
         )
     name = "RealtimeSupervisorRecoveryFailing"
