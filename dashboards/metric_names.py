@@ -45,8 +45,8 @@ COUNTERS: dict[str, dict[str, frozenset[str] | None]] = {
     "realtime_supervisor_watchdog_errors_total": {},
 }
 HISTOGRAMS: dict[str, dict[str, frozenset[str] | None]] = {
-    "realtime_supervisor_recovery_seconds": {"action": ACTION},
-    "realtime_supervisor_silence_seconds": {"kind": KIND_STALL},
+    "realtime_supervisor_recovery_seconds": {**PM, "action": ACTION},
+    "realtime_supervisor_silence_seconds": {**PM, "kind": KIND_STALL},
     "realtime_supervisor_reply_latency_seconds": dict(PM),
 }
 GAUGES: dict[str, dict[str, frozenset[str] | None]] = {

@@ -320,7 +320,9 @@ def _alerts(r: Literal) -> Iterator[str]:
             f"  {ratio}{short}{r.scoped()} > ({factor} * {budget})\n)"
             for long, short, factor in pairs
         )
-        gate = pairs[0][0]
+        # Volume on the first pair's short window: a long window's rate() is diluted until the
+        # series are that old.
+        gate = pairs[0][1]
         yield from _alert(
             r,
             name,
@@ -433,7 +435,7 @@ def _alerts(r: Literal) -> Iterator[str]:
         r,
         "RealtimeSupervisorMetricsAbsent",
         "warning",
-        f"absent({up})\nand\nabsent({info})",
+        f"absent({up})\nand on ()\nabsent({info})",
         "Prometheus is not scraping realtime-supervisor",
         "No realtime-supervisor scrape target matching the rules' selector is up and no "
         "realtime_supervisor_build_info series exists: dead calls are neither measured nor "
