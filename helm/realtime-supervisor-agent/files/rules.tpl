@@ -214,7 +214,7 @@ groups:
           )
           )
           and on ({{ join ", " .aggregationLabels }}, provider, model)
-          namespace_provider_model:realtime_supervisor_turns:rate1h{{ with .scope }}{rules_scope="{{ . }}"}{{ end }} > {{ .minTurnRate }}
+          namespace_provider_model:realtime_supervisor_turns:rate5m{{ with .scope }}{rules_scope="{{ . }}"}{{ end }} > {{ .minTurnRate }}
         for: {{ .alerts.RealtimeSupervisorStallBudgetBurn.critical.for }}
         labels:
           severity: critical
@@ -247,7 +247,7 @@ groups:
           )
           )
           and on ({{ join ", " .aggregationLabels }}, provider, model)
-          namespace_provider_model:realtime_supervisor_turns:rate1d{{ with .scope }}{rules_scope="{{ . }}"}{{ end }} > {{ .minTurnRate }}
+          namespace_provider_model:realtime_supervisor_turns:rate2h{{ with .scope }}{rules_scope="{{ . }}"}{{ end }} > {{ .minTurnRate }}
         for: {{ .alerts.RealtimeSupervisorStallBudgetBurn.warning.for }}
         labels:
           severity: warning
@@ -522,7 +522,7 @@ groups:
       - alert: RealtimeSupervisorMetricsAbsent
         expr: >-
           absent(up{{ printf "{%s}" .selector }} == 1)
-          and
+          and on ()
           absent(realtime_supervisor_build_info{{ printf "{%s}" .selector }})
         for: {{ .alerts.RealtimeSupervisorMetricsAbsent.warning.for }}
         labels:
