@@ -281,7 +281,9 @@ def test_harness_scrapes_and_evaluates_dashboard_queries(
     assert by_kind[0]["metric"] == {}
     stalls = server.wait_for_data(
         next(
-            e for _, t, e in _dashboard_targets() if t == "Turns and stalls per minute by kind" and "kind" in e
+            e
+            for _, t, e in _dashboard_targets()
+            if t == "Turns and stalls per minute by kind" and "kind" in e
         )
     )
     assert {s["metric"]["kind"] for s in stalls} == {"no_reply"}
