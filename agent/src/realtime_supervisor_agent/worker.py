@@ -26,7 +26,8 @@ Main process (`main`):
      drain) /metrics, /healthz and /readyz keep answering.
 
 Load and draining: `load_fnc` is `Worker.load`, which is the service's `load` once it exists
-(1.0 while the service drains after too many escalations, else livekit's default CPU load).
+(1.0 while the service drains after too many escalations, else `load.CapacityLoad`: the highest
+of livekit's CPU load, memory against the container limit, and calls against AGENT_MAX_CALLS).
 livekit calls it every 0.5 s and before answering each job request, and reports FULL to LiveKit
 when the load reaches `load_threshold` (0.7 in production), so LiveKit stops dispatching here.
 
@@ -350,6 +351,9 @@ class Worker:
         """livekit's load_fnc (called from its executor thread): the service's load once built."""
         service = self.service
         if service is None:
+            default_load = self._service_options.get("default_load")
+            if default_load is not None:
+                return float(default_load(server))
             from realtime_supervisor.service import livekit_default_load
 
             return livekit_default_load(server)
@@ -422,6 +426,10 @@ def build_worker(
     """
     from livekit.agents import AgentServer
 
+    from realtime_supervisor_agent.load import CapacityLoad
+
+    # The service's load is the capacity load (CPU, memory, calls) unless a caller sets its own.
+    service_options = {"default_load": CapacityLoad.from_env(), **(service_options or {})}
     holder: list[Worker] = []
 
     def load(server: AgentServer) -> float:
@@ -469,6 +477,9 @@ def main(
     try:
         settings = load_settings(require_livekit=command in _LIVEKIT_COMMANDS)
         check_models(settings.agent)
+        from realtime_supervisor_agent.load import max_calls_from_env
+
+        max_calls_from_env()
         _check_port_free(settings.service.http_host, settings.service.http_port)
     except ConfigError as exc:
         return _fail(command, exc)
