@@ -37,10 +37,11 @@ and updates them from its load loop (the child-process count only in multiproces
 with ours, on one port (REALTIME_SUPERVISOR_HTTP_PORT, 9464).
 
 Drain on SIGTERM: livekit marks the worker FULL and waits up to `drain_timeout` for running calls
-to end, then closes. 570 s (`DRAIN_TIMEOUT`) is 30 s under the chart's
-terminationGracePeriodSeconds (600): time for livekit to close the job processes (10 s each,
-in parallel) and for the service to stop before Kubernetes kills the pod. A deployment with a
-different grace period passes livekit's own flag: `realtime-supervisor start --drain-timeout N`.
+to end, then closes. Without livekit's own flag (`realtime-supervisor start --drain-timeout N`)
+that is 570 s (`DRAIN_TIMEOUT`). The chart always passes the flag (drainTimeoutSeconds, 1800 by
+default) and refuses a terminationGracePeriodSeconds below it + 30 s: time for livekit to close
+the job processes (10 s each, in parallel) and for the service to stop before Kubernetes kills
+the pod.
 
 Job processes (`prewarm`, `entrypoint`): each configures logging and builds its metrics once
 (prewarm), then per job builds the realtime model, wraps it with `reconnectable`, builds the
@@ -100,7 +101,7 @@ __all__ = [
 
 _log = structlog.get_logger("realtime_supervisor_agent.worker")
 
-# 30 s under the chart's terminationGracePeriodSeconds (600): see the module docstring.
+# Used when no --drain-timeout is given (the chart gives one): see the module docstring.
 DRAIN_TIMEOUT: Final = 570
 # Commands that run an agent (and so need its settings); livekit's other commands
 # (download-files, --help) run without them.
