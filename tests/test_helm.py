@@ -263,8 +263,8 @@ def test_schema_closes_every_object() -> None:
         (("--set-string", "replicaCount=two"), "replicaCount: Invalid type. Expected: integer"),
         (("--set", "replicas=2"), "Additional property replicas is not allowed"),
         (("--set", "agent.temperature=0.8"), "agent: Additional property temperature"),
-        (("--set", "resources.requests.cpu=two"), "resources.requests.cpu"),
-        (("--set", "resources.limits.memory=-1Gi"), "resources.limits.memory"),
+        (("--set", "resources.requests.cpu=two"), "resources.requests.cpu: Does not match pattern"),
+        (("--set", "resources.limits.memory=-1Gi"), "resources.limits.memory: Must validate"),
         (("--set", "securityContext.privileged=true"), "securityContext.privileged"),
         (("--set", "securityContext.capabilities.add={SYS_ADMIN}"), "Additional property add"),
         (("--set", "mode=sidecar"), "mode must be one of"),
@@ -842,6 +842,25 @@ def test_network_policy_allows_what_a_livekit_agent_needs(helm: Any) -> None:
     assert ("UDP", 50000, 60000) in ports
     (ingress,) = policy["ingress"]
     assert ingress["ports"] == [{"port": "metrics", "protocol": "TCP"}]
+
+
+@pytest.mark.tools
+def test_default_network_policy_is_narrow(helm: Any) -> None:
+    """On by default: DNS only to kube-dns (and the node-local cache), LiveKit and the model
+    endpoint only on their ports and never to private ranges or the cloud metadata address."""
+    policy = _one(_render(helm, *SECRET), "NetworkPolicy")["spec"]
+    dns, livekit, provider = policy["egress"]
+    assert {p["port"] for p in dns["ports"]} == {53}
+    assert dns["to"][0]["podSelector"] == {"matchLabels": {"k8s-app": "kube-dns"}}
+    for rule in (livekit, provider):
+        (peer,) = rule["to"]
+        assert peer["ipBlock"]["cidr"] == "0.0.0.0/0"
+        assert {"169.254.169.254/32", "10.0.0.0/8"} <= set(peer["ipBlock"]["except"])
+    assert [p["port"] for p in provider["ports"]] == [443]
+    narrowed = _one(
+        _render(helm, "-f", str(CHART / "ci" / "azure-legacy-values.yaml")), "NetworkPolicy"
+    )["spec"]
+    assert all("except" not in peer["ipBlock"] for r in narrowed["egress"][1:3] for peer in r["to"])
 
 
 # -- the image ------------------------------------------------------------------------------------
