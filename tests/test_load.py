@@ -2,11 +2,13 @@
 
 The cgroup files are written into a temporary directory laid out like /sys/fs/cgroup (v2, and
 v1 for the fallback); the CPU part is a stub returning 0 (idle) so the other parts are what the
-test sees. The wiring test builds the real livekit AgentServer through build_worker.
+test sees. The wiring tests build the real livekit AgentServer through build_worker, the last one
+runs it against the worker tests' fake LiveKit server: livekit's own load loop reports FULL.
 """
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -21,7 +23,21 @@ from realtime_supervisor_agent.load import (
     memory_fraction,
 )
 
+# The fake LiveKit server of the worker tests, and its fixtures.
+from tests.test_worker import (
+    GUARD,
+    SECRETS,
+    FakeLiveKit,
+    livekit,  # noqa: F401  (fixture)
+    restore_environ,  # noqa: F401  (fixture)
+    run_worker,
+    settings,
+    stop_worker,
+)
+
 GIB = 1 << 30
+# Pure logic plus the real AgentServer wiring: runs on livekit-agents 1.5.11 as well.
+pytestmark = pytest.mark.compat
 
 
 def _v2(root: Path, *, limit: str, current: int, inactive_file: int = 0) -> Path:
@@ -158,3 +174,41 @@ def test_worker_reports_the_capacity_load(tmp_path: Path, monkeypatch: pytest.Mo
     assert worker.load(worker.server) == 1.0
     assert worker.server.load_fnc is not None
     assert worker.server.load_fnc(worker.server) == 1.0
+
+
+# -- end to end: livekit's own load loop reports what the capacity load says --------------------
+
+
+@pytest.mark.usefixtures("restore_environ")
+async def test_livekit_reports_full_from_memory_with_cpu_idle(
+    livekit: FakeLiveKit,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """A real worker, CPU idle, no calls: with the working set at the container limit livekit
+    reports FULL to LiveKit and refuses an offered job; memory freed, it is available again."""
+    from livekit.protocol import agent as lk_agent
+
+    from realtime_supervisor_agent import worker
+
+    root = _v2(tmp_path / "cgroup", limit=str(2 * GIB), current=2 * GIB)
+    w = worker.build_worker(
+        settings(),
+        service_options={"default_load": CapacityLoad(4, cpu=_idle_cpu, cgroup_root=root)},
+        ws_url=livekit.url,
+        api_key=SECRETS["LIVEKIT_API_KEY"],
+        api_secret=SECRETS["LIVEKIT_API_SECRET"],
+        port=0,
+        num_idle_processes=0,
+    )
+    task = await run_worker(w)
+    try:
+        await asyncio.wait_for(livekit.registered.wait(), GUARD)
+        full = await livekit.wait_update(lambda u: u.status == lk_agent.WorkerStatus.WS_FULL)
+        assert full.load == 1.0
+        answer = await livekit.request_job("AJ_memory_full")
+        assert answer.job_id == "AJ_memory_full" and answer.available is False
+        _v2(root, limit=str(2 * GIB), current=GIB // 4)
+        back = await livekit.wait_update(lambda u: u.status == lk_agent.WorkerStatus.WS_AVAILABLE)
+        assert back.load == pytest.approx(0.125)
+    finally:
+        await stop_worker(w, task)
