@@ -1,5 +1,8 @@
 """The Helm chart and the image: they render valid, safe Kubernetes objects the application accepts.
 
+Monitoring objects (monitors, rules, dashboard, autoscalers, NetworkPolicy) are in
+tests/test_helm_monitoring.py; the shared helpers and the `helm` fixture in tests/chart.py.
+
 The chart is rendered with the real helm binary (`helm template`, offline) for the default values
 and every value set in helm/realtime-supervisor-agent/ci/; each object is checked against the
 Kubernetes 1.30 schemas (kubernetes-validate), the PrometheusRule with promtool, and the worker's
@@ -10,9 +13,7 @@ here, so its key properties are checked as text.
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -30,119 +31,34 @@ from realtime_supervisor.config import (
 )
 from realtime_supervisor_agent.config import _VARIABLES as AGENT_VARIABLES
 from realtime_supervisor_agent.config import AgentConfig
-
-ROOT = Path(__file__).resolve().parent.parent
-CHART = ROOT / "helm" / "realtime-supervisor-agent"
-CI_VALUES = sorted((CHART / "ci").glob("*-values.yaml"))
-DASHBOARDS = ROOT / "dashboards"
-RULES = DASHBOARDS / "rules.yaml"
-DASHBOARD_JSON = DASHBOARDS / "realtime-supervisor.json"
-KUBE_VERSION = "1.30.0"
-SECRET = ("--set", "secrets.existingSecret=realtime-agent-credentials")
-MONITORING_API = "monitoring.coreos.com/v1"
-CUSTOM_KINDS = {"ServiceMonitor", "PodMonitor", "PrometheusRule", "ScaledObject"}
-# Variables whose values are credentials: only ever read from the Secret.
-CREDENTIALS = {
-    "LIVEKIT_URL",
-    "LIVEKIT_API_KEY",
-    "LIVEKIT_API_SECRET",
-    "OPENAI_API_KEY",
-    "AZURE_OPENAI_API_KEY",
-    "AZURE_OPENAI_AD_TOKEN",
-}
-STANDARD_LABELS = (
-    "app.kubernetes.io/name",
-    "app.kubernetes.io/instance",
-    "app.kubernetes.io/version",
-    "app.kubernetes.io/component",
-    "app.kubernetes.io/part-of",
-    "app.kubernetes.io/managed-by",
+from tests.chart import (
+    CHART,
+    CI_VALUES,
+    CREDENTIALS,
+    KUBE_VERSION,
+    ROOT,
+    SECRET,
+    STANDARD_LABELS,
+    VALUE_SETS,
+    WORKER_SETS,
+    _containers,
+    _env,
+    _kinds,
+    _one,
+    _promtool_check,
+    _render,
+    _template,
+    _validate_kubernetes,
+    _venv_tool,
+    _worker,
+    make_helm,
 )
-
-
-# -- tools -----------------------------------------------------------------------------------------
-
-
-def _helm_binary() -> str:
-    local = ROOT / ".tools" / "bin" / "helm"
-    if local.is_file() and os.access(local, os.X_OK):
-        return str(local)
-    found = shutil.which("helm")
-    if found is None:
-        pytest.fail("helm not found in .tools/bin or on PATH: run scripts/install-tools.sh")
-    return found
-
-
-def _promtool() -> str:
-    path = shutil.which("promtool")
-    if path is None:
-        pytest.fail("promtool not on PATH: run scripts/install-tools.sh (Debian `prometheus`)")
-    return path
-
-
-def _venv_tool(name: str) -> str:
-    path = Path(sys.executable).parent / name
-    if not path.is_file():
-        pytest.fail(f"{name} is not installed in the test venv ({path})")
-    return str(path)
 
 
 @pytest.fixture(scope="module")
 def helm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """A function running helm with private cache/config/data dirs; returns the completed run."""
-    binary = _helm_binary()
-    home = tmp_path_factory.mktemp("helm-home")
-    env = {
-        **os.environ,
-        "HELM_CACHE_HOME": str(home / "cache"),
-        "HELM_CONFIG_HOME": str(home / "config"),
-        "HELM_DATA_HOME": str(home / "data"),
-    }
-
-    def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [binary, *args], capture_output=True, text=True, env=env, timeout=60, check=False
-        )
-
-    yield run
-
-
-def _template(helm: Any, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
-    result = helm(
-        "template",
-        "rsa",
-        str(CHART),
-        "--namespace",
-        "voice",
-        "--kube-version",
-        KUBE_VERSION,
-        "--api-versions",
-        MONITORING_API,
-        *args,
-    )
-    if ok:
-        assert result.returncode == 0, result.stderr
-    return result
-
-
-def _render(helm: Any, *args: str) -> list[dict[str, Any]]:
-    text = _template(helm, *args).stdout
-    return [doc for doc in yaml.safe_load_all(text) if doc]
-
-
-def _one(docs: list[dict[str, Any]], kind: str) -> dict[str, Any]:
-    found = [d for d in docs if d["kind"] == kind]
-    assert len(found) == 1, f"expected one {kind}, got {[d['kind'] for d in docs]}"
-    return found[0]
-
-
-def _kinds(docs: list[dict[str, Any]]) -> set[str]:
-    return {d["kind"] for d in docs}
-
-
-VALUE_SETS = [pytest.param(SECRET, id="default")] + [
-    pytest.param(("-f", str(path)), id=path.name.removesuffix("-values.yaml")) for path in CI_VALUES
-]
+    """Runs the real helm binary with private cache, config and data directories."""
+    yield from make_helm(tmp_path_factory)
 
 
 # -- the chart's generated files ------------------------------------------------------------
@@ -177,28 +93,6 @@ def test_schema_is_generated_from_values_and_catches_drift(tmp_path: Path) -> No
                 '"type": ["integer", "null"], "minimum": 1, "maximum": 1000', '"minimum": 1'
             )
         )
-
-
-def test_chart_rule_defaults_are_the_generator_defaults() -> None:
-    """prometheusRule's parameters in values.yaml are dashboards/rules.py's DEFAULTS."""
-    values = yaml.safe_load((CHART / "values.yaml").read_text())["prometheusRule"]
-    defaults = dict(_rules_module().DEFAULTS)
-    for key in ("selector", "scope"):
-        assert values.pop(key) == "", key  # "" = derived from the release
-        defaults.pop(key)
-    for key in ("enabled", "additionalLabels"):
-        values.pop(key)
-    assert values == defaults
-
-
-def _rules_module() -> Any:
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("dashboards_rules", DASHBOARDS / "rules.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 # -- lint and schema ----------------------------------------------------------------------------
@@ -419,27 +313,6 @@ def test_own_image_render(helm: Any) -> None:
 
 
 @pytest.mark.tools
-def test_monitoring_only_render(helm: Any, tmp_path: Path) -> None:
-    """mode=monitoring: only the PodMonitor, the PrometheusRule and the dashboard, scoped."""
-    docs = _render(helm, "-f", str(CHART / "ci" / "monitoring-only-values.yaml"))
-    assert _kinds(docs) == {"PodMonitor", "PrometheusRule", "ConfigMap"}
-    monitor = _one(docs, "PodMonitor")["spec"]
-    assert monitor["selector"]["matchLabels"] == {"app": "support-agent"}
-    assert monitor["namespaceSelector"]["matchNames"] == ["voice-prod", "voice-staging"]
-    (endpoint,) = monitor["podMetricsEndpoints"]
-    assert endpoint["port"] == "supervisor"
-    assert endpoint["relabelings"][-1] == {
-        "action": "replace",
-        "targetLabel": "job",
-        "replacement": "support-agent",
-    }
-    spec = _one(docs, "PrometheusRule")["spec"]
-    _promtool_check(spec, tmp_path)
-    exprs = [r["expr"] for g in spec["groups"] for r in g["rules"]]
-    assert all('job="support-agent"' in e for e in exprs if "_total" in e)
-
-
-@pytest.mark.tools
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -473,31 +346,6 @@ def test_template_refuses_settings_the_agent_would_refuse(
 # -- rendered objects ---------------------------------------------------------------------------
 
 
-def _validate_kubernetes(doc: dict[str, Any]) -> None:
-    import kubernetes_validate
-
-    try:
-        kubernetes_validate.validate(doc, KUBE_VERSION, strict=True)
-    except kubernetes_validate.SchemaNotFoundError:
-        # As the CLI does: custom resources have no bundled schema (checked otherwise below).
-        assert doc["kind"] in CUSTOM_KINDS, f"no schema for {doc['kind']}"
-    except kubernetes_validate.ValidationError as exc:
-        pytest.fail(f"{doc['kind']}/{doc['metadata']['name']}: {exc.message} at {exc.path}")
-
-
-def _promtool_check(spec: dict[str, Any], tmp_path: Path) -> None:
-    path = tmp_path / "rules.yaml"
-    path.write_text(yaml.safe_dump({"groups": spec["groups"]}, sort_keys=False))
-    result = subprocess.run(
-        [_promtool(), "check", "rules", str(path)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-
-
 @pytest.mark.tools
 @pytest.mark.parametrize("args", VALUE_SETS)
 def test_rendered_objects_are_valid(helm: Any, args: tuple[str, ...], tmp_path: Path) -> None:
@@ -508,11 +356,6 @@ def test_rendered_objects_are_valid(helm: Any, args: tuple[str, ...], tmp_path: 
         _validate_kubernetes(doc)
         if doc["kind"] == "PrometheusRule":
             _promtool_check(doc["spec"], tmp_path)
-
-
-def _containers(doc: dict[str, Any]) -> list[dict[str, Any]]:
-    spec = doc["spec"]["template"]["spec"]
-    return [*spec.get("initContainers", []), *spec["containers"]]
 
 
 @pytest.mark.tools
@@ -549,15 +392,6 @@ def test_every_object_has_the_standard_labels(helm: Any, args: tuple[str, ...]) 
         assert labels["app.kubernetes.io/managed-by"] == "Helm"
 
 
-def _worker(docs: list[dict[str, Any]]) -> dict[str, Any]:
-    containers = _one(docs, "Deployment")["spec"]["template"]["spec"]["containers"]
-    (container,) = [c for c in containers if c["name"] == "agent"]
-    return container
-
-
-WORKER_SETS = [p for p in VALUE_SETS if p.id != "monitoring-only"]
-
-
 @pytest.mark.tools
 def test_worker_probes_ports_volumes_and_grace(helm: Any) -> None:
     """Probes hit the supervisor's port; 8081 is exposed; emptyDirs back the writable paths."""
@@ -588,26 +422,6 @@ def test_worker_probes_ports_volumes_and_grace(helm: Any) -> None:
     assert pod["automountServiceAccountToken"] is False
     strategy = deployment["spec"]["strategy"]["rollingUpdate"]
     assert strategy["maxUnavailable"] == 0
-
-
-def _env(container: dict[str, Any]) -> dict[str, str]:
-    """The container's environment as the process would see it, credentials replaced by fakes."""
-    fakes = {
-        "LIVEKIT_URL": "wss://livekit.example.com",
-        "LIVEKIT_API_KEY": "APIfake",
-        "LIVEKIT_API_SECRET": "fake-secret",
-        "OPENAI_API_KEY": "fake-openai-key",
-        "AZURE_OPENAI_API_KEY": "fake-azure-key",
-        "AZURE_OPENAI_AD_TOKEN": "fake-entra-token",
-    }
-    env: dict[str, str] = {}
-    for entry in container["env"]:
-        name = entry["name"]
-        if "value" in entry:
-            env[name] = entry["value"]
-        elif "secretKeyRef" in entry["valueFrom"]:
-            env[name] = fakes.get(name, "fake")
-    return env
 
 
 @pytest.mark.tools
@@ -697,170 +511,6 @@ def test_no_credential_values_in_values_files() -> None:
         assert set(secrets) <= {"existingSecret", "keys"}, path.name
         for key_name in secrets.get("keys", {}).values():
             assert re.fullmatch(r"[A-Z_]*", key_name), f"{path.name}: {key_name!r}"
-
-
-# -- monitoring objects ------------------------------------------------------------------------
-
-
-@pytest.mark.tools
-def test_chart_rules_are_the_generated_rules(helm: Any) -> None:
-    """The PrometheusRule is dashboards/rules.py's output for the release's parameters."""
-    rules = _rules_module()
-    docs = _render(helm, *SECRET, "--set", "prometheusRule.enabled=true")
-    expected = rules.params(
-        selector='job="realtime-supervisor", namespace="voice"',
-        scope="voice/rsa-realtime-supervisor-agent",
-    )
-    assert _one(docs, "PrometheusRule")["spec"] == yaml.safe_load(rules.render(expected))
-
-
-@pytest.mark.tools
-def test_rule_parameters_reach_the_rules(helm: Any, tmp_path: Path) -> None:
-    """Parameters, not PromQL rewriting: aggregation, objective, labels, thresholds, disable."""
-    rules = _rules_module()
-    docs = _render(helm, "-f", str(CHART / "ci" / "monitoring-on-values.yaml"))
-    spec = _one(docs, "PrometheusRule")["spec"]
-    _promtool_check(spec, tmp_path)
-    expected = rules.params(
-        selector='job="realtime-supervisor", namespace="voice"',
-        scope="voice/rsa-realtime-supervisor-agent",
-        aggregationLabels=["cluster", "namespace"],
-        grafanaUrl="https://grafana.example.com",
-        stallObjective=0.995,
-        alerts={
-            "RealtimeSupervisorRecoveryFailing": {
-                "labels": {"team": "voice"},
-                "warning": {"threshold": 0.4, "for": "15m"},
-            },
-            "RealtimeSupervisorWorkerFull": {"enabled": False},
-        },
-    )
-    assert spec == yaml.safe_load(rules.render(expected))
-    alerts = [r for g in spec["groups"] for r in g["rules"] if "alert" in r]
-    failing = [a for a in alerts if a["alert"] == "RealtimeSupervisorRecoveryFailing"]
-    assert [a["labels"] for a in failing] == [
-        {"severity": "warning", "team": "voice"},
-        {"severity": "critical", "team": "voice"},
-    ]
-    assert "> 0.4" in failing[0]["expr"] and failing[0]["for"] == "15m"
-    assert not any(a["alert"] == "RealtimeSupervisorWorkerFull" for a in alerts)
-    assert all(
-        "by (cluster, namespace" in r["expr"]
-        for g in spec["groups"]
-        for r in g["rules"]
-        if r.get("record", "").endswith(":rate5m") and "sum by" in r["expr"]
-    )
-    assert all(
-        a["annotations"]["dashboard_url"].startswith("https://grafana.example.com/d/")
-        for a in alerts
-    )
-
-
-@pytest.mark.tools
-def test_dashboard_configmap_is_the_dashboard_byte_for_byte(helm: Any) -> None:
-    """The dashboard ConfigMap holds dashboards/realtime-supervisor.json unchanged, labelled."""
-    docs = _render(
-        helm,
-        *SECRET,
-        "--set",
-        "dashboard.enabled=true",
-        "--set",
-        "dashboard.label.key=grafana_dashboard",
-    )
-    configmap = _one(docs, "ConfigMap")
-    assert configmap["metadata"]["labels"]["grafana_dashboard"] == "1"
-    assert configmap["data"]["realtime-supervisor.json"] == DASHBOARD_JSON.read_text()
-
-
-@pytest.mark.tools
-def test_monitoring_switches(helm: Any) -> None:
-    """Monitors, rules and dashboard appear only when switched on; the monitor kind is chosen."""
-    off = _kinds(_render(helm, "-f", str(CHART / "ci" / "monitoring-off-values.yaml")))
-    assert off.isdisjoint(CUSTOM_KINDS | {"ConfigMap", "Service"})
-    assert "NetworkPolicy" in _kinds(_render(helm, *SECRET)), "the NetworkPolicy is on by default"
-    on = _render(helm, "-f", str(CHART / "ci" / "monitoring-on-values.yaml"))
-    assert {"ServiceMonitor", "PrometheusRule", "ConfigMap", "Service"} <= _kinds(on)
-    monitor = _one(on, "ServiceMonitor")
-    assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
-    (endpoint,) = monitor["spec"]["endpoints"]
-    assert endpoint["port"] == "metrics"
-    assert endpoint["interval"] == "15s"
-    assert endpoint["honorLabels"] is True
-    assert monitor["spec"]["sampleLimit"] == 2000
-    assert endpoint["relabelings"][0]["targetLabel"] == "node"
-    assert endpoint["relabelings"][-1]["replacement"] == "realtime-supervisor"
-    assert endpoint["metricRelabelings"][0]["action"] == "drop"
-    service = _one(on, "Service")
-    assert service["spec"]["publishNotReadyAddresses"] is True
-    assert _one(on, "ConfigMap")["metadata"]["namespace"] == "monitoring"
-    pods = _render(helm, "-f", str(CHART / "ci" / "podmonitor-values.yaml"))
-    assert "PodMonitor" in _kinds(pods) and "ServiceMonitor" not in _kinds(pods)
-    assert _one(pods, "PodMonitor")["spec"]["podMetricsEndpoints"][0]["port"] == "metrics"
-
-
-@pytest.mark.tools
-def test_hpa_owns_the_replica_count(helm: Any) -> None:
-    """With autoscaling on, an autoscaling/v2 HPA targets the Deployment, which sets no replicas."""
-    docs = _render(helm, "-f", str(CHART / "ci" / "hpa-values.yaml"))
-    hpa = _one(docs, "HorizontalPodAutoscaler")
-    assert hpa["apiVersion"] == "autoscaling/v2"
-    assert hpa["spec"]["scaleTargetRef"]["name"] == _one(docs, "Deployment")["metadata"]["name"]
-    assert "replicas" not in _one(docs, "Deployment")["spec"]
-    (metric,) = hpa["spec"]["metrics"]
-    assert metric["type"] == "Pods"
-    assert metric["pods"]["metric"]["name"] == "lk_agents_worker_load"
-    assert metric["pods"]["target"] == {"type": "AverageValue", "averageValue": "0.5"}
-    scale_down = hpa["spec"]["behavior"]["scaleDown"]
-    assert scale_down["policies"] == [{"type": "Pods", "value": 1, "periodSeconds": 120}]
-    keda = _render(
-        helm,
-        "-f",
-        str(CHART / "ci" / "hpa-values.yaml"),
-        "--set",
-        "autoscaling.kind=keda",
-        "--api-versions",
-        "keda.sh/v1alpha1",
-    )
-    scaled = _one(keda, "ScaledObject")["spec"]
-    assert "HorizontalPodAutoscaler" not in _kinds(keda)
-    assert scaled["triggers"][0]["metadata"]["query"] == (
-        'sum(lk_agents_worker_load{job="realtime-supervisor", namespace="voice"})'
-    )
-
-
-@pytest.mark.tools
-def test_network_policy_allows_what_a_livekit_agent_needs(helm: Any) -> None:
-    """Egress: DNS, LiveKit TCP and WebRTC UDP, provider HTTPS; ingress: only the metrics port."""
-    docs = _render(helm, "-f", str(CHART / "ci" / "azure-legacy-values.yaml"))
-    policy = _one(docs, "NetworkPolicy")["spec"]
-    ports = {
-        (p["protocol"], p["port"], p.get("endPort"))
-        for rule in policy["egress"]
-        for p in rule["ports"]
-    }
-    assert {("UDP", 53, None), ("TCP", 443, None), ("TCP", 7881, None)} <= ports
-    assert ("UDP", 50000, 60000) in ports
-    (ingress,) = policy["ingress"]
-    assert ingress["ports"] == [{"port": "metrics", "protocol": "TCP"}]
-
-
-@pytest.mark.tools
-def test_default_network_policy_is_narrow(helm: Any) -> None:
-    """On by default: DNS only to kube-dns (and the node-local cache), LiveKit and the model
-    endpoint only on their ports and never to private ranges or the cloud metadata address."""
-    policy = _one(_render(helm, *SECRET), "NetworkPolicy")["spec"]
-    dns, livekit, provider = policy["egress"]
-    assert {p["port"] for p in dns["ports"]} == {53}
-    assert dns["to"][0]["podSelector"] == {"matchLabels": {"k8s-app": "kube-dns"}}
-    for rule in (livekit, provider):
-        (peer,) = rule["to"]
-        assert peer["ipBlock"]["cidr"] == "0.0.0.0/0"
-        assert {"169.254.169.254/32", "10.0.0.0/8"} <= set(peer["ipBlock"]["except"])
-    assert [p["port"] for p in provider["ports"]] == [443]
-    narrowed = _one(
-        _render(helm, "-f", str(CHART / "ci" / "azure-legacy-values.yaml")), "NetworkPolicy"
-    )["spec"]
-    assert all("except" not in peer["ipBlock"] for r in narrowed["egress"][1:3] for peer in r["to"])
 
 
 # -- the image ------------------------------------------------------------------------------------
