@@ -60,7 +60,8 @@ def test_monitoring_only_render(helm: Any, tmp_path: Path) -> None:
     spec = _one(docs, "PrometheusRule")["spec"]
     _promtool_check(spec, tmp_path)
     exprs = [r["expr"] for g in spec["groups"] for r in g["rules"]]
-    assert all('job="support-agent"' in e for e in exprs if "_total" in e)
+    selector = 'job="support-agent", namespace=~"voice-prod|voice-staging"'
+    assert all(selector in e for e in exprs if "_total{" in e)
 
 
 # -- monitoring objects ------------------------------------------------------------------------
