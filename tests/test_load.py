@@ -9,6 +9,7 @@ runs it against the worker tests' fake LiveKit server: livekit's own load loop r
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -25,8 +26,10 @@ from realtime_supervisor_agent.load import (
 
 # The fake LiveKit server of the worker tests, and its fixtures.
 from tests.test_worker import (
+    _OURS,
     GUARD,
     SECRETS,
+    VALID,
     FakeLiveKit,
     livekit,  # noqa: F401  (fixture)
     restore_environ,  # noqa: F401  (fixture)
@@ -212,3 +215,26 @@ async def test_livekit_reports_full_from_memory_with_cpu_idle(
         assert back.load == pytest.approx(0.125)
     finally:
         await stop_worker(w, task)
+
+
+@pytest.mark.parametrize("value", ["0", "1001", "lots"])
+def test_a_bad_max_calls_exits_2_before_the_worker_is_built(
+    value: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`realtime-supervisor start` with AGENT_MAX_CALLS out of bounds: exit 2 naming it, nothing
+    built or connected."""
+    from realtime_supervisor_agent import worker
+
+    for name in list(os.environ):
+        if name.startswith(_OURS) or name == "PROMETHEUS_MULTIPROC_DIR":
+            monkeypatch.delenv(name)
+    for name, v in {**VALID, "AGENT_MAX_CALLS": value}.items():
+        monkeypatch.setenv(name, v)
+
+    def no_worker(*args: object, **kwargs: object) -> object:
+        raise AssertionError("the worker was built despite a bad setting")
+
+    monkeypatch.setattr(worker, "build_worker", no_worker)
+    assert worker.main(["start"]) == 2
+    err = capsys.readouterr().err
+    assert "AGENT_MAX_CALLS" in err and "1..1000" in err
