@@ -226,3 +226,41 @@ def test_default_network_policy_is_narrow(helm: Any) -> None:
         _render(helm, "-f", str(CHART / "ci" / "azure-legacy-values.yaml")), "NetworkPolicy"
     )["spec"]
     assert all("except" not in peer["ipBlock"] for r in narrowed["egress"][1:3] for peer in r["to"])
+
+
+def _notes(helm: Any, tmp_path: Path, *args: str) -> str:
+    """NOTES.txt as `helm install` prints it (rendered through a template in a chart copy:
+    `helm template` skips NOTES and `helm install --dry-run` needs a cluster)."""
+    import shutil
+
+    chart = tmp_path / "chart"
+    shutil.copytree(CHART, chart)
+    notes = (chart / "templates" / "NOTES.txt").read_text()
+    (chart / "templates" / "notes-render.yaml").write_text(
+        '{{- define "notes" }}' + notes + "{{- end }}\n"
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: notes}\n"
+        'data:\n  notes: {{ include "notes" . | toJson }}\n'
+    )
+    result = helm(
+        "template", "rsa", str(chart), "--namespace", "voice",
+        "--show-only", "templates/notes-render.yaml", *args,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    text: str = yaml.safe_load(result.stdout)["data"]["notes"]
+    return text
+
+
+@pytest.mark.tools
+def test_install_notes(helm: Any, tmp_path: Path) -> None:
+    """The notes name the Secret to create, warn about the placeholder image and the
+    NetworkPolicy's scrape rule, and in monitoring mode describe only what is monitored."""
+    notes = _notes(helm, tmp_path / "a")
+    assert "create secret generic rsa-realtime-supervisor-agent" in notes
+    assert "image.repository is the chart's placeholder" in notes
+    assert "If Prometheus runs elsewhere, set networkPolicy.metricsIngress" in notes
+    assert "up to 1800 s (drainTimeoutSeconds" in notes
+    own = _notes(helm, tmp_path / "b", "-f", str(CHART / "ci" / "own-image-values.yaml"))
+    assert "placeholder" not in own and "runs your own command/args" in own
+    only = _notes(helm, tmp_path / "c", "-f", str(CHART / "ci" / "monitoring-only-values.yaml"))
+    assert only.startswith("realtime-supervisor monitoring for pods matching")
+    assert "Deployment" not in only and "PodMonitor/rsa-realtime-supervisor-agent" in only
