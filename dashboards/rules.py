@@ -43,6 +43,15 @@ BURN = {
 }
 WINDOWS = ("5m", "30m", "1h", "2h", "6h", "1d", "3d")
 
+
+def _alert(
+    warning: dict[str, Any] | None, critical: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """An alert's parameters: on, no extra labels, and per severity threshold and `for`."""
+    return {"enabled": True, "labels": {}, "warning": warning, "critical": critical}
+
+
+# The chart's prometheusRule values hold the same keys and defaults (tests/test_helm_monitoring.py).
 DEFAULTS: dict[str, Any] = {
     "selector": 'job="realtime-supervisor"',
     "scope": "",
@@ -51,50 +60,37 @@ DEFAULTS: dict[str, Any] = {
         "https://github.com/realtime-supervisor/realtime-supervisor/blob/main/dashboards/runbooks.md"
     ),
     "grafanaUrl": "",
+    # One turn in 100 may stall: the error budget the burn-rate alerts spend.
     "stallObjective": 0.99,
+    # About 6 turns in 5 minutes: one unlucky turn on an idle deployment does not page.
     "minTurnRate": 0.02,
+    # A p95 or a failure share over fewer recoveries is noise.
     "minRecoveries": 5,
     "alerts": {
-        "RealtimeSupervisorStallBudgetBurn": {
-            "warning": {"for": "15m"},
-            "critical": {"for": "2m"},
-        },
-        "RealtimeSupervisorRecoveryFailing": {
-            "warning": {"threshold": 0.5, "for": "10m"},
-            "critical": {"threshold": 0.8, "for": "10m"},
-        },
-        "RealtimeSupervisorRecoveryTimeHigh": {
-            "warning": {"threshold": 8, "for": "10m"},
-            "critical": {"threshold": 15, "for": "10m"},
-        },
-        "RealtimeSupervisorEscalations": {
-            "warning": {"threshold": 0, "for": "2m"},
-            "critical": {"threshold": 10, "for": "2m"},
-        },
-        "RealtimeSupervisorReconnectStorm": {
-            "warning": {"threshold": 0, "for": "2m"},
-            "critical": None,
-        },
-        "RealtimeSupervisorWatchdogErrors": {
-            "warning": {"threshold": 0, "for": "2m"},
-            "critical": None,
-        },
-        "RealtimeSupervisorWorkerDrainingTooLong": {"warning": {"for": "15m"}, "critical": None},
-        "RealtimeSupervisorWorkerFull": {
-            "warning": {"threshold": 0.7, "for": "5m"},
-            "critical": {"threshold": 0.95, "for": "5m"},
-        },
-        "RealtimeSupervisorMetricsAbsent": {"warning": {"for": "10m"}, "critical": None},
-        "RealtimeSupervisorMetricsMissingFromTarget": {"warning": {"for": "10m"}, "critical": None},
+        "RealtimeSupervisorStallBudgetBurn": _alert({"for": "15m"}, {"for": "2m"}),
+        # Attempts fail by design before the ladder's next rung succeeds: alert when most do.
+        "RealtimeSupervisorRecoveryFailing": _alert(
+            {"threshold": 0.5, "for": "10m"}, {"threshold": 0.8, "for": "10m"}
+        ),
+        # 8 s p95 means callers wait 13 s or more in silence (detection plus recovery).
+        "RealtimeSupervisorRecoveryTimeHigh": _alert(
+            {"threshold": 8, "for": "10m"}, {"threshold": 15, "for": "10m"}
+        ),
+        # Rare events that each hurt a caller: any one is worth a look, many are a page.
+        "RealtimeSupervisorEscalations": _alert(
+            {"threshold": 0, "for": "2m"}, {"threshold": 10, "for": "2m"}
+        ),
+        "RealtimeSupervisorReconnectStorm": _alert({"threshold": 0, "for": "2m"}),
+        "RealtimeSupervisorWatchdogErrors": _alert({"threshold": 0, "for": "2m"}),
+        "RealtimeSupervisorWorkerDrainingTooLong": _alert({"for": "15m"}),
+        # livekit stops dispatching to a worker at 0.7: every worker there means no capacity.
+        "RealtimeSupervisorWorkerFull": _alert(
+            {"threshold": 0.7, "for": "5m"}, {"threshold": 0.95, "for": "5m"}
+        ),
+        "RealtimeSupervisorMetricsAbsent": _alert({"for": "10m"}),
+        "RealtimeSupervisorMetricsMissingFromTarget": _alert({"for": "10m"}),
     },
 }
-for _alert in DEFAULTS["alerts"].values():
-    _alert.update({"enabled": True, "labels": {}, **_alert})
-DEFAULTS["alerts"] = {
-    name: {"enabled": a["enabled"], "labels": a["labels"], "warning": a["warning"],
-           "critical": a["critical"]}
-    for name, a in DEFAULTS["alerts"].items()
-}  # fmt: skip
 
 
 def params(**overrides: Any) -> dict[str, Any]:
