@@ -127,7 +127,7 @@ def _kinds(docs: list[dict[str, Any]]) -> set[str]:
     return {d["kind"] for d in docs}
 
 
-VALUE_SETS = [pytest.param(SECRET, id="default")] + [
+VALUE_SETS = [pytest.param((), id="default")] + [
     pytest.param(("-f", str(path)), id=path.name.removesuffix("-values.yaml")) for path in CI_VALUES
 ]
 
