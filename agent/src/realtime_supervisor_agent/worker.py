@@ -10,8 +10,8 @@ Main process (`main`):
    the variables livekit's plugin reads behind our back). A bad variable prints one error per
    problem, naming the variable, and exits 2; secrets are never printed. The supervisor's port is
    checked free too. Nothing has connected or forked by then.
-2. Logging (structlog, redacting secrets) is configured, and PROMETHEUS_MULTIPROC_DIR is created
-   and emptied (`prepare_multiproc_dir`).
+2. Logging is redacted (livekit's CLI installs the handlers: one JSON shape, livekit's), and
+   PROMETHEUS_MULTIPROC_DIR is created and emptied (`prepare_multiproc_dir`).
 3. `build_worker` makes livekit's `AgentServer` with our `load_fnc`, `setup_fnc` (prewarm),
    entrypoint, `drain_timeout` and multiprocess directory, and `cli.run_app` runs it.
 4. livekit's `AgentServer.run()` empties the directory again, starts the job process pool, and
@@ -26,7 +26,8 @@ Main process (`main`):
      drain) /metrics, /healthz and /readyz keep answering.
 
 Load and draining: `load_fnc` is `Worker.load`, which is the service's `load` once it exists
-(1.0 while the service drains after too many escalations, else livekit's default CPU load).
+(1.0 while the service drains after too many escalations, else `load.CapacityLoad`: the highest
+of livekit's CPU load, memory against the container limit, and calls against AGENT_MAX_CALLS).
 livekit calls it every 0.5 s and before answering each job request, and reports FULL to LiveKit
 when the load reaches `load_threshold` (0.7 in production), so LiveKit stops dispatching here.
 
@@ -36,10 +37,11 @@ and updates them from its load loop (the child-process count only in multiproces
 with ours, on one port (REALTIME_SUPERVISOR_HTTP_PORT, 9464).
 
 Drain on SIGTERM: livekit marks the worker FULL and waits up to `drain_timeout` for running calls
-to end, then closes. 570 s (`DRAIN_TIMEOUT`) is 30 s under the chart's
-terminationGracePeriodSeconds (600): time for livekit to close the job processes (10 s each,
-in parallel) and for the service to stop before Kubernetes kills the pod. A deployment with a
-different grace period passes livekit's own flag: `realtime-supervisor start --drain-timeout N`.
+to end, then closes. Without livekit's own flag (`realtime-supervisor start --drain-timeout N`)
+that is 570 s (`DRAIN_TIMEOUT`). The chart always passes the flag (drainTimeoutSeconds, 1800 by
+default) and refuses a terminationGracePeriodSeconds below it + 30 s: time for livekit to close
+the job processes (10 s each, in parallel) and for the service to stop before Kubernetes kills
+the pod.
 
 Job processes (`prewarm`, `entrypoint`): each configures logging and builds its metrics once
 (prewarm), then per job builds the realtime model, wraps it with `reconnectable`, builds the
@@ -56,6 +58,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import signal
 import socket
@@ -69,7 +72,7 @@ import structlog
 
 from realtime_supervisor.config import ServiceConfig, WatchdogConfig
 from realtime_supervisor.errors import ConfigError
-from realtime_supervisor.logs import bind_session, configure_logging
+from realtime_supervisor.logs import LOGGER_NAME, bind_session, redact_logging
 from realtime_supervisor_agent.config import AgentConfig
 
 if TYPE_CHECKING:
@@ -99,7 +102,7 @@ __all__ = [
 
 _log = structlog.get_logger("realtime_supervisor_agent.worker")
 
-# 30 s under the chart's terminationGracePeriodSeconds (600): see the module docstring.
+# Used when no --drain-timeout is given (the chart gives one): see the module docstring.
 DRAIN_TIMEOUT: Final = 570
 # Commands that run an agent (and so need its settings); livekit's other commands
 # (download-files, --help) run without them.
@@ -192,7 +195,12 @@ def _check_port_free(host: str, port: int) -> None:
 
 
 def _configure_logging(service: ServiceConfig) -> None:
-    configure_logging("console" if service.log_format == "console" else "json", service.log_level)
+    """Logs in livekit's shape: livekit's CLI installs the handlers (JSON for `start`, colored
+    for `dev`, `--log-level`); we scrub every record reaching them and route structlog through
+    stdlib. Called before livekit's handlers exist (main), when they do (worker started) and in
+    each job process (its handler forwards records to the main process)."""
+    redact_logging()
+    logging.getLogger(LOGGER_NAME).setLevel(service.log_level)
 
 
 # -- the job process ------------------------------------------------------------------------------
@@ -317,11 +325,9 @@ def livekit_connected(server: AgentServer) -> bool:
     """
     if server.id == _UNREGISTERED:
         return False
-    return not (
-        getattr(server, "_connecting", False)
-        or getattr(server, "_connection_failed", False)
-        or getattr(server, "_closed", False)
-    )
+    from realtime_supervisor.livekit import _private
+
+    return not _private.server_disconnected(server)
 
 
 class Worker:
@@ -350,12 +356,16 @@ class Worker:
         """livekit's load_fnc (called from its executor thread): the service's load once built."""
         service = self.service
         if service is None:
+            default_load = self._service_options.get("default_load")
+            if default_load is not None:
+                return float(default_load(server))
             from realtime_supervisor.service import livekit_default_load
 
             return livekit_default_load(server)
         return service.load(server)
 
     def _on_worker_started(self) -> None:
+        _configure_logging(self.settings.service)  # livekit's CLI has installed its handlers
         # In livekit's loop, inside AgentServer.run(): the directory has been wiped.
         from realtime_supervisor.service import SupervisorService
 
@@ -422,6 +432,10 @@ def build_worker(
     """
     from livekit.agents import AgentServer
 
+    from realtime_supervisor_agent.load import CapacityLoad
+
+    # The service's load is the capacity load (CPU, memory, calls) unless a caller sets its own.
+    service_options = {"default_load": CapacityLoad.from_env(), **(service_options or {})}
     holder: list[Worker] = []
 
     def load(server: AgentServer) -> float:
@@ -469,6 +483,9 @@ def main(
     try:
         settings = load_settings(require_livekit=command in _LIVEKIT_COMMANDS)
         check_models(settings.agent)
+        from realtime_supervisor_agent.load import max_calls_from_env
+
+        max_calls_from_env()
         _check_port_free(settings.service.http_host, settings.service.http_port)
     except ConfigError as exc:
         return _fail(command, exc)

@@ -66,37 +66,19 @@ __all__ = [
     "sweep_dead",
 ]
 
+from realtime_supervisor.kinds import EscalationReason, Outcome, Rung, StallKind, WarningKind
+
 _log = logging.getLogger(__name__)
 
 PREFIX: Final = "realtime_supervisor_"
 BUCKETS: Final = (0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0, 15.0, 20.0, 30.0, 60.0)
-STALL_KINDS: Final = (
-    "no_reply",
-    "audio_gap",
-    "post_warning_silence",
-    "dead_session",
-    "reconnect_storm",
-)
-ACTIONS: Final = ("reissue", "reconnect")
-OUTCOMES: Final = ("success", "failure")
-ESCALATION_REASONS: Final = (
-    "budget_exhausted",
-    "ladder_exhausted",
-    "dead_session",
-    "reconnect_storm",
-)
-WARNING_KINDS: Final = (
-    "multi_message",
-    "generation_discarded",
-    "reply_timeout",
-    "scheduling_stopped",
-    "text_with_audio",
-    "event_failed",
-    "unrecoverable_close",
-    "aclose_error",
-    "late_response",
-    "connection_lost",
-)
+# The label values, from the vocabulary (kinds.py): the series pre-created at zero, and the
+# bound that keeps an unknown value from making a new series.
+STALL_KINDS: Final = tuple(k.value for k in StallKind)
+ACTIONS: Final = tuple(a.value for a in Rung)
+OUTCOMES: Final = tuple(o.value for o in Outcome)
+ESCALATION_REASONS: Final = tuple(r.value for r in EscalationReason)
+WARNING_KINDS: Final = tuple(k.value for k in WarningKind)
 OTHER: Final = "other"
 _MAX_LABEL: Final = 64
 _INVALID = re.compile(r"[^a-z0-9._-]")
@@ -184,14 +166,14 @@ class Metrics:
         self.recovery_seconds = Histogram(
             PREFIX + "recovery_seconds",
             "From stall detected to the first agent audio after it",
-            ("action",),
+            ("action", *pm),
             buckets=BUCKETS,
             registry=reg,
         )
         self.silence_seconds = Histogram(
             PREFIX + "silence_seconds",
             "From when the agent should have spoken to when it did, per stall",
-            ("kind",),
+            ("kind", *pm),
             buckets=BUCKETS,
             registry=reg,
         )
@@ -237,10 +219,6 @@ class Metrics:
         # at 1 has no earlier sample to increase from.
         for kind in WARNING_KINDS:
             self.livekit_warnings.labels(kind)
-        for action in ACTIONS:
-            self.recovery_seconds.labels(action)
-        for kind in STALL_KINDS:
-            self.silence_seconds.labels(kind)
         if reg is REGISTRY and _default is None:
             _default = self
 
@@ -320,7 +298,10 @@ class SessionMetrics:
         self._latency = metrics.reply_latency_seconds.labels(provider, model)
         for kind in STALL_KINDS:
             metrics.stalls.labels(provider, model, kind)
+            # provider/model on the histograms too, so dashboards can filter them.
+            metrics.silence_seconds.labels(kind, provider, model)
         for action in ACTIONS:
+            metrics.recovery_seconds.labels(action, provider, model)
             for outcome in OUTCOMES:
                 metrics.recoveries.labels(provider, model, action, outcome)
         for reason in ESCALATION_REASONS:
@@ -348,7 +329,7 @@ class SessionMetrics:
         outcome = self._m.bounded(outcome, OUTCOMES, "outcome")
         self._m.recoveries.labels(self.provider, self.model, action, outcome).inc()
         if seconds is not None and (value := self._seconds(seconds)) is not None:
-            self._m.recovery_seconds.labels(action).observe(value)
+            self._m.recovery_seconds.labels(action, self.provider, self.model).observe(value)
 
     @_contained
     def escalation(self, reason: str) -> None:
@@ -359,7 +340,7 @@ class SessionMetrics:
     def silence(self, kind: str, seconds: float) -> None:
         kind = self._m.bounded(kind, STALL_KINDS, "kind")
         if (value := self._seconds(seconds)) is not None:
-            self._m.silence_seconds.labels(kind).observe(value)
+            self._m.silence_seconds.labels(kind, self.provider, self.model).observe(value)
 
     @_contained
     def reply_latency(self, seconds: float) -> None:
