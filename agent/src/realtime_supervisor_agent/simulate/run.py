@@ -52,8 +52,9 @@ class Summary:
     turn_details: list[dict[str, Any]] = field(default_factory=list)
     escalated_sessions: int = 0  # sessions whose on_escalate hook was called at least once
     sessions_crashed: int = 0  # calls that ended with an exception (simulate then exits 1)
-    # what the caller's noises did (noise scenario): bursts made, and replies they cut short
-    noises: int = 0
+    noises: int = 0  # short loud noises the caller made (`noise`)
+    # playback segments that ended interrupted (barge-in, noise heard as speech, recoveries)
+    interrupted_replies: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -226,6 +227,7 @@ def _summarise(state: RunState, lk_version: str, duration: float) -> Summary:
         escalated_sessions=sum(c.escalations > 0 for c in calls),
         sessions_crashed=sum(c.crashed for c in calls),
         noises=sum(c.noises for c in calls),
+        interrupted_replies=sum(i for c in calls for _, i in c.finished.values()),
     )
 
 
