@@ -246,6 +246,68 @@ def test_cli_writes_the_json_summary(tmp_path: Path) -> None:
     assert "sk-simulate" not in result.stdout + result.stderr
 
 
+def test_cli_shows_a_start_line_the_table_and_the_log_file_and_no_traceback(
+    tmp_path: Path,
+) -> None:
+    """First contact: one start line, the table, and livekit's and our logs (tracebacks and all)
+    in a file named at the end; nothing on stderr."""
+    log = tmp_path / "simulate.log"
+    result = _cli(
+        "--sessions", "1", "--turns", "1", "--patience", "6", "--faults", "drop_mid",
+        "--log-file", str(log),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("simulate: 1 calls x 1 turns") and str(log) in lines[0]
+    assert "turns answered" in result.stdout
+    assert lines[-1] == f"logs: {log}"
+    assert "Traceback" not in result.stdout + result.stderr
+    assert result.stderr == ""
+    text = log.read_text()
+    # livekit's record of the dropped socket, and the watchdog's verdict, are in the file
+    assert "livekit.agents" in text or "livekit.plugins.openai" in text
+    assert "stall.detected" in text
+    assert "sk-simulate" not in text
+
+
+def test_cli_exits_1_when_a_supervised_turn_goes_unanswered() -> None:
+    """A fatal error leaves the supervised turn unanswered (escalated): the exit status says so."""
+    result = _cli("--sessions", "1", "--turns", "1", "--patience", "4", "--faults", "fatal_error")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "1 turn(s) unanswered with mode watchdog" in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_exit_status_counts_crashes_and_supervised_unanswered_turns_only(
+    modes: dict[str, Any],
+) -> None:
+    """1 for a crashed call or an unanswered supervised turn; an unsupervised run's unanswered
+    turns are what --compare is there to show."""
+    import dataclasses
+
+    from realtime_supervisor_agent.simulate.cli import exit_status
+
+    ok: Summary = modes["watchdog"]
+    assert exit_status([modes["none"], ok]) == (0, None)
+    assert exit_status([dataclasses.replace(ok, sessions_crashed=1)])[0] == 1
+    assert exit_status([dataclasses.replace(ok, turns_unanswered=1)])[0] == 1
+
+
+async def test_a_call_that_crashes_is_counted_with_all_its_turns_unanswered(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A call that dies at start is a crash, and its planned turns are all there, unanswered."""
+    from realtime_supervisor_agent.simulate import call
+
+    async def crash(*_args: Any) -> None:
+        raise RuntimeError("the session could not be built")
+
+    monkeypatch.setattr(call, "_assemble_and_call", crash)
+    s = await run(SimulateOptions(sessions=1, turns=3, patience=1.0, api_key="sk-crash-{i}"))
+    assert s.sessions_crashed == 1
+    assert (s.turns, s.turns_answered) == (3, 0)
+
+
 # -- remote endpoints: a separate chaos server process -------------------------------------------
 
 

@@ -11,8 +11,10 @@ import logging
 import math
 import os
 import sys
+import tempfile
+import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, TextIO
 
 from realtime_supervisor.config import WatchdogConfig
 from realtime_supervisor.errors import ConfigError
@@ -22,7 +24,7 @@ from .options import MODES, Mode, SimulateOptions, agent_config, openai_base
 from .run import Summary, metrics_endpoint
 from .view import render_summaries, run_with_view, summary_title
 
-__all__ = ["build_parser", "main", "options_from_args", "preflight"]
+__all__ = ["build_parser", "exit_status", "main", "options_from_args", "preflight"]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -137,11 +139,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", dest="json_path", default=None, help="write the summary here")
     p.add_argument(
+        "--noise",
+        type=_seconds(),
+        default=None,
+        help="the caller makes a short loud noise this many seconds into each reply, and one in "
+        "the silence before its next turn (default: never)",
+    )
+    p.add_argument(
         "--log-level",
-        default="WARNING",
+        default=None,
         type=str.upper,
         choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
-        help="log level on stderr (default WARNING)",
+        help="show livekit's and the watchdog's logs on stderr at this level "
+        "(default: INFO and above to the log file, none on screen)",
+    )
+    p.add_argument(
+        "--log-file",
+        default=None,
+        help="write the logs here (default: a new file in the temporary directory, named at the "
+        "end of the run)",
     )
     return p
 
@@ -180,6 +196,7 @@ def options_from_args(
         model=args.model,
         watchdog=watchdog,
         timer_seconds=args.timer_seconds,
+        noise=args.noise,
     )
     if args.compare:
         return [dataclasses.replace(base, mode="none"), base]
@@ -198,26 +215,73 @@ def preflight(options: SimulateOptions) -> None:
     del model
 
 
-def _configure_logging(level: str, runs: Sequence[SimulateOptions]) -> None:
-    """Logs go to stderr (stdout carries the view and the summary), at `level`, keys scrubbed."""
+def _log_path(args: argparse.Namespace) -> str | None:
+    """Where the logs go: None for stderr (`--log-level`), else the file (`--log-file` or new)."""
+    if args.log_file is not None:
+        return str(args.log_file)
+    if args.log_level is not None:
+        return None
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    name = f"realtime-supervisor-simulate-{stamp}-{os.getpid()}.log"
+    return os.path.join(tempfile.gettempdir(), name)
+
+
+def _configure_logging(
+    level: str | None, path: str | None, runs: Sequence[SimulateOptions]
+) -> TextIO:
+    """livekit's and our logs, keys scrubbed: to `path` (INFO and above unless `level` says),
+    or to stderr at `level`. stdout carries only the start line, the view and the table."""
     from realtime_supervisor.logs import configure_logging, secrets_from_env
 
+    stream: TextIO = sys.stderr if path is None else open(path, "a", encoding="utf-8")  # noqa: SIM115
+    name = level or "INFO"
     keys = {o.api_key.format(i=i) for o in runs for i in range(o.sessions)}
     configure_logging(
-        format="console", level=level, stream=sys.stderr, secrets=[*secrets_from_env(), *keys]
+        format="console", level=name, stream=stream, secrets=[*secrets_from_env(), *keys]
     )
     root = logging.getLogger()
     if not root.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        handler = logging.StreamHandler(stream)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         root.addHandler(handler)
     for h in root.handlers:
-        h.setLevel(level)
+        h.setLevel(name)
     # livekit's loggers at WARNING at least, so its lost-reply warnings reach the capture
-    root.setLevel(min(logging.getLevelName(level), logging.WARNING))
+    root.setLevel(min(logging.getLevelName(name), logging.WARNING))
+    # Python's warnings and asyncio's unretrieved task errors are records too: not on screen
+    logging.captureWarnings(True)
+    return stream
 
 
-async def _main_async(runs: Sequence[SimulateOptions], args: argparse.Namespace) -> int:
+def _start_line(runs: Sequence[SimulateOptions], path: str | None) -> str:
+    o = runs[-1]
+    where = (
+        f"the embedded chaos server (faults {o.faults}, seed {o.seed})"
+        if o.embedded
+        else f"the {o.provider} endpoint"
+    )
+    modes = " then ".join("unsupervised" if r.mode == "none" else r.mode for r in runs)
+    logs = f"logs in {path}" if path is not None else "logs on stderr"
+    return f"simulate: {o.sessions} calls x {o.turns} turns against {where}, {modes}; {logs}"
+
+
+def exit_status(summaries: Sequence[Summary]) -> tuple[int, str | None]:
+    """1 when a call crashed or a supervised turn went unanswered (with the reason), else 0.
+
+    An unsupervised run's unanswered turns are what it is there to show (`--compare`).
+    """
+    crashed = sum(s.sessions_crashed for s in summaries)
+    if crashed:
+        return 1, f"{crashed} call(s) crashed (see the logs)"
+    for s in summaries:
+        if s.mode != "none" and s.turns_unanswered:
+            return 1, f"{s.turns_unanswered} turn(s) unanswered with mode {s.mode}"
+    return 0, None
+
+
+async def _main_async(
+    runs: Sequence[SimulateOptions], args: argparse.Namespace, log_path: str | None
+) -> int:
     from rich.console import Console
 
     console = Console()
@@ -238,6 +302,7 @@ async def _main_async(runs: Sequence[SimulateOptions], args: argparse.Namespace)
                 )
                 return 2
             print(f"metrics on {url}", file=sys.stderr, flush=True)
+        print(_start_line(runs, log_path), flush=True)
         for options in runs:
             summaries.append(await run_with_view(options, console, live))
         console.print(summary_title(summaries[0]), highlight=False, soft_wrap=True)
@@ -252,7 +317,12 @@ async def _main_async(runs: Sequence[SimulateOptions], args: argparse.Namespace)
         if args.metrics_port is not None and args.hold > 0:
             print(f"holding /metrics for {args.hold:g} s", file=sys.stderr, flush=True)
             await asyncio.sleep(args.hold)
-    return 0
+    code, reason = exit_status(summaries)
+    if log_path is not None:
+        print(f"logs: {log_path}", flush=True)
+    if reason is not None:
+        print(f"simulate: {reason}; exit status {code}", flush=True)
+    return code
 
 
 def _write(path: str, text: str) -> None:
@@ -284,8 +354,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_usage(sys.stderr)
         print(f"{parser.prog}: error: environment {exc}", file=sys.stderr)
         return 2
-    _configure_logging(args.log_level, runs)
+    log_path = _log_path(args)
     try:
-        return asyncio.run(_main_async(runs, args))
+        stream = _configure_logging(args.log_level, log_path, runs)
+    except OSError as exc:
+        parser.error(f"argument --log-file: cannot write {log_path}: {exc.strerror or exc}")
+    try:
+        return asyncio.run(_main_async(runs, args, log_path))
     except KeyboardInterrupt:
         return 130
+    finally:
+        logging.shutdown()
+        if stream is not sys.stderr:
+            stream.close()
