@@ -31,10 +31,6 @@ from realtime_supervisor.testing import (
 LK_VERSION = tuple(int(p) for p in lk.__version__.split(".")[:3])
 
 
-# The harness's name for the shared capture (tests read `call.logs.saw(...)`).
-RecordLogs = LivekitLogs
-
-
 @dataclass
 class Call:
     server: ChaosServer
@@ -42,7 +38,7 @@ class Call:
     model: Any
     caller: ScriptedCaller
     speaker: RecordingAudioOutput
-    logs: RecordLogs
+    logs: LivekitLogs
     supervisor: Any | None = None
     states: list[tuple[float, str]] = field(default_factory=list)
     escalations: list[Any] = field(default_factory=list)

@@ -127,6 +127,41 @@ def test_a_reply_that_recovered_a_lost_one_is_the_answer() -> None:
     assert got == (13.0, 2)
 
 
+def test_a_response_played_as_two_segments_answers_at_the_second() -> None:
+    """livekit 1.8 plays a preamble item and the answer item as two segments: heard whole."""
+    frames = voice(10.5, 0.6, segment=1) + voice(11.2, 2.0, segment=2)
+    responses = [Response("r1", 10.4, audio_seconds=2.6, status="completed")]
+    done = {1: (11.1, False)}
+    got = answer_in(frames, after=10.0, reply_seconds=None, finished=done, responses=responses)
+    assert got == (None, None)  # the answer item is still playing
+    done = {1: (11.1, False), 2: (13.2, False)}
+    got = answer_in(frames, after=10.0, reply_seconds=None, finished=done, responses=responses)
+    assert got == (11.2, 2)
+    # cut short, the second segment completes nothing
+    done = {1: (11.1, False), 2: (12.0, True)}
+    got = answer_in(frames, after=10.0, reply_seconds=None, finished=done, responses=responses)
+    assert got == (None, None)
+
+
+def test_a_cut_between_two_segments_breaks_a_response() -> None:
+    """Item 1 played, item 2 cut, then other audio: the response was not heard whole, however
+    much audio came before and after the cut."""
+    frames = voice(10.5, 1.0, segment=1) + voice(11.5, 0.5, segment=2) + voice(12.5, 1.0, 3)
+    done = {1: (11.5, False), 2: (12.0, True), 3: (13.5, False)}
+    responses = [Response("r1", 10.4, audio_seconds=2.0, status="completed")]
+    got = answer_in(frames, after=10.0, reply_seconds=None, finished=done, responses=responses)
+    assert got == (None, None)
+
+
+def test_a_marked_preamble_is_not_an_answer_even_as_a_whole_response() -> None:
+    """Where the audio carries the chaos server's marks, a preamble is never the answer."""
+    frames = tone_run(10.5, 0.6, kind="preamble")
+    done = {1: (11.1, False)}
+    responses = [Response("r1", 10.4, audio_seconds=0.6, status="completed")]
+    got = answer_in(frames, after=10.0, reply_seconds=None, finished=done, responses=responses)
+    assert got == (None, None)
+
+
 def test_a_response_created_before_the_turn_ended_does_not_answer_it() -> None:
     """Only a response created after the turn ended is its answer."""
     frames = voice(10.5, 1.0)

@@ -317,19 +317,12 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture
-def remote_chaos() -> Iterator[int]:
+@contextlib.contextmanager
+def _chaos_process(*flags: str) -> Iterator[int]:
+    """The chaos server as a separate process (a remote endpoint); yields its port."""
     port = _free_port()
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "realtime_supervisor.chaos",
-            "--port",
-            str(port),
-            "--reply-seconds",
-            "1.5",
-        ],
+        [sys.executable, "-m", "realtime_supervisor.chaos", "--port", str(port), *flags],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
@@ -346,6 +339,12 @@ def remote_chaos() -> Iterator[int]:
             proc.wait(10)
         if proc.poll() is None:
             proc.kill()
+
+
+@pytest.fixture
+def remote_chaos() -> Iterator[int]:
+    with _chaos_process("--reply-seconds", "1.5") as port:
+        yield port
 
 
 async def test_remote_openai_url_and_azure_endpoint_both_work(remote_chaos: int) -> None:
@@ -366,3 +365,30 @@ async def test_remote_openai_url_and_azure_endpoint_both_work(remote_chaos: int)
     for s in summaries:
         assert s.turns_answered == 2, s.turn_details
         assert s.faults is None and s.by_fault is None and s.faulted_turns is None
+
+
+@pytest.mark.compat
+async def test_a_recovered_reply_from_a_real_endpoint_counts_as_the_answer() -> None:
+    """The original report's path: Azure, api-version 2024-10-01-preview, a preamble then the
+    answer in one response. On 1.5.11 livekit plays the preamble and drops the answer (with its
+    warning); the watchdog re-issues and the new reply plays whole: the turn is answered, though
+    livekit warned in between. No tones are read: a completed response heard whole answers."""
+    with _chaos_process("--reply-seconds", "1.5", "--faults", "multi_message,clean") as port:
+        summary = await run(
+            SimulateOptions(
+                sessions=1,
+                turns=2,
+                patience=8.0,
+                reply_seconds=None,
+                azure_endpoint=f"http://127.0.0.1:{port}",
+                azure_deployment="gpt-realtime",
+                api_version="2024-10-01-preview",
+                api_key="azure-recovered-{i}",
+            )
+        )
+    assert summary.turns_answered == 2, summary.turn_details
+    assert summary.escalations == 0
+    lk = tuple(int(p) for p in summary.livekit_agents.split(".")[:3])
+    if lk < (1, 5, 12):  # the answer item dropped, with the warning: recovered by a re-issue
+        assert summary.recoveries == {"reissue": {"success": 1, "failure": 0}}
+        assert summary.livekit_warnings.get("expected to receive only one message generation")

@@ -4,9 +4,10 @@ Rules (tests/test_judge.py holds each):
 1. Answered, against the chaos server (its tones mark the audio): a playback segment in which
    ONE response (the tone's amplitude names it) played `reply_seconds` of answer tone. A
    preamble (660 Hz) is not an answer; two responses' halves do not add up to one.
-2. Answered, against any other endpoint (no tones to read): a playback segment that finished
-   without interruption and played the whole audio of a response that completed (`response.done`
-   with status `completed`), created after the turn ended. A preamble alone (the rest of the
+2. Answered, against any other endpoint (no tones to read): the playback segment that finished
+   playing, without interruption, the whole audio of a response that completed (`response.done`
+   with status `completed`), created after the turn ended (livekit 1.8 plays a response's
+   message items as consecutive segments: they add up). A preamble alone (the rest of the
    response unplayed), or the first part of a response that was then cancelled, is not an
    answer. A reply that recovered a lost one is the answer: what livekit logged in between does
    not matter, what was heard does.
@@ -162,24 +163,42 @@ def answer_in(
                 if sum(f.duration for f in heard) >= reply_seconds - ANSWER_TOLERANCE:
                     return heard[0].at, segment
             continue
-        # rule 2
-        done = finished.get(segment)
-        if done is None or done[1]:
-            continue  # still playing, or interrupted
+        # rule 2: the earliest segment that completes a response heard whole
         if tones and not answer:
             continue  # a preamble alone
-        start = seg_frames[0].at
-        played = sum(f.duration for f in seg_frames)
-        if any(_played_whole(r, after, start, played) for r in responses):
+        if _completes_a_response(segment, by_segment, finished, responses, after):
             first = answer[0] if answer else seg_frames[0]
             return first.at, segment
     return None, None
 
 
-def _played_whole(r: Response, after: float, start: float, played: float) -> bool:
-    return (
-        r.status == "completed"
-        and r.audio_seconds > 0
-        and after <= r.created_at <= start
-        and played >= r.audio_seconds - WHOLE_TOLERANCE
-    )
+def _completes_a_response(
+    segment: int,
+    by_segment: Mapping[int, Sequence[Frame]],
+    finished: Mapping[int, tuple[float, bool]],
+    responses: Sequence[Response],
+    after: float,
+) -> bool:
+    """Whether `segment` ends the playback of a completed response's whole audio.
+
+    livekit may play one response's message items as consecutive segments (1.8 does), so a
+    response is heard whole across the segments that started after it was created, up to this
+    one, each played to its end. An interrupted segment cuts the response it belongs to.
+    """
+    for r in responses:
+        if r.status != "completed" or r.audio_seconds <= 0 or r.created_at < after:
+            continue
+        played = 0.0
+        for number, seg_frames in sorted(by_segment.items()):
+            if number > segment:
+                break
+            if seg_frames[0].at < r.created_at:
+                continue
+            done = finished.get(number)
+            if done is None or done[1]:
+                played = 0.0  # still playing, or cut: what came before does not add up
+                continue
+            played += sum(f.duration for f in seg_frames)
+        if played >= r.audio_seconds - WHOLE_TOLERANCE:
+            return True
+    return False

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 from livekit.agents import AgentSession
@@ -60,7 +60,7 @@ class SupervisedCall:
     supervisor: Supervisor | None = None
     model: Any | None = None  # closed with the call (room-less); None when shared or not ours
     close_timeout: float = CLOSE_TIMEOUT
-    _in_room: bool = False
+    _in_room: bool = field(default=False, init=False)
 
     async def start(self, agent: Agent, *, room: rtc.Room | None = None) -> None:
         """Start the session (in `room`, or room-less), then the supervisor."""
