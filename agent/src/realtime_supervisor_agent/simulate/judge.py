@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Final, Protocol
 
 from realtime_supervisor.chaos import sequence_of
+from realtime_supervisor.kinds import WARNING_PREFIXES, WarningKind
 
 __all__ = [
     "ANSWER_TOLERANCE",
@@ -41,17 +42,20 @@ ANSWER_TOLERANCE: Final = 1e-6
 # a response's audio played whole: frames are cut at 10-20 ms, the server's deltas elsewhere
 WHOLE_TOLERANCE: Final = 0.05
 
-# livekit's messages that mean a reply was lost (logged on livekit.agents on 1.8, on
-# livekit.plugins.openai on 1.5): counted in the summary, next to what was heard.
-LOST_REPLY: Final = (
-    "expected to receive only one message generation",
-    "in-progress generation discarded due to",
-    "failed to generate a reply",
-    "skipping new realtime generation",
-    "Text message received from Realtime API with audio",
-    "discarding response that arrived after it was timed out",
-    "AgentSession is closing due to unrecoverable error",
+# livekit's messages that mean a reply was lost (the vocabulary's prefixes, less those about the
+# connection or the watchdog's own bookkeeping): counted in the summary, next to what was heard.
+_LOST_KINDS: Final = frozenset(
+    {
+        WarningKind.MULTI_MESSAGE,
+        WarningKind.GENERATION_DISCARDED,
+        WarningKind.REPLY_TIMEOUT,
+        WarningKind.SCHEDULING_STOPPED,
+        WarningKind.TEXT_WITH_AUDIO,
+        WarningKind.LATE_RESPONSE,
+        WarningKind.UNRECOVERABLE_CLOSE,
+    }
 )
+LOST_REPLY: Final = tuple(prefix for prefix, kind in WARNING_PREFIXES if kind in _LOST_KINDS)
 
 
 def lost_reply(message: str) -> str | None:
