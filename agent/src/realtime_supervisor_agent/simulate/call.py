@@ -5,7 +5,7 @@ The session is built as the worker builds it (`models.session_kwargs`, whose set
 `SupervisedCall`. Around it simulate taps what the judge needs: played frames and segments
 (the recording output), the server's responses (the realtime session's raw events), livekit's
 lost-reply warnings (routed to the call whose task logged them) and the watchdog's activity
-(teed from its metrics sink).
+(from its public events).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from realtime_supervisor.events import Escalated, RecoveryFinished, StallDetected
 from realtime_supervisor.testing import LivekitLogs
 
 from ..baseline import HandWrittenTimer
@@ -27,7 +28,7 @@ from .caller import CallState, TurnRecord, caller_loop
 from .judge import Response, lost_reply
 from .options import SimulateOptions, agent_config
 
-__all__ = ["Tally", "TallyMetrics", "capture_livekit_warnings", "process_metrics", "run_call"]
+__all__ = ["Tally", "capture_livekit_warnings", "process_metrics", "run_call"]
 
 _log = logging.getLogger("realtime_supervisor_agent.simulate")
 
@@ -36,7 +37,7 @@ _AUDIO_DELTAS: Final = ("response.output_audio.delta", "response.audio.delta")
 _BYTES_PER_SECOND: Final = 2 * 24000  # the Realtime API's default output: PCM16 mono, 24 kHz
 
 
-# -- what the watchdog did, tallied as it records its metrics -------------------------------------
+# -- what the watchdog did, tallied from its events -------------------------------------
 
 
 @dataclass(slots=True)
@@ -50,51 +51,23 @@ class Tally:
     errors: int = 0
 
 
-class _TallySink:
-    """A per-session metrics sink that records into the real one and into the run's tally.
+def _tally_events(supervisor: Any, tally: Tally) -> None:
+    """The watchdog's events, counted by kind, action, outcome and reason as they happen."""
 
-    The watchdog's own counters are totals; the summary needs them by kind and action, exactly
-    as the metrics see them, so the sink is teed rather than the tally recomputed.
-    """
+    def stall(ev: StallDetected) -> None:
+        tally.stalls[ev.kind] += 1
 
-    def __init__(self, inner: Any, tally: Tally) -> None:
-        self._inner = inner
-        self._tally = tally
+    def finished(ev: RecoveryFinished) -> None:
+        tally.recoveries.setdefault(ev.action, Counter())[ev.outcome] += 1
+        if ev.outcome == "success" and ev.seconds is not None:
+            tally.recovery_seconds.append(ev.seconds)
 
-    def stall(self, kind: str) -> None:
-        self._tally.stalls[kind] += 1
-        self._inner.stall(kind)
+    def escalated(ev: Escalated) -> None:
+        tally.escalations[ev.reason] += 1
 
-    def recovery(self, action: str, outcome: str, seconds: float | None) -> None:
-        self._tally.recoveries.setdefault(action, Counter())[outcome] += 1
-        if outcome == "success" and seconds is not None:
-            self._tally.recovery_seconds.append(seconds)
-        self._inner.recovery(action, outcome, seconds)
-
-    def escalation(self, reason: str) -> None:
-        self._tally.escalations[reason] += 1
-        self._inner.escalation(reason)
-
-    def watchdog_error(self) -> None:
-        self._tally.errors += 1
-        self._inner.watchdog_error()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
-
-
-class TallyMetrics:
-    """`Metrics` as the Supervisor sees it, handing out teed per-session sinks."""
-
-    def __init__(self, inner: Any, tally: Tally) -> None:
-        self._inner = inner
-        self._tally = tally
-
-    def session(self, provider: str, model: str) -> _TallySink:
-        return _TallySink(self._inner.session(provider, model), self._tally)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
+    supervisor.on("stall_detected", stall)
+    supervisor.on("recovery_finished", finished)
+    supervisor.on("escalated", escalated)
 
 
 def process_metrics() -> Any:
@@ -253,9 +226,10 @@ async def _assemble_and_call(
             on_escalate=on_escalate,
             provider=options.provider,
             model=options.model_label,
-            metrics=TallyMetrics(metrics, tally),
+            metrics=metrics,
             context={"simulate_session": str(call.index)},
         )
+        _tally_events(call.supervisor, tally)
     assembly = SupervisedCall(session, call.supervisor, model=model)
     guard = options.turns * (options.patience + GUARD_EXTRA) + options.final_silence
     try:
