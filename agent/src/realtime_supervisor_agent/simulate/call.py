@@ -18,7 +18,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from realtime_supervisor.events import Escalated, RecoveryFinished, StallDetected
 from realtime_supervisor.testing import LivekitLogs
@@ -27,6 +27,10 @@ from ..baseline import HandWrittenTimer
 from .caller import CallState, TurnRecord, caller_loop
 from .judge import Response, lost_reply
 from .options import SimulateOptions, agent_config
+
+if TYPE_CHECKING:
+    from realtime_supervisor.livekit.binding import Escalation, Supervisor
+    from realtime_supervisor.metrics import Metrics
 
 __all__ = ["Tally", "capture_livekit_warnings", "process_metrics", "run_call"]
 
@@ -51,7 +55,7 @@ class Tally:
     errors: int = 0
 
 
-def _tally_events(supervisor: Any, tally: Tally) -> None:
+def _tally_events(supervisor: Supervisor, tally: Tally) -> None:
     """The watchdog's events, counted by kind, action, outcome and reason as they happen."""
 
     def stall(ev: StallDetected) -> None:
@@ -70,7 +74,7 @@ def _tally_events(supervisor: Any, tally: Tally) -> None:
     supervisor.on("escalated", escalated)
 
 
-def process_metrics() -> Any:
+def process_metrics() -> Metrics:
     """The process's `realtime_supervisor.metrics.Metrics` on prometheus_client's default REGISTRY.
 
     One per process (prometheus_client refuses a second registration of the same names), shared
@@ -152,7 +156,7 @@ async def run_call(
     call: CallState,
     options: SimulateOptions,
     url: str | None,
-    metrics: Any,
+    metrics: Metrics | None,
     tally: Tally,
 ) -> None:
     """One call, from building its session to hanging up; its turns are always all recorded."""
@@ -175,7 +179,11 @@ async def run_call(
 
 
 async def _assemble_and_call(
-    call: CallState, options: SimulateOptions, url: str | None, metrics: Any, tally: Tally
+    call: CallState,
+    options: SimulateOptions,
+    url: str | None,
+    metrics: Metrics | None,
+    tally: Tally,
 ) -> None:
     from livekit.agents import Agent, AgentSession
 
@@ -207,7 +215,7 @@ async def _assemble_and_call(
     session.input.audio = caller
     session.output.audio = speaker
 
-    async def on_escalate(esc: Any) -> None:
+    async def on_escalate(esc: Escalation) -> None:
         # the application's hook: here it only notes the escalation; the caller keeps calling
         call.escalations += 1
         _log.warning(

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Final
 from .judge import Response, answer_in, longest_gap, overlapping
 
 if TYPE_CHECKING:
+    from realtime_supervisor.livekit.binding import Supervisor
     from realtime_supervisor.testing import RecordingAudioOutput, ScriptedCaller
 
     from ..baseline import HandWrittenTimer
@@ -71,7 +72,7 @@ class CallState:
     responses: dict[str, Response] = field(default_factory=dict)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     timer: HandWrittenTimer | None = None
-    supervisor: Any = None
+    supervisor: Supervisor | None = None
     escalations: int = 0
     timed_out: bool = False
     crashed: bool = False

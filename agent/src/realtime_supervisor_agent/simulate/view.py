@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .judge import Stats
 from .options import SimulateOptions
 from .run import RunState, Summary, run
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
 
 __all__ = ["render_summaries", "run_with_view", "summary_title"]
 
@@ -52,7 +56,7 @@ def _summary_rows(s: Summary) -> list[tuple[str, str]]:
     return rows
 
 
-def render_summaries(summaries: Sequence[Summary]) -> Any:
+def render_summaries(summaries: Sequence[Summary]) -> Table:
     """A rich table of one summary, or several side by side (--compare)."""
     from rich.table import Table
 
@@ -79,7 +83,7 @@ def summary_title(s: Summary) -> str:
     return title + f", livekit-agents {s.livekit_agents}"
 
 
-def _live_table(state: RunState) -> Any:
+def _live_table(state: RunState) -> Table:
     from rich.table import Table
 
     snap = state.snapshot()
@@ -116,7 +120,7 @@ def _progress_line(state: RunState) -> str:
     )
 
 
-async def run_with_view(options: SimulateOptions, console: Any, live: bool) -> Summary:
+async def run_with_view(options: SimulateOptions, console: Console, live: bool) -> Summary:
     holder: dict[str, RunState] = {}
 
     def on_start(state: RunState) -> None:
