@@ -28,9 +28,9 @@ def test_labels_config_and_engine_use_the_same_enums() -> None:
     """Metric labels, the ladder's rungs and the engine's enums are the vocabulary's."""
     assert tuple(StallKind) == metrics.STALL_KINDS
     assert tuple(WarningKind) == metrics.WARNING_KINDS
-    assert metrics.ACTIONS == tuple(Rung)
+    assert tuple(Rung) == metrics.ACTIONS
     # failover is decided (instead of escalating), never configured as a rung of the ladder
-    assert config.LADDER_RUNGS == tuple(r for r in Rung if r is not Rung.FAILOVER)
+    assert tuple(r for r in Rung if r is not Rung.FAILOVER) == config.LADDER_RUNGS
     assert tuple(Outcome) == metrics.OUTCOMES
     assert tuple(EscalationReason) == metrics.ESCALATION_REASONS
     assert DetectorStallKind is StallKind and ObservedWarningKind is WarningKind
