@@ -272,6 +272,8 @@ def test_every_panel_has_a_fitting_unit(board: dict[str, Any]) -> None:
             assert all(e.startswith("60 * sum") for e in texts), panel["title"]
         elif any("histogram_quantile" in e for e in texts) or panel["type"] == "heatmap":
             assert unit == "s", panel["title"]
+        elif all("_seconds" in e and "rate(" not in e for e in texts):
+            assert unit == "s", panel["title"]  # a gauge of seconds (the learned deadlines)
         else:
             assert unit == "short", panel["title"]
             assert not any("rate(" in e for e in texts), panel["title"]
