@@ -257,10 +257,27 @@ TABLE: tuple[Row, ...] = (
         StallKind.AUDIO_GAP,
         # Every frame of a reply in progress re-arms: the clock measures the gap since the last
         # one. Not disarmed by response.done (Rule 10): only the end of the playback.
-        armed_by={T.RESPONSE_AUDIO: "audio_gap_timeout", T.REPLY_CUT: "audio_gap_timeout"},
+        armed_by={T.RESPONSE_AUDIO: "audio_gap_timeout"},
         refreshed_by=frozenset(),
         suspended_while=frozenset(),
-        disarmed_by=frozenset({T.PLAYBACK_FINISHED, T.USER_SPEAKING, T.RECOVERY_REQUESTED}),
+        # a playback that ends with its response open is the next row's to judge
+        disarmed_by=frozenset(
+            {T.PLAYBACK_FINISHED, T.REPLY_CUT, T.USER_SPEAKING, T.RECOVERY_REQUESTED}
+        ),
+    ),
+    Row(
+        # A playback ended while its response is still open: livekit cut the reply (a stale
+        # response.done closes whatever generation is current), or a reasoning model's preamble
+        # item ended and the final answer is still being thought. Only the server can tell:
+        # judged by its progress, as an acknowledged reply is (Rule 11).
+        StallKind.AUDIO_GAP,
+        armed_by={T.REPLY_CUT: "progress_timeout"},
+        refreshed_by=frozenset({T.PROGRESS}),
+        suspended_while=frozenset(),
+        disarmed_by=frozenset(
+            {T.AGENT_AUDIO, T.PLAYBACK_FINISHED, T.USER_SPEAKING, T.RECOVERY_REQUESTED}
+        ),
+        name="reply_cut",
     ),
     Row(
         StallKind.POST_WARNING_SILENCE,
@@ -745,6 +762,10 @@ class Detector:
             silence_since = clock.since
             playing = self._open_response or "played out by the server"
             detail = f"reply in progress ({playing}) sent no audio for {clock.timeout:g} s"
+            if row.key == "reply_cut":
+                detail = (
+                    f"playback ended with the response open, no progress for {clock.timeout:g} s"
+                )
         elif kind is StallKind.POST_WARNING_SILENCE:
             silence_since = clock.since
             warning = self._warning
