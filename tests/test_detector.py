@@ -1,3 +1,9 @@
+"""The detector, row by row and rule by rule, with times passed in (no sleeps).
+
+Over the house limit on purpose: it mirrors detector.py's table and rules one test per behaviour,
+and is read next to it.
+"""
+
 from __future__ import annotations
 
 import dataclasses
