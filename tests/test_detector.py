@@ -947,3 +947,12 @@ def test_a_preamble_then_seconds_of_reasoning_then_the_answer_is_left_alone() ->
     feed(d, (9.9, ServerProgress()), (10.0, AUDIO), (10.5, ResponseDone("r1", "completed")))
     feed(d, (11.0, AUDIO), (11.2, PlaybackFinished()))
     assert d.poll(60.0) == []
+
+
+def test_a_malformed_created_still_acknowledges_the_turn() -> None:
+    """response.created without an id opens nothing, but the server did answer the turn."""
+    d = detector(ack_timeout=1.5, progress_timeout=4.5)
+    feed(d, (0.0, UserSpeechStopped()), (0.3, ResponseCreated("")))
+    assert not d.response_open
+    assert d.poll(2.0) == []
+    assert d.next_deadline() == pytest.approx(4.8)

@@ -557,8 +557,9 @@ class Detector:
                     self._current = response_id
                     if len(self._open) > _MAX_OPEN:  # bounded: the oldest is long gone
                         del self._open[next(iter(self._open))]
-                    if self._owed_since is not None:
-                        return (Trigger.ACKNOWLEDGED, Trigger.PROGRESS)
+                # even a malformed one (Rule 9: it opens nothing) says the server answered
+                if self._owed_since is not None and response_id not in self._closed_early:
+                    return (Trigger.ACKNOWLEDGED, Trigger.PROGRESS)
                 return (Trigger.PROGRESS,)
             case ResponseDone(error_code=code) if code in FATAL_CODES:
                 # quota exhausted and the like: the response says so before the error event does
