@@ -15,11 +15,12 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from realtime_supervisor.errors import ConfigError
+from realtime_supervisor.kinds import Rung
 
 __all__ = ["LADDER_RUNGS", "LOG_FORMATS", "LOG_LEVELS", "ServiceConfig", "WatchdogConfig"]
 
 PREFIX = "REALTIME_SUPERVISOR_"
-LADDER_RUNGS = ("reissue", "reconnect")
+LADDER_RUNGS = tuple(a.value for a in Rung)
 LOG_FORMATS = ("json", "console")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _TRUE = ("1", "true", "yes", "on")

@@ -25,18 +25,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import glob
-import importlib
 import json
 import math
 import os
 import time
-from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Final, Protocol
 
-import structlog
 from aiohttp import web
 from prometheus_client import REGISTRY, CollectorRegistry, values
 from prometheus_client.exposition import choose_encoder
@@ -44,6 +41,9 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
+
+from realtime_supervisor.logs import lazy_logger
+from realtime_supervisor.window import SlidingWindow
 
 from .metrics import (
     PREFIX,
@@ -68,35 +68,15 @@ __all__ = [
     "render_metrics",
 ]
 
-_log = structlog.get_logger(__name__)
+_log = lazy_logger(__name__)  # stdlib `realtime_supervisor.service` (see logs.py)
 _HEARTBEAT: Final = 0.5
 
 
 # -- pure parts ---------------------------------------------------------------------------------
 
 
-class EventWindow:
-    """Counts events in the last `window` seconds; time is passed in."""
-
-    def __init__(self, window: float) -> None:
-        if not window > 0:
-            raise ValueError(f"window must be positive, got {window!r}")
-        self.window = float(window)
-        self._events: deque[tuple[float, int]] = deque()
-        self._count = 0
-
-    def record(self, now: float, n: int = 1) -> None:
-        """`n` events happened at `now` (times must not go backwards)."""
-        if n > 0:
-            self._events.append((now, n))
-            self._count += n
-
-    def count(self, now: float) -> int:
-        """Events recorded in (now - window, now]."""
-        horizon = now - self.window
-        while self._events and self._events[0][0] <= horizon:
-            self._count -= self._events.popleft()[1]
-        return self._count
+# The drain's window is the one sliding window of the pure core (its old name kept for callers).
+EventWindow = SlidingWindow
 
 
 def drain_reason(count: int, threshold: int, window: float) -> str | None:
@@ -138,9 +118,10 @@ def livekit_default_load(worker: object | None = None) -> float:
     (`get_load(worker)`, the same in 1.5.11 and 1.8.9; it ignores the worker); when that is
     gone, the fallback keeps the worker dispatchable.
     """
-    try:
-        calc = importlib.import_module("livekit.agents.worker")._DefaultLoadCalc
-    except (ImportError, AttributeError):
+    from .livekit._private import default_load_calc
+
+    calc = default_load_calc()
+    if calc is None:
         return _fallback_load()
     return float(calc.get_load(worker))
 

@@ -1,0 +1,1 @@
+"""Telemetry sinks beside the Prometheus metrics: OpenTelemetry traces (`traces.py`)."""
