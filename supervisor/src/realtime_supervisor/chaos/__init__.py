@@ -8,7 +8,9 @@ It never imports the watchdog: it must not know who is judged.
 
 from __future__ import annotations
 
-from .faults import (
+from .faults import TABLE, Hook
+from .pace import DEFAULT_PACE, parse_pace
+from .schedule import (
     DEFAULTS,
     FAULT_KINDS,
     KINDS,
@@ -20,9 +22,9 @@ from .faults import (
     Schedule,
     parse_schedule,
 )
-from .pace import DEFAULT_PACE, parse_pace
 from .server import ChaosServer, Injection, ReceivedEvent, SessionRecord
-from .vad import ANSWER_HZ, PREAMBLE_HZ, EnergyVad, amplitude_for, sequence_of, tone, tone_of
+from .tones import ANSWER_HZ, PREAMBLE_HZ, amplitude_for, sequence_of, tone, tone_of
+from .vad import EnergyVad
 
 __all__ = [
     "ANSWER_HZ",
@@ -34,10 +36,12 @@ __all__ = [
     "PREAMBLE_HZ",
     "RECOVERABLE_KINDS",
     "STICKY_KINDS",
+    "TABLE",
     "TOOL_NAME",
     "ChaosServer",
     "EnergyVad",
     "Fault",
+    "Hook",
     "Injection",
     "ReceivedEvent",
     "Schedule",
