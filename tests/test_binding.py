@@ -120,12 +120,12 @@ async def test_a_recovery_never_asks_for_a_reply_while_the_caller_speaks(
     re-issue's cancel-confirm wait exists for), so the wait ends only when the caller's speech
     makes the server cancel it: the moment a request would land over their words.
     """
-    from realtime_supervisor.chaos import server as chaos_server
+    from realtime_supervisor.chaos.connection import Connection
 
     speech: list[tuple[str, float]] = []  # the server's VAD, on the same clock as `received`
     started, stopped = (
-        chaos_server._Connection._on_speech_started,
-        (chaos_server._Connection._on_speech_stopped),
+        Connection._on_speech_started,
+        (Connection._on_speech_stopped),
     )
 
     async def on_started(self: Any, ev: Any) -> None:
@@ -139,9 +139,9 @@ async def test_a_recovery_never_asks_for_a_reply_while_the_caller_speaks(
     async def lost_track(self: Any, event: Any) -> None:
         self._record("response.cancel (ignored)")
 
-    monkeypatch.setattr(chaos_server._Connection, "_on_speech_started", on_started)
-    monkeypatch.setattr(chaos_server._Connection, "_on_speech_stopped", on_stopped)
-    monkeypatch.setattr(chaos_server._Connection, "_on_response_cancel", lost_track)
+    monkeypatch.setattr(Connection, "_on_speech_started", on_started)
+    monkeypatch.setattr(Connection, "_on_speech_stopped", on_stopped)
+    monkeypatch.setattr(Connection, "_on_response_cancel", lost_track)
     async with start_call("stall_mid=3,clean", supervised=True) as call:
         await call.speak()
         watchdog = call.supervisor.watchdog

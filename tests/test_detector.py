@@ -1,3 +1,9 @@
+"""The detector, row by row and rule by rule, with times passed in (no sleeps).
+
+Over the house limit on purpose: it mirrors detector.py's table and rules one test per behaviour,
+and is read next to it.
+"""
+
 from __future__ import annotations
 
 import dataclasses
@@ -133,10 +139,10 @@ def test_table_rows_read_as_specified() -> None:
         Trigger.USER_SPEAKING,
         Trigger.TURN_DECLINED,
     }
-    assert row(StallKind.AUDIO_GAP).armed_by == {
-        Trigger.RESPONSE_AUDIO: "audio_gap_timeout",
-        Trigger.REPLY_CUT: "audio_gap_timeout",
-    }
+    assert row(StallKind.AUDIO_GAP).armed_by == {Trigger.RESPONSE_AUDIO: "audio_gap_timeout"}
+    [reply_cut] = [r for r in TABLE if r.key == "reply_cut"]
+    assert reply_cut.armed_by == {Trigger.REPLY_CUT: "progress_timeout"}
+    assert reply_cut.refreshed_by == {Trigger.PROGRESS}
     assert row(StallKind.DEAD_SESSION).armed_by == {Trigger.FATAL: None}
     assert row(StallKind.RECONNECT_STORM).armed_by == {Trigger.STORM: None}
 
@@ -647,8 +653,9 @@ def test_playback_finished_after_the_response_is_done_disarms_the_gap() -> None:
 
 
 def test_reply_cut_short_by_the_client_is_an_audio_gap() -> None:
-    """Playback ends while the server still has the response open: livekit cut the reply."""
-    d = detector()
+    """Playback ends while the server still has the response open: livekit cut the reply. Judged
+    by the server's progress, not the audio clock (a reasoning model's preamble ends so too)."""
+    d = detector(progress_timeout=2.0)
     speaking(d)
     feed(d, (2.0, PlaybackFinished()))
     assert d.next_deadline() == 4.0
@@ -659,10 +666,11 @@ def test_reply_cut_short_by_the_client_is_an_audio_gap() -> None:
 
 def test_a_cut_reply_stays_a_gap_when_the_server_finishes_it_unheard() -> None:
     """The server closing the reply livekit cut does not end the silence."""
-    d = detector()
+    d = detector(progress_timeout=2.0)
     speaking(d)
     feed(d, (2.0, PlaybackFinished()), (2.4, ResponseDone("r1", "completed")))
-    assert [s.kind for s in d.poll(4.0)] == [StallKind.AUDIO_GAP]
+    assert d.poll(4.39) == []  # the done is progress, not audio
+    assert [s.kind for s in d.poll(4.4)] == [StallKind.AUDIO_GAP]
 
 
 def test_reconnect_forgets_the_open_response() -> None:
@@ -726,7 +734,7 @@ def test_done_before_created_opens_no_phantom() -> None:
 
 def test_a_late_done_of_an_older_response_does_not_close_the_newest() -> None:
     """Two responses on the wire: the newest plays; the older one's done leaves it open."""
-    d = detector()
+    d = detector(progress_timeout=2.0)
     speaking(d)
     feed(d, (1.6, ResponseCreated("r2")), (1.7, ResponseDone("r1", "completed")))
     assert d.response_open
@@ -925,3 +933,26 @@ def test_a_tool_call_does_not_leave_a_stale_progress_clock() -> None:
     assert d.next_deadline() == 16.5
     feed(d, (15.3, ResponseCreated("r2")), (15.8, AUDIO))
     assert d.poll(16.5) == []
+
+
+def test_a_preamble_then_seconds_of_reasoning_then_the_answer_is_left_alone() -> None:
+    """gpt-realtime-2: a preamble item plays and ends, the response stays open while the model
+    reasons (a few events), then the final answer item plays: no verdict."""
+    d = detector(progress_timeout=4.5)
+    speaking(d)  # the preamble, r1, playing since 1.0
+    feed(d, (1.8, PlaybackFinished()))  # the preamble's playback ends; r1 still open
+    for t in (3.0, 5.5):
+        feed(d, (t, ServerProgress()))
+    assert d.poll(9.9) == []
+    feed(d, (9.9, ServerProgress()), (10.0, AUDIO), (10.5, ResponseDone("r1", "completed")))
+    feed(d, (11.0, AUDIO), (11.2, PlaybackFinished()))
+    assert d.poll(60.0) == []
+
+
+def test_a_malformed_created_still_acknowledges_the_turn() -> None:
+    """response.created without an id opens nothing, but the server did answer the turn."""
+    d = detector(ack_timeout=1.5, progress_timeout=4.5)
+    feed(d, (0.0, UserSpeechStopped()), (0.3, ResponseCreated("")))
+    assert not d.response_open
+    assert d.poll(2.0) == []
+    assert d.next_deadline() == pytest.approx(4.8)

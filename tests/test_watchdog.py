@@ -500,3 +500,28 @@ async def test_no_rung_starts_while_the_caller_speaks(rig_factory: Any) -> None:
     rig.wd.observe(UserSpeechStarted())  # before recovery_timeout: disarms, and suspends
     await asyncio.sleep(FAST.recovery_timeout * 6)
     assert rig.actions.names == ["reissue"] and rig.actions.escalations == []
+
+
+async def test_server_progress_stored_by_the_binding_postpones_the_progress_deadline() -> None:
+    """The binding only stores the time of each server event; the watchdog gives the latest to
+    the detector before judging, so a reply that keeps progressing is not a stall."""
+    now = [0.0]
+    config = dataclasses.replace(
+        FAST, reply_timeout=30.0, ack_timeout=1.0, progress_timeout=2.0, recovery_timeout=30.0
+    )
+    actions = FakeActions()
+    wd = Watchdog(config, actions, clock=lambda: now[0])
+    async with wd:
+        wd.observe(UserSpeechStopped())
+        now[0] = 0.3
+        wd.observe(ResponseCreated("r1"))
+        assert wd.detector.next_deadline() == pytest.approx(2.3)
+        now[0] = 2.0
+        wd.progress_at = 2.0  # an event, stored
+        now[0] = 2.3
+        wd._on_timer()  # the timer runs at the old deadline: catches up, nothing due
+        assert wd.counters.stalls == 0
+        assert wd.detector.next_deadline() == pytest.approx(4.0)
+        now[0] = 4.0
+        wd._on_timer()
+        assert wd.counters.stalls_by_kind == {"no_reply": 1}

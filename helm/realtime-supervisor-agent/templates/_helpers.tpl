@@ -146,6 +146,8 @@ treats "" as unset); lists are joined with commas.
   (list "REALTIME_SUPERVISOR_AUDIO_GAP_TIMEOUT" $w.audioGapTimeout)
   (list "REALTIME_SUPERVISOR_WARNING_GRACE" $w.warningGrace)
   (list "REALTIME_SUPERVISOR_RECOVERY_TIMEOUT" $w.recoveryTimeout)
+  (list "REALTIME_SUPERVISOR_ACK_TIMEOUT" $w.ackTimeout)
+  (list "REALTIME_SUPERVISOR_PROGRESS_TIMEOUT" $w.progressTimeout)
   (list "REALTIME_SUPERVISOR_BUDGET_MAX_RECOVERIES" $w.budgetMaxRecoveries)
   (list "REALTIME_SUPERVISOR_BUDGET_WINDOW" $w.budgetWindow)
   (list "REALTIME_SUPERVISOR_STORM_RECONNECTS" $w.stormReconnects)

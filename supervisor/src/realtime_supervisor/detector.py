@@ -51,6 +51,11 @@ fires once, after the warning, no frame has reached the output for a whole warni
 PlaybackFinished: the output reports that only when livekit closes the generation, which after a
 drop waits for the reconnect; frames are timed as audio_gap times them.) Audio of a response created
 after the warning is a new reply and disarms it.
+
+About 800 lines, over the house limit on purpose: the rules above, the vocabulary (triggers,
+conditions, warning effects), the table and the engine that applies it are read together, as
+h11's `_state.py` is. The consolidation may move the vocabulary and the table to their own module;
+the engine would stay here.
 """
 
 from __future__ import annotations
@@ -248,10 +253,27 @@ TABLE: tuple[Row, ...] = (
         StallKind.AUDIO_GAP,
         # Every frame of a reply in progress re-arms: the clock measures the gap since the last
         # one. Not disarmed by response.done (Rule 10): only the end of the playback.
-        armed_by={T.RESPONSE_AUDIO: "audio_gap_timeout", T.REPLY_CUT: "audio_gap_timeout"},
+        armed_by={T.RESPONSE_AUDIO: "audio_gap_timeout"},
         refreshed_by=frozenset(),
         suspended_while=frozenset(),
-        disarmed_by=frozenset({T.PLAYBACK_FINISHED, T.USER_SPEAKING, T.RECOVERY_REQUESTED}),
+        # a playback that ends with its response open is the next row's to judge
+        disarmed_by=frozenset(
+            {T.PLAYBACK_FINISHED, T.REPLY_CUT, T.USER_SPEAKING, T.RECOVERY_REQUESTED}
+        ),
+    ),
+    Row(
+        # A playback ended while its response is still open: livekit cut the reply (a stale
+        # response.done closes whatever generation is current), or a reasoning model's preamble
+        # item ended and the final answer is still being thought. Only the server can tell:
+        # judged by its progress, as an acknowledged reply is (Rule 11).
+        StallKind.AUDIO_GAP,
+        armed_by={T.REPLY_CUT: "progress_timeout"},
+        refreshed_by=frozenset({T.PROGRESS}),
+        suspended_while=frozenset(),
+        disarmed_by=frozenset(
+            {T.AGENT_AUDIO, T.PLAYBACK_FINISHED, T.USER_SPEAKING, T.RECOVERY_REQUESTED}
+        ),
+        name="reply_cut",
     ),
     Row(
         StallKind.POST_WARNING_SILENCE,
@@ -533,8 +555,9 @@ class Detector:
                     self._current = response_id
                     if len(self._open) > _MAX_OPEN:  # bounded: the oldest is long gone
                         del self._open[next(iter(self._open))]
-                    if self._owed_since is not None:
-                        return (Trigger.ACKNOWLEDGED, Trigger.PROGRESS)
+                # even a malformed one (Rule 9: it opens nothing) says the server answered
+                if self._owed_since is not None and response_id not in self._closed_early:
+                    return (Trigger.ACKNOWLEDGED, Trigger.PROGRESS)
                 return (Trigger.PROGRESS,)
             case ResponseDone(error_code=code) if code in FATAL_CODES:
                 # quota exhausted and the like: the response says so before the error event does
@@ -743,6 +766,10 @@ class Detector:
             silence_since = clock.since
             playing = self._open_response or "played out by the server"
             detail = f"reply in progress ({playing}) sent no audio for {clock.timeout:g} s"
+            if row.key == "reply_cut":
+                detail = (
+                    f"playback ended with the response open, no progress for {clock.timeout:g} s"
+                )
         elif kind is StallKind.POST_WARNING_SILENCE:
             silence_since = clock.since
             warning = self._warning

@@ -5,7 +5,9 @@ detector with `clock()`, keeps ONE timer at the detector's next deadline, and tu
 actions through the policy, one task per action. Agent audio is the one high-rate input: the binding
 observes only a frame that follows a pause and writes the time of every frame to `audio_at`; the
 watchdog reads that before every judgement and feeds it to the detector at the frame's own time,
-so a speaking agent costs a store per frame, not a detector step.
+so a speaking agent costs a store per frame, not a detector step. Server events (the detector's
+progress, Rule 11) are handled the same way: the binding stores the time of each in
+`progress_at`, and only the latest is fed, before a judgement.
 
 It judges its own actions by the detector too: after acting it observes
 `ReplyRequested(by_watchdog=True)`, so a recovery succeeded if agent audio comes within
