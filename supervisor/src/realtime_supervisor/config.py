@@ -179,7 +179,7 @@ class WatchdogConfig:
     audio_gap_timeout: float = _seconds(2.0, 0.5, 30.0)
     # Silence after a livekit warning that means a reply was lost. The warning is itself evidence,
     # so a short grace (enough for a follow-on item to start playing) suffices. Floor 0.2 s: a
-    # follow-on item needs that long to reach the output. Below reply_timeout (cross-field).
+    # follow-on item needs that long to reach the output. At most reply_timeout (cross-field).
     warning_grace: float = _seconds(1.0, 0.2, 30.0)
     # Our own reply request -> first agent audio: the same latency as any reply (same floor).
     recovery_timeout: float = _seconds(5.0, 1.5, 60.0)
@@ -227,11 +227,11 @@ class WatchdogConfig:
 
         check(
             ("warning_grace", "reply_timeout"),
-            lambda: self.warning_grace < self.reply_timeout,
+            lambda: self.warning_grace <= self.reply_timeout,
             lambda: (
-                f"warning_grace ({self.warning_grace:g} s) must be below reply_timeout "
-                f"({self.reply_timeout:g} s): the grace after a lost-reply warning is the shorter "
-                "wait, the warning being evidence already"
+                f"warning_grace ({self.warning_grace:g} s) must not exceed reply_timeout "
+                f"({self.reply_timeout:g} s): the grace after a lost-reply warning is the "
+                "shorter wait, the warning being evidence already"
             ),
         )
         check(
