@@ -1,8 +1,9 @@
 """The agent's settings: which realtime model, how it listens, and how it is reached.
 
 Rules:
-1. The environment is read only by `AgentConfig.from_env`, from a mapping a test can replace; an
-   empty value counts as unset (deployment templates often render an unset value as "").
+1. The environment is read only by `AgentConfig.from_env`, from a mapping a test can replace,
+   through the reader the watchdog's settings use too (`realtime_supervisor._env`); an empty
+   value counts as unset (deployment templates often render an unset value as "").
 2. Everything is validated before anything starts, and ALL problems are reported at once: one
    `AgentConfigError` (a `ConfigError`) whose `.field` is the first bad variable and whose message
    has one "VARIABLE: what is accepted" line per problem. A deploy that fails should fail once,

@@ -29,7 +29,6 @@ import json
 import math
 import os
 import time
-from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -52,6 +51,7 @@ from .metrics import (
     supervisor_version,
 )
 from .telemetry.multiproc import MultiprocDir
+from .window import EventWindow
 
 __all__ = [
     "EventWindow",
@@ -81,30 +81,6 @@ _R = TypeVar("_R")
 
 
 # -- pure parts ---------------------------------------------------------------------------------
-
-
-class EventWindow:
-    """Counts events in the last `window` seconds; time is passed in."""
-
-    def __init__(self, window: float) -> None:
-        if not window > 0:
-            raise ValueError(f"window must be positive, got {window!r}")
-        self.window = float(window)
-        self._events: deque[tuple[float, int]] = deque()
-        self._count = 0
-
-    def record(self, now: float, n: int = 1) -> None:
-        """`n` events happened at `now` (times must not go backwards)."""
-        if n > 0:
-            self._events.append((now, n))
-            self._count += n
-
-    def count(self, now: float) -> int:
-        """Events recorded in (now - window, now]."""
-        horizon = now - self.window
-        while self._events and self._events[0][0] <= horizon:
-            self._count -= self._events.popleft()[1]
-        return self._count
 
 
 def drain_reason(count: int, threshold: int, window: float) -> str | None:
