@@ -54,3 +54,54 @@ async def test_the_connection_loop_task_ends_when_the_session_closes() -> None:
         await call.session.aclose()
         await asyncio.sleep(0.2)
         assert _private.connection_loop_done(rt)
+
+
+async def test_the_adapter_session_holds_the_openai_session_and_the_model_restarts() -> None:
+    """`_active` of the fallback adapter's session is the OpenAI session (it emits the raw server
+    events); the session's model (public or `_realtime_model`) is where `restart_session` is."""
+    from .harness import LK_VERSION
+
+    async with start_call("clean", wrap_model=True) as call:
+        rt = _private.activity_realtime_session(call.session)
+        inner = _private.openai_session(rt)
+        model = _private.realtime_model(rt)
+        assert model is not None
+        if LK_VERSION >= (1, 6, 5):  # the adapter exists: its session wraps the OpenAI one
+            assert inner is not rt and hasattr(model, "restart_session")
+            assert type(inner).__name__ == "RealtimeSession"
+        else:  # reconnectable() leaves the model as it is
+            assert inner is rt
+        assert callable(inner.emit)
+
+
+async def test_the_session_span_is_there_while_the_session_runs() -> None:
+    """`AgentSession._session_span` is the `agent_session` span (1.5.11 and 1.8.9; a
+    non-recording one without a tracer provider), None once the session is closed."""
+    async with start_call("clean") as call:
+        span = _private.session_span(call.session)
+        assert span is not None and span.get_span_context() is not None
+        await call.session.aclose()
+        assert _private.session_span(call.session) is None
+
+
+def test_livekit_server_flags_default_load_and_version_range(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A fresh AgentServer (not running: `_closed`) counts as disconnected, and its flags are
+    booleans; livekit's default load calculator is found; the installed livekit is in the tested
+    range and one outside it warns once."""
+    from livekit.agents import AgentServer
+
+    server = AgentServer()
+    for name in ("_connecting", "_connection_failed", "_closed"):
+        assert isinstance(getattr(server, name), bool), name
+    assert _private.server_disconnected(server) is True
+    calc = _private.default_load_calc()
+    assert calc is not None and callable(calc.get_load)
+    assert _private.check_version() is True
+    with caplog.at_level("WARNING", logger="realtime_supervisor"):
+        assert _private.check_version("1.9.0") is False
+        assert _private.check_version("1.9.0") is False
+        assert _private.check_version("1.4.2") is False
+    warned = [m for r in caplog.records if "outside the tested" in (m := r.getMessage())]
+    assert len(warned) == 2 and "1.9.0" in warned[0] and "1.4.2" in warned[1]

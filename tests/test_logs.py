@@ -3,20 +3,27 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import logging
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import structlog
 from structlog.testing import capture_logs
 
+from realtime_supervisor import logs
+from realtime_supervisor.config import WatchdogConfig
 from realtime_supervisor.errors import ConfigError
 from realtime_supervisor.logs import (
     REDACTED,
     Redactor,
     bind_session,
     configure_logging,
+    redact_logging,
     secrets_from_env,
 )
+from realtime_supervisor.observations import AgentAudioPlayed, UserSpeechStopped
+from realtime_supervisor.watchdog import Watchdog
 
 OPENAI_KEY = "sk-proj-Abc123Def456Ghi789Jkl012Mno345"
 JWT = (
@@ -30,11 +37,19 @@ SECRETS = (OPENAI_KEY, JWT, LK_SECRET, AZURE_KEY, "opaque-token-value-9876543210
 
 
 @pytest.fixture(autouse=True)
-def _reset_structlog() -> Iterator[None]:
+def _reset_logging() -> Iterator[None]:
+    """Each test starts from an unconfigured structlog and leaves the root logger as it was."""
     structlog.contextvars.clear_contextvars()
+    structlog.reset_defaults()
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
     yield
     structlog.reset_defaults()
     structlog.contextvars.clear_contextvars()
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    logs._Settings.redactor = None
+    logs._Settings.plain_rooms = False
 
 
 def log_everything(log: structlog.typing.FilteringBoundLogger) -> None:
@@ -133,11 +148,11 @@ def test_rendered_json_lines_never_contain_a_secret() -> None:
     log.debug("hidden.at.info")
     text = out.getvalue()
     lines = [json.loads(line) for line in text.splitlines()]
-    assert [line["event"] for line in lines] == [
+    assert [line["message"] for line in lines] == [
         f"connecting with {REDACTED} and Bearer {REDACTED}",
         "session.failed",
     ]
-    assert lines[0]["level"] == "info"
+    assert lines[0]["level"] == "INFO"
     assert "timestamp" in lines[0]
     assert lines[0]["input_tokens"] == 1234
     assert "RuntimeError" in lines[1]["exception"]
@@ -202,3 +217,234 @@ async def test_bind_session_binds_context_for_its_task_only() -> None:
         assert event["room"] == f"room-{event['session_id']}"
         assert event["job_id"] == f"job-{event['session_id']}"
     assert "session_id" not in by_event["outside"][0]
+
+
+# -- free-text secret shapes, on every path a record can take ------------------------------------
+
+HEX_KEY = "9c1f7e2a4b6d8f0a1c3e5a7b9d1f3e5a"
+USERINFO_PASSWORD = "S3cretPassw0rdInUrl"
+PASSWORD = "hunter2hunter2"
+EPHEMERAL = "ek_68af1b2c3d4e5f60718293a4b5c6d7e8"
+SIGNATURE = "9f86d081884c7d659a2feaa0c55ad015"
+SIG_PARAM = "abcXYZ0987654321sig"
+OPAQUE = "opaque-token-value-9876543210"
+FREE_TEXT = (
+    f"api-key: {HEX_KEY} | wss://agent:{USERINFO_PASSWORD}@realtime.example.com/v1 | "
+    f"password={PASSWORD} | client secret {EPHEMERAL} | "
+    f"https://b.s3.amazonaws.com/r.ogg?X-Amz-Algorithm=AWS4&X-Amz-Signature={SIGNATURE} | "
+    f"https://cdn.example.com/a.wav?se=2026&sig={SIG_PARAM} | Authorization: Bearer {OPAQUE}"
+)
+PLANTED = (HEX_KEY, USERINFO_PASSWORD, PASSWORD, EPHEMERAL, SIGNATURE, SIG_PARAM, OPAQUE, "68af1b")
+
+
+def test_free_text_secret_shapes_are_scrubbed() -> None:
+    """Header- and assignment-style keys, URL userinfo, ek_ keys, signatures and Bearer go."""
+    text = Redactor().scrub(FREE_TEXT)
+    for secret in PLANTED:
+        assert secret not in text, secret
+    # what is not secret stays readable
+    assert "realtime.example.com/v1" in text and "X-Amz-Algorithm=AWS4" in text
+    assert Redactor().scrub("tokens: 12, keyframes=3, monkey: banana") == (
+        "tokens: 12, keyframes=3, monkey: banana"
+    )
+
+
+def plant_everywhere() -> None:
+    """Every path: a livekit stdlib record (message, args, extras, traceback), a structlog event
+    and the library's own logger (fields and traceback)."""
+    lk = logging.getLogger("livekit.agents")
+    lk.warning("connecting %s", FREE_TEXT, extra={"url": FREE_TEXT, "api_key": HEX_KEY})
+    try:
+        raise RuntimeError(FREE_TEXT)
+    except RuntimeError:
+        lk.exception("failed to connect")
+    structlog.get_logger("app").warning("app.event", detail=FREE_TEXT, headers={"x": FREE_TEXT})
+    ours = logs.get_logger()
+    ours.warning("stall.detected", detail=FREE_TEXT, room="sip-+15551234567")
+    try:
+        raise ValueError(FREE_TEXT)
+    except ValueError as exc:
+        ours.error("watchdog.error", error=repr(exc), exc_info=exc)
+
+
+@pytest.mark.parametrize("fmt", ["json", "console"])
+def test_no_planted_secret_reaches_configured_output(fmt: str) -> None:
+    """configure_logging: stdlib and structlog records alike come out scrubbed, rooms hashed."""
+    out = io.StringIO()
+    configure_logging(fmt, "INFO", secrets=[], stream=out)  # type: ignore[arg-type]
+    plant_everywhere()
+    text = out.getvalue()
+    for event in ("connecting", "failed to connect", "app.event", "stall.detected", "ValueError"):
+        assert event in text, event
+    for secret in (*PLANTED, "+15551234567"):
+        assert secret not in text, secret
+
+
+def test_no_planted_secret_reaches_livekit_handlers() -> None:
+    """Under livekit's CLI (its JsonFormatter on the root), redact_logging scrubs every record;
+    ours and livekit's share livekit's JSON shape."""
+    from livekit.agents.cli.log import JsonFormatter
+
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    redact_logging(secrets=[])
+    plant_everywhere()
+    text = out.getvalue()
+    for secret in (*PLANTED, "+15551234567"):
+        assert secret not in text, secret
+    lines = [json.loads(line) for line in text.splitlines()]
+    assert len(lines) == 5
+    for line in lines:  # one shape
+        assert {"message", "level", "name", "timestamp"} <= line.keys()
+    stall = next(line for line in lines if line["message"] == "stall.detected")
+    assert stall["name"] == "realtime_supervisor" and stall["level"] == "WARNING"
+    assert stall["room"].startswith("r-")
+    assert next(ln for ln in lines if ln["message"] == "connecting [redacted]" or
+                ln["message"].startswith("connecting"))["api_key"] == REDACTED  # fmt: skip
+
+
+def test_library_records_are_scrubbed_under_a_plain_basic_config() -> None:
+    """With only logging.basicConfig (no filter of ours on its handler), the library's own
+    records, tracebacks included, are scrubbed by the filter on its logger."""
+    out = io.StringIO()
+    logging.basicConfig(stream=out, level=logging.INFO, format="%(message)s %(detail)s", force=True)
+    ours = logs.get_logger()
+    ours.warning("stall.detected", detail=FREE_TEXT)
+    try:
+        raise ValueError(FREE_TEXT)
+    except ValueError as exc:
+        ours.error("watchdog.error", detail="x", exc_info=exc)
+    text = out.getvalue()
+    assert "stall.detected" in text and "ValueError" in text
+    for secret in PLANTED:
+        assert secret not in text, secret
+
+
+def test_rooms_are_hashed_by_default_and_plain_on_request() -> None:
+    """A room name (a caller's number, often) is logged as a stable keyed hash unless opted in."""
+    out = io.StringIO()
+    configure_logging("json", stream=out, secrets=[])
+    bind_session("s1", "sip-+15551234567", "j1")
+    logs.get_logger().info("a")
+    logs.get_logger().info("b")
+    configure_logging("json", stream=out, secrets=[], plain_rooms=True)
+    logs.get_logger().info("c")
+    a, b, c = (json.loads(line) for line in out.getvalue().splitlines())
+    assert a["room"] == b["room"] != "sip-+15551234567"
+    assert a["room"].startswith("r-") and a["session_id"] == "s1"
+    assert c["room"] == "sip-+15551234567"
+
+
+# -- the watchdog's events through plain stdlib logging ------------------------------------------
+
+
+class _Scripted:
+    """reissue: the agent stays silent; reconnect: raises; so the incident climbs to escalation,
+    then (second incident) a reissue that speaks."""
+
+    def __init__(self) -> None:
+        self.watchdog: Any = None
+        self.speak = False
+
+    async def reissue(self, instructions: str | None) -> None:
+        if self.speak:
+            asyncio.get_running_loop().call_soon(self.watchdog.observe, AgentAudioPlayed())
+
+    async def reconnect(self) -> None:
+        raise RuntimeError(f"reconnect failed: api-key: {HEX_KEY}")
+
+    async def escalate(self, stall: Any, reason: str) -> None:
+        return None
+
+
+async def test_plain_basic_config_sees_every_watchdog_event() -> None:
+    """stall.detected, recovery.started/failed/retrying/succeeded, escalation and watchdog.error
+    reach a plain `logging.basicConfig` handler, with their fields as record extras."""
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    logging.basicConfig(level=logging.INFO, handlers=[Keep()], force=True)
+    config = WatchdogConfig(
+        reply_timeout=0.2, recovery_timeout=0.2, reconnect_attempts=2, reconnect_backoff_max=0.01
+    )
+    actions = _Scripted()
+    sleep_calls: list[float] = []
+
+    async def no_sleep(seconds: float) -> None:
+        sleep_calls.append(seconds)
+
+    wd = Watchdog(config, actions, context={"session_id": "s1"}, sleep=no_sleep)
+    actions.watchdog = wd
+    async with wd:
+        wd.observe(UserSpeechStopped())
+        await _until(lambda: wd.counters.escalations == 1)
+        wd.observe(AgentAudioPlayed())  # the caller hears the agent: the incident is over
+        actions.speak = True
+        wd.observe(UserSpeechStopped())
+        await _until(lambda: wd.counters.recoveries_succeeded == 1)
+    by_name = {r.getMessage(): r for r in records if r.name == "realtime_supervisor"}
+    assert {
+        "stall.detected",
+        "recovery.started",
+        "recovery.failed",
+        "recovery.retrying",
+        "recovery.succeeded",
+        "escalation",
+        "watchdog.error",
+    } <= set(by_name)
+    stall = by_name["stall.detected"]
+    assert stall.levelno == logging.WARNING
+    assert vars(stall)["kind"] == "no_reply" and vars(stall)["session_id"] == "s1"
+    assert vars(by_name["escalation"])["reason"]
+    assert HEX_KEY not in repr([vars(r) for r in records])
+
+
+async def _until(check: Any) -> None:
+    """Poll `check` on the loop; the limit is only a guard against a hung watchdog."""
+    async with asyncio.timeout(10):
+        while True:
+            if check():
+                return
+            await asyncio.sleep(0.01)
+
+
+def test_records_point_at_the_caller_not_at_structlog() -> None:
+    """livekit's JSON prints a record's file and line: they are the code that logged."""
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    logging.basicConfig(level=logging.INFO, handlers=[Keep()], force=True)
+    logs.get_logger().warning("here")
+    assert records[0].pathname == __file__
+    assert records[0].funcName == "test_records_point_at_the_caller_not_at_structlog"
+
+
+@pytest.mark.parametrize("fmt", ["json", "console"])
+def test_tracebacks_carry_no_frame_locals(fmt: str) -> None:
+    """A secret held in a local variable of a failing frame never reaches the output (rich's
+    tracebacks would print it; ours are plain)."""
+    out = io.StringIO()
+    configure_logging(fmt, "INFO", secrets=[], stream=out)  # type: ignore[arg-type]
+
+    def handle_event() -> None:
+        payload = {"note": "a server event", "held": "QmFzZTY0SGVsZExvY2FsVmFsdWU"}
+        raise KeyError(len(payload))
+
+    try:
+        handle_event()
+    except KeyError:
+        structlog.get_logger("app").exception("failed to handle event")
+        logging.getLogger("livekit.agents").exception("failed to handle event")
+    text = out.getvalue()
+    assert text.count("KeyError") >= 2 and "handle_event" in text
+    assert "QmFzZTY0SGVsZExvY2FsVmFsdWU" not in text

@@ -12,8 +12,8 @@ Main process (`main`):
    host and port, and a writable PROMETHEUS_MULTIPROC_DIR. A bad variable prints one error per
    problem, naming the variable, and exits 2; secrets are never printed. Nothing has connected or
    forked by then.
-2. Logging (structlog, redacting secrets) is configured, and PROMETHEUS_MULTIPROC_DIR is created
-   and emptied (`prepare_multiproc_dir`).
+2. Logging is redacted (livekit's CLI installs the handlers: one JSON shape, livekit's), and
+   PROMETHEUS_MULTIPROC_DIR is created and emptied (`prepare_multiproc_dir`).
 3. `build_worker` makes livekit's `AgentServer` with our `load_fnc`, `setup_fnc` (prewarm),
    entrypoint, `drain_timeout` and multiprocess directory, and `cli.run_app` runs it.
 4. livekit's `AgentServer.run()` empties the directory again, starts the job process pool, and
@@ -59,6 +59,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import logging
 import os
 import signal
 import socket
@@ -75,7 +76,7 @@ import structlog
 from realtime_supervisor._env import ConfigProblems, Problem
 from realtime_supervisor.config import WATCHDOG_VARIABLES, ServiceConfig, WatchdogConfig
 from realtime_supervisor.errors import ConfigError
-from realtime_supervisor.logs import bind_session, configure_logging
+from realtime_supervisor.logs import LOGGER_NAME, bind_session, redact_logging
 from realtime_supervisor_agent.config import AgentConfig
 
 if TYPE_CHECKING:
@@ -308,7 +309,12 @@ def check_start(settings: Settings) -> None:
 
 
 def _configure_logging(service: ServiceConfig) -> None:
-    configure_logging("console" if service.log_format == "console" else "json", service.log_level)
+    """Logs in livekit's shape: livekit's CLI installs the handlers (JSON for `start`, colored
+    for `dev`, `--log-level`); we scrub every record reaching them and route structlog through
+    stdlib. Called before livekit's handlers exist (main), when they do (worker started) and in
+    each job process (its handler forwards records to the main process)."""
+    redact_logging()
+    logging.getLogger(LOGGER_NAME).setLevel(service.log_level)
 
 
 # -- the job process ------------------------------------------------------------------------------
@@ -433,11 +439,9 @@ def livekit_connected(server: AgentServer) -> bool:
     """
     if server.id == _UNREGISTERED:
         return False
-    return not (
-        getattr(server, "_connecting", False)
-        or getattr(server, "_connection_failed", False)
-        or getattr(server, "_closed", False)
-    )
+    from realtime_supervisor.livekit import _private
+
+    return not _private.server_disconnected(server)
 
 
 class Worker:
@@ -472,6 +476,7 @@ class Worker:
         return service.load(server)
 
     def _on_worker_started(self) -> None:
+        _configure_logging(self.settings.service)  # livekit's CLI has installed its handlers
         # In livekit's loop, inside AgentServer.run(): the directory has been wiped.
         from realtime_supervisor.service import SupervisorService
 

@@ -2,47 +2,48 @@
 
 It notices when the agent goes silent after the caller's turn (a lost, stalled or never-started
 reply) and recovers: re-ask for the reply, reconnect keeping the conversation, or escalate to the
-application. Attach it to an `AgentSession` in three lines:
+application. Attach it to an `AgentSession`:
 
-    supervisor = Supervisor(session, WatchdogConfig.from_env(), on_escalate=transfer_call)
+    from realtime_supervisor import Supervisor, WatchdogConfig, reconnectable
+
+    session = AgentSession(llm=reconnectable(openai.realtime.RealtimeModel()))
+    supervisor = Supervisor(session, WatchdogConfig.from_env(), on_escalate=transfer_call,
+                            provider="openai", model="gpt-realtime")
+    supervisor.on("stall_detected", lambda ev: print("silent:", ev.kind))
     await session.start(agent, room=ctx.room)
     await supervisor.start()
+    ctx.add_shutdown_callback(supervisor.aclose)
 
-The pure core (config, detector, policy) imports neither asyncio nor livekit; `Supervisor` and
-`reconnectable` are imported from livekit's side only when first used.
+The public face is the names below; modules stay importable for the tests and the reference
+worker but are not promised. `Supervisor`, `reconnectable` and `Escalation` come from livekit's
+side and are imported on first use (livekit takes about 2 s to import).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .config import ServiceConfig, WatchdogConfig
-from .detector import Detector, Stall, StallKind
+from ._version import __version__
+from .config import WatchdogConfig
 from .errors import ConfigError, RecoveryError, SupervisorError
-from .policy import Escalate, Policy, Reconnect, Reissue
+from .events import Escalated, RecoveryFinished, RecoveryStarted, StallDetected, SupervisorEvent
 
 if TYPE_CHECKING:
     from .livekit.binding import Escalation, Supervisor, reconnectable
-    from .logs import configure_logging
-    from .metrics import Metrics
 
 __all__ = [
     "ConfigError",
-    "Detector",
-    "Escalate",
+    "Escalated",
     "Escalation",
-    "Metrics",
-    "Policy",
-    "Reconnect",
     "RecoveryError",
-    "Reissue",
-    "ServiceConfig",
-    "Stall",
-    "StallKind",
+    "RecoveryFinished",
+    "RecoveryStarted",
+    "StallDetected",
     "Supervisor",
     "SupervisorError",
+    "SupervisorEvent",
     "WatchdogConfig",
-    "configure_logging",
+    "__version__",
     "reconnectable",
 ]
 
@@ -50,8 +51,6 @@ _LAZY = {
     "Supervisor": ".livekit.binding",
     "Escalation": ".livekit.binding",
     "reconnectable": ".livekit.binding",
-    "Metrics": ".metrics",
-    "configure_logging": ".logs",
 }
 
 

@@ -30,6 +30,7 @@ from typing import Any, Final, Literal, TypeVar
 
 from realtime_supervisor import _env
 from realtime_supervisor._env import ConfigProblems, Problem, Variable
+from realtime_supervisor.kinds import Rung
 
 __all__ = [
     "BOUNDS",
@@ -44,7 +45,7 @@ __all__ = [
 ]
 
 PREFIX: Final = "REALTIME_SUPERVISOR_"
-LADDER_RUNGS: Final = ("reissue", "reconnect")
+LADDER_RUNGS: Final = tuple(a.value for a in Rung)
 LOG_FORMATS: Final = ("json", "console")
 LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _NO_LADDER: Final = "none"

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from realtime_supervisor.config import WatchdogConfig
+from realtime_supervisor.kinds import StallKind
 from realtime_supervisor.observations import (
     AgentAudioPlayed,
     AgentStateChanged,
@@ -74,16 +75,6 @@ __all__ = [
     "Trigger",
     "WarningEffect",
 ]
-
-
-class StallKind(StrEnum):
-    """What kind of silence was found; the metric label `kind`."""
-
-    NO_REPLY = "no_reply"
-    AUDIO_GAP = "audio_gap"
-    POST_WARNING_SILENCE = "post_warning_silence"
-    DEAD_SESSION = "dead_session"
-    RECONNECT_STORM = "reconnect_storm"
 
 
 class Trigger(StrEnum):

@@ -68,37 +68,19 @@ __all__ = [
     "sweep_dead",
 ]
 
+from realtime_supervisor.kinds import EscalationReason, Outcome, Rung, StallKind, WarningKind
+
 _log = logging.getLogger(__name__)
 
 PREFIX: Final = "realtime_supervisor_"
 BUCKETS: Final = (0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0, 15.0, 20.0, 30.0, 60.0)
-STALL_KINDS: Final = (
-    "no_reply",
-    "audio_gap",
-    "post_warning_silence",
-    "dead_session",
-    "reconnect_storm",
-)
-ACTIONS: Final = ("reissue", "reconnect")
-OUTCOMES: Final = ("success", "failure")
-ESCALATION_REASONS: Final = (
-    "budget_exhausted",
-    "ladder_exhausted",
-    "dead_session",
-    "reconnect_storm",
-)
-WARNING_KINDS: Final = (
-    "multi_message",
-    "generation_discarded",
-    "reply_timeout",
-    "scheduling_stopped",
-    "text_with_audio",
-    "event_failed",
-    "unrecoverable_close",
-    "aclose_error",
-    "late_response",
-    "connection_lost",
-)
+# The label values, from the vocabulary (kinds.py): the series pre-created at zero, and the
+# bound that keeps an unknown value from making a new series.
+STALL_KINDS: Final = tuple(k.value for k in StallKind)
+ACTIONS: Final = tuple(a.value for a in Rung)
+OUTCOMES: Final = tuple(o.value for o in Outcome)
+ESCALATION_REASONS: Final = tuple(r.value for r in EscalationReason)
+WARNING_KINDS: Final = tuple(k.value for k in WarningKind)
 OTHER: Final = "other"
 _MAX_LABEL: Final = 64
 _INVALID = re.compile(r"[^a-z0-9._-]")

@@ -8,7 +8,8 @@ one in a line and a detector can keep one without copying.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
+
+from realtime_supervisor.kinds import WarningKind
 
 __all__ = [
     "AgentAudioPlayed",
@@ -30,21 +31,6 @@ __all__ = [
     "UserSpeechStopped",
     "WarningKind",
 ]
-
-
-class WarningKind(StrEnum):
-    """livekit log messages that mean a reply was lost; the metric label `kind`."""
-
-    MULTI_MESSAGE = "multi_message"  # "expected to receive only one message generation ..."
-    GENERATION_DISCARDED = "generation_discarded"  # "in-progress generation discarded due to ..."
-    REPLY_TIMEOUT = "reply_timeout"  # "failed to generate a reply: generate_reply timed out."
-    SCHEDULING_STOPPED = "scheduling_stopped"  # "skipping new realtime generation, ..."
-    TEXT_WITH_AUDIO = "text_with_audio"  # "Text message received from Realtime API with audio ..."
-    EVENT_FAILED = "event_failed"  # "failed to handle event"
-    UNRECOVERABLE_CLOSE = "unrecoverable_close"  # "AgentSession is closing due to unrecoverable"
-    ACLOSE_ERROR = "aclose_error"  # "Error in _aclose_impl": the zombie marker on 1.5 and 1.2
-    LATE_RESPONSE = "late_response"  # "discarding response that arrived after it was timed out ..."
-    CONNECTION_LOST = "connection_lost"  # "... connection failed, retrying in ...": the socket went
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,15 +9,15 @@ can fix (a dead session, a reconnect storm) escalate at once and cost no budget.
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass
 
 from tenacity import RetryCallState, Retrying
 from tenacity.wait import wait_base, wait_exponential_jitter
 
 from realtime_supervisor.config import WatchdogConfig
-from realtime_supervisor.detector import Stall, StallKind
-from realtime_supervisor.observations import WarningKind
+from realtime_supervisor.detector import Stall
+from realtime_supervisor.kinds import EscalationReason, Rung, StallKind, WarningKind
+from realtime_supervisor.window import SlidingWindow
 
 __all__ = [
     "REPEAT_INSTRUCTIONS",
@@ -59,14 +59,14 @@ class Reconnect:
 class Escalate:
     """Stop acting and tell the application; reason is the metric label `reason`."""
 
-    reason: str  # budget_exhausted | ladder_exhausted | dead_session | reconnect_storm
+    reason: EscalationReason
 
 
 Action = Reissue | Reconnect | Escalate
 
 _AT_ONCE = {
-    StallKind.DEAD_SESSION: "dead_session",
-    StallKind.RECONNECT_STORM: "reconnect_storm",
+    StallKind.DEAD_SESSION: EscalationReason.DEAD_SESSION,
+    StallKind.RECONNECT_STORM: EscalationReason.RECONNECT_STORM,
 }
 
 
@@ -76,9 +76,8 @@ class Policy:
     def __init__(self, config: WatchdogConfig) -> None:
         self._ladder = config.ladder
         self._budget_max = config.budget_max_recoveries
-        self._budget_window = config.budget_window
-        # Times of the last budget_max actions: enough to tell whether one more fits the window.
-        self._spent: deque[float] = deque(maxlen=config.budget_max_recoveries)
+        # The last budget_max actions: enough to tell whether one more fits the window.
+        self._spent = SlidingWindow(config.budget_window, cap=config.budget_max_recoveries)
         self._rung = 0
         self._opening: Stall | None = None
 
@@ -94,8 +93,7 @@ class Policy:
 
     def budget_left(self, now: float) -> int:
         """How many actions the budget still allows at `now`."""
-        recent = sum(1 for t in self._spent if t > now - self._budget_window)
-        return self._budget_max - recent
+        return self._budget_max - self._spent.count(now)
 
     def decide(self, stall: Stall, now: float) -> Action:
         """The action for `stall`, the first of a new incident or a failed recovery's successor."""
@@ -106,13 +104,13 @@ class Policy:
         if reason is not None:
             return Escalate(reason)
         if self._rung >= len(self._ladder):
-            return Escalate("ladder_exhausted")
+            return Escalate(EscalationReason.LADDER_EXHAUSTED)
         if self.budget_left(now) <= 0:
-            return Escalate("budget_exhausted")
-        self._spent.append(now)
+            return Escalate(EscalationReason.BUDGET_EXHAUSTED)
+        self._spent.record(now)
         rung = self._ladder[self._rung]
         self._rung += 1
-        if rung == "reconnect":
+        if rung == Rung.RECONNECT:
             return Reconnect()
         return Reissue(_instructions(self._opening))
 

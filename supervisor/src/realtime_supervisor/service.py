@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import json
 import math
 import os
@@ -35,13 +34,15 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Final, Protocol, TypeVar
 
-import structlog
 from aiohttp import web
 from prometheus_client import REGISTRY, CollectorRegistry, values
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
+
+from realtime_supervisor.logs import lazy_logger
+from realtime_supervisor.window import SlidingWindow
 
 from .metrics import (
     PREFIX,
@@ -51,7 +52,6 @@ from .metrics import (
     supervisor_version,
 )
 from .telemetry.multiproc import MultiprocDir
-from .window import EventWindow
 
 __all__ = [
     "EventWindow",
@@ -67,7 +67,7 @@ __all__ = [
     "render_metrics",
 ]
 
-_log = structlog.get_logger(__name__)
+_log = lazy_logger(__name__)  # stdlib `realtime_supervisor.service` (see logs.py)
 _HEARTBEAT: Final = 0.5
 # Rendered /metrics bodies and the merged directory are shared for this long: a scrape every
 # 15 s (the chart's monitors) never sees the cache, a burst of requests shares one render.
@@ -81,6 +81,10 @@ _R = TypeVar("_R")
 
 
 # -- pure parts ---------------------------------------------------------------------------------
+
+
+# The drain's window is the one sliding window of the pure core (its old name kept for callers).
+EventWindow = SlidingWindow
 
 
 def drain_reason(count: int, threshold: int, window: float) -> str | None:
@@ -122,9 +126,10 @@ def livekit_default_load(worker: object | None = None) -> float:
     (`get_load(worker)`, the same in 1.5.11 and 1.8.9; it ignores the worker); when that is
     gone, the fallback keeps the worker dispatchable.
     """
-    try:
-        calc = importlib.import_module("livekit.agents.worker")._DefaultLoadCalc
-    except (ImportError, AttributeError):
+    from .livekit._private import default_load_calc
+
+    calc = default_load_calc()
+    if calc is None:
         return _fallback_load()
     return float(calc.get_load(worker))
 

@@ -16,24 +16,27 @@ already means silence (no audio since a reply was owed, no frame for audio_gap_t
 warning_grace without audio), and the action task checks again, just before acting, that no audio
 has arrived since the verdict. Dead sessions and reconnect storms only escalate.
 
-Errors are contained: anything raised by its own code, an action or the metrics is logged as
-`watchdog.error`, counted (`watchdog_error()`), and never raised into livekit.
+It records each step once: a typed record (`records.py`: StallDetected, RecoveryStarted, ...)
+handed to its sinks in order, its counters, the metrics, the log, then those the application gave
+(the Supervisor's events, traces).
+
+Errors are contained: anything raised by its own code, an action or a sink is recorded as
+`WatchdogErrored` (logged as `watchdog.error`, counted in `watchdog_error()`), and never raised
+into livekit.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Protocol
 
-import structlog
 from tenacity import AsyncRetrying, RetryCallState, stop_after_attempt
 
 from realtime_supervisor.config import WatchdogConfig
@@ -46,6 +49,14 @@ from realtime_supervisor.detector import (
     Stall,
     StallKind,
 )
+from realtime_supervisor.events import (
+    Escalated,
+    RecoveryFinished,
+    RecoveryStarted,
+    StallDetected,
+)
+from realtime_supervisor.kinds import Rung
+from realtime_supervisor.logs import get_logger
 from realtime_supervisor.observations import (
     AgentAudioPlayed,
     LivekitWarning,
@@ -54,15 +65,33 @@ from realtime_supervisor.observations import (
     TurnDeclined,
 )
 from realtime_supervisor.policy import Action, Escalate, Policy, Reconnect, Reissue, reconnect_wait
+from realtime_supervisor.records import (
+    LogRecorder,
+    MetricsRecorder,
+    Record,
+    RecoveryRetrying,
+    RecoverySkipped,
+    ReplyHeard,
+    SessionEnded,
+    SessionMetrics,
+    SessionStarted,
+    SilenceEnded,
+    Sink,
+    StalledChanged,
+    TurnExpected,
+    WarningSeen,
+    WatchdogErrored,
+)
 
 __all__ = ["Actions", "MetricsSink", "Watchdog", "WatchdogCounters"]
+
+# Per-stall samples kept in WatchdogCounters (recovery/silence seconds, detections).
+COUNTER_SAMPLES = 1000
 
 _FALLBACK_LOG = logging.getLogger(__name__)
 # Verdicts no recovery can fix: they cut short whatever recovery is running.
 _HOPELESS = frozenset({StallKind.DEAD_SESSION, StallKind.RECONNECT_STORM})
 _AUDIO = AgentAudioPlayed()
-# Per-stall samples kept in WatchdogCounters (recovery/silence seconds, detections).
-COUNTER_SAMPLES = 1000
 
 
 class Actions(Protocol):
@@ -81,20 +110,7 @@ class Actions(Protocol):
         """Tell the application (its on_escalate hook) that the watchdog gives up."""
 
 
-class MetricsSink(Protocol):
-    """The per-session metrics the watchdog records (supervisor.metrics.SessionMetrics)."""
-
-    def turn(self) -> None: ...
-    def stall(self, kind: str) -> None: ...
-    def recovery(self, action: str, outcome: str, seconds: float | None) -> None: ...
-    def escalation(self, reason: str) -> None: ...
-    def silence(self, kind: str, seconds: float) -> None: ...
-    def reply_latency(self, seconds: float) -> None: ...
-    def livekit_warning(self, kind: str) -> None: ...
-    def watchdog_error(self) -> None: ...
-    def session_started(self) -> None: ...
-    def session_ended(self) -> None: ...
-    def set_stalled(self, stalled: bool) -> None: ...
+MetricsSink = SessionMetrics  # the per-session metrics the watchdog records (its old name)
 
 
 @dataclass
@@ -125,6 +141,36 @@ class WatchdogCounters:
         by = self.recoveries.setdefault(action, {"success": 0, "failure": 0})
         by[outcome] += 1
 
+    def __call__(self, record: Record) -> None:
+        """The watchdog's first sink: what it did, counted."""
+        match record:
+            case TurnExpected():
+                self.turns += 1
+            case StallDetected():
+                self.stalls += 1
+                self.stalls_by_kind[record.kind] = self.stalls_by_kind.get(record.kind, 0) + 1
+                self.detections.append((record.kind, record.silence_since, record.detected_at))
+            case SilenceEnded(seconds=seconds):
+                self.silence_seconds.append(seconds)
+            case RecoveryStarted():
+                self.recoveries_started += 1
+            case RecoverySkipped():
+                self.recoveries_skipped += 1
+            case RecoveryFinished(outcome="success", seconds=seconds):
+                self.recoveries_succeeded += 1
+                self._outcome(record.action, "success")
+                self.recovery_seconds.append(seconds or 0.0)
+            case RecoveryFinished():
+                self.recoveries_failed += 1
+                self._outcome(record.action, "failure")
+            case Escalated(reason=reason):
+                self.escalations += 1
+                self.escalation_reasons[reason] = self.escalation_reasons.get(reason, 0) + 1
+            case WatchdogErrored():
+                self.errors += 1
+            case _:
+                pass
+
 
 @dataclass(frozen=True, slots=True)
 class _Pending:
@@ -147,12 +193,19 @@ class Watchdog:
         clock: Callable[[], float] = time.monotonic,
         context: Mapping[str, str] | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        sinks: Sequence[Sink] = (),
     ) -> None:
         self._config = config
         self._actions = actions
-        self._metrics = metrics
-        base = logger if logger is not None else structlog.get_logger("realtime_supervisor")
+        base = logger if logger is not None else get_logger()
         self._log: Any = base.bind(**dict(context or {}))
+        self.counters = WatchdogCounters()
+        # One record per event, through every sink in order: see records.py.
+        own: list[Sink] = [self.counters]
+        if metrics is not None:
+            own.append(MetricsRecorder(metrics))
+        own.append(LogRecorder(self._log))
+        self._sinks: tuple[Sink, ...] = (*own, *sinks)
         self._clock = clock
         self._sleep = sleep
         # When agent audio last reached the output, on `clock`: the binding writes it per frame.
@@ -160,7 +213,6 @@ class Watchdog:
         self._audio_fed = float("-inf")  # the latest agent audio the detector has been given
         self._detector = Detector(config)
         self._policy = Policy(config)
-        self.counters = WatchdogCounters()
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -178,7 +230,7 @@ class Watchdog:
         if self._started or self._closed or not self._config.enabled:
             return
         self._started = True
-        self._record(lambda m: m.session_started())
+        self._publish(SessionStarted())
 
     async def aclose(self) -> None:
         """Stop: cancel the timer and every task started, await them, end the session."""
@@ -194,7 +246,7 @@ class Watchdog:
         if self._stalled:
             self._set_stalled(False)
         if self._started:
-            self._record(lambda m: m.session_ended())
+            self._publish(SessionEnded())
 
     async def __aenter__(self) -> Watchdog:
         self.start()
@@ -236,8 +288,7 @@ class Watchdog:
             return
         try:
             if isinstance(obs, LivekitWarning):
-                kind = obs.kind.value
-                self._record(lambda m: m.livekit_warning(kind))
+                self._publish(WarningSeen(obs.kind.value))
             when = self._clock() if at is None else at
             if not math.isfinite(when):
                 # A NaN time would make every deadline NaN and the timer fire at once, forever.
@@ -329,8 +380,7 @@ class Watchdog:
         for finding in findings:
             try:
                 if isinstance(finding, ReplyExpected):
-                    self.counters.turns += 1
-                    self._record(lambda m: m.turn())
+                    self._publish(TurnExpected())
                 elif isinstance(finding, Heard):
                     self._heard(finding)
                 else:
@@ -341,23 +391,13 @@ class Watchdog:
     def _heard(self, heard: Heard) -> None:
         latency, stall, pending = heard.latency, heard.stall, self._pending
         if latency is not None:
-            self._record(lambda m: m.reply_latency(latency))
+            self._publish(ReplyHeard(latency))
         if stall is not None:
-            silence = heard.at - stall.silence_since
-            self.counters.silence_seconds.append(silence)
-            self._record(lambda m: m.silence(stall.kind.value, silence))
+            self._publish(SilenceEnded(stall.kind.value, heard.at - stall.silence_since))
         if pending is not None:
             seconds = heard.at - pending.stall.detected_at
-            self.counters.recoveries_succeeded += 1
-            self.counters._outcome(pending.action, "success")
-            self.counters.recovery_seconds.append(seconds)
-            self._record(lambda m: m.recovery(pending.action, "success", seconds))
-            self._emit(
-                "recovery.succeeded",
-                action=pending.action,
-                kind=pending.stall.kind.value,
-                recovery_seconds=round(seconds, 3),
-            )
+            kind = pending.stall.kind.value
+            self._publish(RecoveryFinished(pending.action, kind, "success", heard.at, seconds))
         self._pending = None
         self._escalated = False
         if self._policy.incident_open:
@@ -369,17 +409,8 @@ class Watchdog:
         if self._escalated:
             # the incident is in the application's hands; later verdicts are the same silence
             return
-        self.counters.stalls += 1
-        kinds = self.counters.stalls_by_kind
-        kinds[stall.kind.value] = kinds.get(stall.kind.value, 0) + 1
-        self.counters.detections.append((stall.kind.value, stall.silence_since, stall.detected_at))
-        self._record(lambda m: m.stall(stall.kind.value))
-        self._emit(
-            "stall.detected",
-            level="warning",
-            kind=stall.kind.value,
-            silence_seconds=round(now - stall.silence_since, 3),
-            detail=stall.detail,
+        self._publish(
+            StallDetected(stall.kind.value, stall.silence_since, stall.detected_at, stall.detail)
         )
         if not self._stalled:
             self._set_stalled(True)
@@ -399,28 +430,16 @@ class Watchdog:
         action = self._policy.decide(stall, self._clock())
         if isinstance(action, Escalate):
             self._escalated = True
-            self.counters.escalations += 1
             reason = action.reason
-            reasons = self.counters.escalation_reasons
-            reasons[reason] = reasons.get(reason, 0) + 1
-            self._record(lambda m: m.escalation(reason))
-            self._emit("escalation", level="error", reason=reason, kind=stall.kind.value)
+            self._publish(Escalated(reason, stall.kind.value, self._clock()))
             self._spawn(self._escalate(stall, reason))
         else:
             self._recovery = self._spawn(self._recover(action, stall))
 
     def _failed(self, pending: _Pending, why: str) -> None:
         self._pending = None
-        self.counters.recoveries_failed += 1
-        self.counters._outcome(pending.action, "failure")
-        self._record(lambda m: m.recovery(pending.action, "failure", None))
-        self._emit(
-            "recovery.failed",
-            level="warning",
-            action=pending.action,
-            kind=pending.stall.kind.value,
-            reason=why,
-        )
+        kind = pending.stall.kind.value
+        self._publish(RecoveryFinished(pending.action, kind, "failure", self._clock(), reason=why))
 
     # -- acting --------------------------------------------------------------------------------
 
@@ -445,14 +464,12 @@ class Watchdog:
         )
 
     async def _recover(self, action: Action, stall: Stall) -> None:
-        name = "reconnect" if isinstance(action, Reconnect) else "reissue"
+        name = Rung.RECONNECT if isinstance(action, Reconnect) else Rung.REISSUE
         if not self._still_needed(stall):
-            self.counters.recoveries_skipped += 1
-            self._emit("recovery.skipped", action=name, kind=stall.kind.value)
+            self._publish(RecoverySkipped(name, stall.kind.value))
             return
         self._pending = pending = _Pending(name, stall)
-        self.counters.recoveries_started += 1
-        self._emit("recovery.started", action=name, kind=stall.kind.value, rung=self._policy.rung)
+        self._publish(RecoveryStarted(name, stall.kind.value, self._policy.rung, self._clock()))
         try:
             if isinstance(action, Reissue):
                 await self._actions.reissue(action.instructions)
@@ -489,13 +506,10 @@ class Watchdog:
 
     def _retrying(self, state: RetryCallState) -> None:
         error = state.outcome.exception() if state.outcome is not None else None
-        self._emit(
-            "recovery.retrying",
-            level="warning",
-            action="reconnect",
-            attempt=state.attempt_number,
-            wait_seconds=round(state.upcoming_sleep, 3),
-            error=repr(error),
+        self._publish(
+            RecoveryRetrying(
+                Rung.RECONNECT, state.attempt_number, state.upcoming_sleep, repr(error)
+            )
         )
 
     async def _escalate(self, stall: Stall, reason: str) -> None:
@@ -508,32 +522,23 @@ class Watchdog:
 
     def _set_stalled(self, stalled: bool) -> None:
         self._stalled = stalled
-        self._record(lambda m: m.set_stalled(stalled))
+        self._publish(StalledChanged(stalled))
 
-    def _record(self, call: Callable[[MetricsSink], object]) -> None:
-        if self._metrics is None:
-            return
-        try:
-            call(self._metrics)
-        except Exception as exc:
-            self._error("metrics", exc)
-
-    def _emit(self, event: str, level: str = "info", **fields: Any) -> None:
-        try:
-            getattr(self._log, level)(event, **fields)
-        except Exception as exc:
-            self._error("log", exc, log=False)
-
-    def _error(self, where: str, exc: BaseException, *, log: bool = True) -> None:
-        """Log and count an error the watchdog contained; never raises."""
-        self.counters.errors += 1
-        if log:
+    def _publish(self, record: Record) -> None:
+        """Hand `record` to every sink in order, each contained."""
+        for sink in self._sinks:
             try:
-                self._log.error("watchdog.error", where=where, error=repr(exc), exc_info=exc)
-            except Exception:
-                _FALLBACK_LOG.exception("watchdog.error in %s (structlog failed)", where)
-        else:
-            _FALLBACK_LOG.error("watchdog.error in %s: %r", where, exc)
-        if self._metrics is not None:
-            with contextlib.suppress(Exception):  # logged above; a broken sink must not recurse
-                self._metrics.watchdog_error()
+                sink(record)
+            except Exception as exc:
+                if isinstance(record, WatchdogErrored):
+                    # a sink failing on an error report: the stdlib, and no further report
+                    _FALLBACK_LOG.error("watchdog.error in %s: %r", record.where, record.error)
+                else:
+                    self._error(f"sink {type(sink).__name__}", exc)
+
+    def _error(self, where: str, exc: BaseException) -> None:
+        """Log and count an error the watchdog contained; never raises."""
+        try:
+            self._publish(WatchdogErrored(where, exc))
+        except Exception:  # pragma: no cover - _publish contains every sink already
+            _FALLBACK_LOG.exception("watchdog.error in %s", where)

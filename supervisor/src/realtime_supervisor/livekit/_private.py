@@ -10,18 +10,36 @@ tests/test_livekit_private.py fails loudly when livekit changes any of these sha
   `AgentSession` (a zombie). Its coroutine keeps the live websocket in its local `ws_conn`:
   closing that socket is the only way to make the plugin run its own reconnect (options, tools
   and chat context replayed) when the model is not wrapped in `RealtimeModelFallbackAdapter`.
+- `AgentSession._session_span` (1.8): the `agent_session` span our trace spans hang under.
+- `RealtimeModelFallbackAdapter`'s session `_active` (the OpenAI session it holds, which emits
+  the raw server events) and a realtime session's `_realtime_model` (1.5, where the public
+  `realtime_model` is missing), for the model's `restart_session`.
+- `AgentServer._connecting`, `_connection_failed`, `_closed` (1.5.11 and 1.8.9): whether the
+  worker's connection to LiveKit is up now (the public `id` only says it registered once).
+- `livekit.agents.worker._DefaultLoadCalc`: livekit's default load function (its CPU average).
+
+Tested livekit range: `TESTED` below; `check_version` warns once per process outside it.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+import importlib
+import logging
+from typing import Any, Final
 
 __all__ = [
+    "TESTED",
     "activity_realtime_session",
+    "check_version",
     "close_socket",
     "connection_loop_done",
+    "default_load_calc",
     "live_socket",
+    "openai_session",
+    "realtime_model",
+    "server_disconnected",
+    "session_span",
 ]
 
 
@@ -63,3 +81,69 @@ def connection_loop_done(rt_session: Any) -> bool:
 async def close_socket(ws: Any) -> None:
     """Close a websocket from our side; the plugin reads it as a drop and reconnects."""
     await ws.close()
+
+
+def session_span(session: Any) -> Any | None:
+    """livekit's `agent_session` span (1.8: `AgentSession._session_span`), while the session runs.
+
+    Our spans are parented to it so that they sit on the session's trace; the watchdog's timers
+    run outside the contexts where livekit makes it current.
+    """
+    return getattr(session, "_session_span", None)
+
+
+def openai_session(rt: Any) -> Any:
+    """The OpenAI session: `rt` itself, or the one a `RealtimeModelFallbackAdapter` holds."""
+    return getattr(rt, "_active", rt)
+
+
+def realtime_model(rt: Any) -> Any | None:
+    """The realtime model of a session (public on 1.8, private on 1.5)."""
+    return getattr(rt, "realtime_model", None) or getattr(rt, "_realtime_model", None)
+
+
+def server_disconnected(server: Any) -> bool:
+    """True while livekit's `AgentServer` is (re)connecting, has given up, or is closed."""
+    return bool(
+        getattr(server, "_connecting", False)
+        or getattr(server, "_connection_failed", False)
+        or getattr(server, "_closed", False)
+    )
+
+
+def default_load_calc() -> Any | None:
+    """livekit's default load calculator (`get_load(worker)`), or None when it is gone."""
+    try:
+        return importlib.import_module("livekit.agents.worker")._DefaultLoadCalc
+    except (ImportError, AttributeError):
+        return None
+
+
+TESTED: Final = ((1, 5, 11), (1, 9, 0))  # livekit-agents: from the first, up to (not incl.)
+_warned: list[str] = []
+
+
+def check_version(version: str | None = None) -> bool:
+    """Whether livekit-agents `version` (default: installed) is in the tested range; warns once
+    per process (logger `realtime_supervisor`) when it is not."""
+    if version is None:
+        import livekit.agents
+
+        version = str(livekit.agents.__version__)
+    try:
+        parts = tuple(int(p) for p in version.split(".")[:3])
+    except ValueError:
+        parts = ()
+    low, high = TESTED
+    ok = bool(parts) and low <= parts < high
+    if not ok and version not in _warned:
+        _warned.append(version)
+        logging.getLogger("realtime_supervisor").warning(
+            "livekit-agents %s is outside the tested range (>=%s,<%s): the watchdog reads a few "
+            "private livekit attributes (see realtime_supervisor/livekit/_private.py) and may "
+            "not see or recover stalls",
+            version,
+            ".".join(map(str, low)),
+            ".".join(map(str, high)),
+        )
+    return ok

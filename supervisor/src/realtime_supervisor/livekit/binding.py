@@ -29,6 +29,8 @@ from livekit.agents.voice.io import AudioOutput
 from ..config import WatchdogConfig
 from ..detector import Stall
 from ..errors import RecoveryError
+from ..events import EventEmitter, EventType
+from ..kinds import WARNING_PREFIXES
 from ..observations import (
     AgentAudioPlayed,
     AgentStateChanged,
@@ -48,6 +50,7 @@ from ..observations import (
     UserSpeechStopped,
     WarningKind,
 )
+from ..records import Sink
 from ..watchdog import Watchdog
 from . import _private
 
@@ -55,21 +58,8 @@ __all__ = ["Escalation", "Supervisor", "reconnectable"]
 
 _log = logging.getLogger("realtime_supervisor")
 
-# livekit's messages that mean a reply was lost (or the session is gone), by the start of the
-# message. Matched on the formatted message, so the logger name does not matter (livekit.agents
-# on 1.8, livekit.plugins.openai on 1.5 and 1.2).
-_WARNINGS: tuple[tuple[str, WarningKind], ...] = (
-    ("expected to receive only one message generation", WarningKind.MULTI_MESSAGE),
-    ("in-progress generation discarded due to", WarningKind.GENERATION_DISCARDED),
-    ("failed to generate a reply", WarningKind.REPLY_TIMEOUT),
-    ("skipping new realtime generation", WarningKind.SCHEDULING_STOPPED),
-    ("Text message received from Realtime API with audio", WarningKind.TEXT_WITH_AUDIO),
-    ("failed to handle event", WarningKind.EVENT_FAILED),
-    ("AgentSession is closing due to unrecoverable error", WarningKind.UNRECOVERABLE_CLOSE),
-    ("Error in _aclose_impl", WarningKind.ACLOSE_ERROR),
-    ("discarding response that arrived after it was timed out", WarningKind.LATE_RESPONSE),
-    ("connection failed, retrying in", WarningKind.CONNECTION_LOST),
-)
+# livekit's messages that mean a reply was lost (or the session is gone), by their start.
+_WARNINGS = WARNING_PREFIXES
 _LOGGERS = ("livekit.agents", "livekit.plugins.openai")
 
 REISSUE_TIMEOUT = 5.0  # generous bound on interrupt() so a wedged session cannot hold an action
@@ -125,6 +115,9 @@ class Supervisor:
         supervisor = Supervisor(session, WatchdogConfig.from_env(), on_escalate=transfer_call)
         await session.start(agent, room=ctx.room)
         await supervisor.start()
+
+    `on` registers callbacks for the watchdog's events (`realtime_supervisor.events`); with
+    livekit's tracer provider set (1.8), stalls and recoveries also appear on the session's trace.
     """
 
     def __init__(
@@ -150,12 +143,16 @@ class Supervisor:
             metrics = default_metrics()
         self._session_metrics = metrics.session(provider, model) if metrics is not None else None
         self._clock = clock
+        self._events = EventEmitter(
+            report=lambda where, exc: self.watchdog.report_error(where, exc)
+        )
         self.watchdog = Watchdog(
             self._config,
             _Actions(self),
             metrics=self._session_metrics,
             clock=clock,
             context=self._context,
+            sinks=(self._events.emit, *_trace_sinks(session, clock, self._context)),
         )
         self._rt: Any | None = None
         self._inner: Any | None = None  # the OpenAI session (rt, or the one an adapter holds)
@@ -186,6 +183,7 @@ class Supervisor:
         if self._started or not self._config.enabled:
             return
         self._started = True
+        _private.check_version()
         self._install_audio_tap()
         for name, handler in (
             ("agent_state_changed", self._on_agent_state),
@@ -215,6 +213,15 @@ class Supervisor:
     def decline_turn(self) -> None:
         """The application deliberately leaves the current user turn unanswered."""
         self.watchdog.decline_turn()
+
+    def on(self, event: EventType, callback: Callable[..., Any] | None = None) -> Any:
+        """Call `callback(ev)` on `event` (stall_detected, recovery_started, recovery_finished,
+        escalated); without a callback, a decorator. See `realtime_supervisor.events`."""
+        return self._events.on(event, callback)
+
+    def off(self, event: EventType, callback: Callable[..., Any]) -> None:
+        """Stop calling `callback` on `event`."""
+        self._events.off(event, callback)
 
     # -- observing -------------------------------------------------------------------------
 
@@ -355,7 +362,7 @@ class Supervisor:
 
     # -- acting ----------------------------------------------------------------------------
 
-    async def reissue(self, instructions: str | None) -> None:
+    async def _reissue(self, instructions: str | None) -> None:
         if self._rt is not None and _private.connection_loop_done(_openai_session(self._rt)):
             raise RecoveryError("the realtime connection loop has ended")
         if self._connection_lost:
@@ -373,11 +380,11 @@ class Supervisor:
                 await asyncio.wait_for(self._response_closed.wait(), CANCEL_CONFIRM_TIMEOUT)
         self._generate_reply(instructions)
 
-    async def reconnect(self) -> None:
+    async def _reconnect(self) -> None:
         rt = self._rt
         if rt is None:
             raise RecoveryError("no realtime session to reconnect")
-        model = getattr(rt, "realtime_model", None) or getattr(rt, "_realtime_model", None)
+        model = _private.realtime_model(rt)
         restart = getattr(model, "restart_session", None)
         self._reconnected.clear()
         if restart is not None:
@@ -410,7 +417,7 @@ class Supervisor:
         finally:
             self._own_request = False
 
-    async def escalate(self, stall: Stall, reason: str) -> None:
+    async def _escalate(self, stall: Stall, reason: str) -> None:
         if self._on_escalate is None:
             return
         result = self._on_escalate(
@@ -433,13 +440,13 @@ class _Actions:
         self._sup = weakref.proxy(supervisor)
 
     async def reissue(self, instructions: str | None) -> None:
-        await self._sup.reissue(instructions)
+        await self._sup._reissue(instructions)
 
     async def reconnect(self) -> None:
-        await self._sup.reconnect()
+        await self._sup._reconnect()
 
     async def escalate(self, stall: Stall, reason: str) -> None:
-        await self._sup.escalate(stall, reason)
+        await self._sup._escalate(stall, reason)
 
 
 class _EmitHook:
@@ -474,9 +481,26 @@ class _EmitHook:
         return self._emit_original(event, *args)
 
 
-def _openai_session(rt: Any) -> Any:
-    # RealtimeModelFallbackAdapter's session delegates to the OpenAI session it holds
-    return getattr(rt, "_active", rt)
+def _trace_sinks(
+    session: AgentSession[Any], clock: Callable[[], float], context: Mapping[str, str]
+) -> tuple[Sink, ...]:
+    """Spans on livekit's tracer (1.8), under the session's span; none without OpenTelemetry."""
+    try:
+        from livekit.agents.telemetry import tracer
+
+        from ..telemetry.traces import TraceSink
+    except ImportError:  # livekit before 1.8, or no opentelemetry-api
+        return ()
+    sink = TraceSink(
+        tracer,
+        parent=lambda: _private.session_span(session),
+        clock=clock,
+        attributes={"realtime_supervisor.session_id": context.get("session_id", "")},
+    )
+    return (sink,)
+
+
+_openai_session = _private.openai_session
 
 
 def _field(event: dict[str, Any], obj: str, key: str) -> str:

@@ -1,3 +1,4 @@
-"""What the worker's main process exposes about the job processes: the multiprocess directory
-(`multiproc`). The metrics contract (`realtime_supervisor.metrics`) and the HTTP service
+"""Telemetry beside the Prometheus metrics contract: OpenTelemetry traces (`traces.py`) and the
+prometheus multiprocess directory as the worker's main process keeps it (`multiproc.py`). The
+metrics contract (`realtime_supervisor.metrics`) and the HTTP service
 (`realtime_supervisor.service`) keep their import paths."""
