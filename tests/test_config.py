@@ -423,3 +423,12 @@ def test_the_configuration_docs_list_every_variable_with_its_bounds() -> None:
     for variable, bound in BOUNDS.items():
         assert variable in rows, variable
         assert f"{bound.floor:g}..{bound.ceiling:g}" in rows[variable], variable
+
+
+def test_contradictions_are_deployment_problems_of_a_config_built_in_code() -> None:
+    """A compressed config built in code is accepted; deployment_problems() names its floors and
+    its contradictions, as the environment would refuse them."""
+    config = WatchdogConfig(reply_timeout=0.2, recovery_timeout=0.2)
+    names = {name for name, _ in config.deployment_problems()}
+    assert {"reply_timeout", "recovery_timeout", "warning_grace/reply_timeout"} <= names
+    assert WatchdogConfig().deployment_problems() == []

@@ -141,11 +141,13 @@ def construct(
     kwargs: dict[str, Any],
     variables: Iterable[Variable],
     problems: Sequence[Problem] = (),
+    also: Callable[[_T], Sequence[Problem]] | None = None,
 ) -> _T:
     """`cls(**kwargs)`, or one ConfigProblems: `problems` plus the dataclass's, named by variable.
 
-    The dataclass raises a ConfigProblems (or a plain ConfigError) naming fields; they are renamed
-    to their variables here. A field whose variable is already in `problems` keeps quiet (rule 3).
+    The dataclass raises a ConfigProblems (or a plain ConfigError) naming fields, and `also` may
+    add problems of the built instance; they are renamed to their variables here. A field whose
+    variable is already in `problems` keeps quiet (rule 3).
     """
     variables = tuple(variables)
     to_variable = {var.field: var.name for var in variables}
@@ -158,9 +160,10 @@ def construct(
     except ConfigError as exc:
         own = [(exc.field, str(exc).removeprefix(f"{exc.field}: "))]
     else:
-        if not found:
+        # Checks that need the whole instance (cross-field), named by field like the rest.
+        own = list(also(instance)) if also is not None else []
+        if not found and not own:
             return instance
-        own = []
     for name, message in own:
         # A cross-field problem names "a/b": rename each part.
         renamed = "/".join(to_variable.get(part, part) for part in name.split("/"))

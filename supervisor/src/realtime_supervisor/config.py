@@ -3,12 +3,13 @@
 Rules:
 1. Both are frozen dataclasses validated on construction; a bad value fails where it is made and
    names the field, and ALL problems are reported at once (`ConfigProblems`).
-2. Every number has a ceiling (no value can overflow a deque, a timer or a retry loop) and the
-   combinations that contradict each other are refused at any time scale (`_cross_problems`).
-3. Floors are checked where a deployment's settings come from, the environment (`from_env`), and
-   by `deployment_problems()` for settings built in code: a floor is a fact about real networks
-   and callers (a 1 ms reply timeout re-asks every healthy turn), while tests and simulations
-   legitimately compress time (the watchdog's own tests run at 50 ms timeouts).
+2. Every number has a ceiling (no value can overflow a deque, a timer or a retry loop), checked
+   on construction whatever the source.
+3. Floors and contradicting combinations (`_cross_problems`) are checked where a deployment's
+   settings come from, the environment (`from_env`), and by `deployment_problems()` for settings
+   built in code: a floor is a fact about real networks and callers (a 1 ms reply timeout re-asks
+   every healthy turn), while tests and simulations legitimately compress time (the watchdog's
+   tests run at 50 ms timeouts, often leaving the other settings at their defaults).
 4. The environment is read only by the `from_env` classmethods, through the shared reader
    (`_env`), from a mapping a test can replace; a bad variable fails naming the VARIABLE and what
    it accepts, and an unknown `REALTIME_SUPERVISOR_*` variable fails too (Kubernetes' service
@@ -211,12 +212,10 @@ class WatchdogConfig:
             problems.append(("ladder", ladder))
         else:
             object.__setattr__(self, "ladder", tuple(self.ladder))
-        bad = {name for name, _ in problems}
-        problems += self._cross_problems(bad)
         _raise(problems, [f.name for f in fields(self)])
 
-    def _cross_problems(self, bad: set[str]) -> list[Problem]:
-        """Combinations that contradict each other whatever the time scale (rule 2).
+    def _cross_problems(self, bad: frozenset[str] = frozenset()) -> list[Problem]:
+        """Combinations that contradict each other (rule 3).
 
         A check runs only when each field it reads is valid on its own (else it cannot compute).
         """
@@ -263,8 +262,9 @@ class WatchdogConfig:
         return attempts * self.recovery_timeout + (attempts - 1) * self.reconnect_backoff_max
 
     def deployment_problems(self) -> list[Problem]:
-        """Fields below their floor (rule 3); empty when these settings can run real calls."""
-        return _floor_problems(self)
+        """Fields below their floor and contradicting combinations (rule 3); empty when these
+        settings can run real calls."""
+        return _floor_problems(self) + self._cross_problems()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> WatchdogConfig:
@@ -346,8 +346,10 @@ def _from_env(
     kwargs, problems = _env.read(source, variables)
     problems += _env.unknown(source, PREFIX, _KNOWN)
     to_variable = {var.field: var.name for var in variables}
-    problems += [(to_variable[name], text) for name, text in _floor_problems_of(cls, kwargs)]
-    return _env.construct(cls, kwargs, variables, problems)
+    floors = _floor_problems_of(cls, kwargs)
+    problems += [(to_variable[name], text) for name, text in floors]
+    cross: Callable[[_C], list[Problem]] | None = getattr(cls, "_cross_problems", None)
+    return _env.construct(cls, kwargs, variables, problems, also=cross)
 
 
 # -- the variables -------------------------------------------------------------------------------
