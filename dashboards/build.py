@@ -1,11 +1,22 @@
 """Build the realtime-supervisor Grafana dashboard (Grafana 11.6) as JSON.
 
+(Over 600 lines on purpose: one dashboard, its panels in reading order with the text on-call
+reads; splitting the rows across modules would scatter what is reviewed together.)
+
     python dashboards/build.py            # writes dashboards/realtime-supervisor.json
     python dashboards/build.py --check    # exits 1 with a diff if the committed JSON is stale
 
 The output is deterministic (sorted keys, fixed panel ids, trailing newline) so the committed
-file can be diffed in review. Alert thresholds drawn on panels are read from rules.yaml, the one
-place they are defined.
+file can be diffed in review. The stall objective drawn on panels and the runbook links come from
+rules.py's DEFAULTS, the one place they are defined.
+
+Conventions (tests/test_dashboards.py checks them on every panel):
+- every query filters on each dashboard variable the series can carry: cluster, namespace and pod
+  (target labels) everywhere, provider and model wherever the metric has them;
+- a ratio is a sum over a sum of the same window (never an average of ratios);
+- rare events (stalls, recoveries, escalations, errors, warnings) are counts per minute (`cpm`),
+  drawn as bars; shares are `percentunit`; durations `s`;
+- raw series only, no recording rules: the pod variable then applies to every panel.
 """
 
 from __future__ import annotations
@@ -13,22 +24,30 @@ from __future__ import annotations
 import argparse
 import difflib
 import json
-import re
 import sys
 from pathlib import Path
 from typing import Any
 
-import yaml
 from grafana_foundation_sdk.builders import common as common_b
 from grafana_foundation_sdk.builders import dashboard as dash
-from grafana_foundation_sdk.builders import prometheus, stat, table, timeseries
+from grafana_foundation_sdk.builders import (
+    heatmap,
+    prometheus,
+    stat,
+    statetimeline,
+    table,
+    timeseries,
+)
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models import common
 from grafana_foundation_sdk.models.dashboard import (
     DashboardCursorSync,
+    DashboardLinkType,
     DataSourceRef,
     Threshold,
     ThresholdsMode,
+    ValueMap,
+    ValueMappingResult,
     VariableRefresh,
     VariableSort,
 )
@@ -36,34 +55,28 @@ from grafana_foundation_sdk.models.prometheus import PromQueryFormat
 
 HERE = Path(__file__).resolve().parent
 OUTPUT = HERE / "realtime-supervisor.json"
-RULES = HERE / "rules.yaml"
 UID = "realtime-supervisor"
 
+sys.path.insert(0, str(HERE))
+import rules  # noqa: E402  (dashboards/rules.py: the objective and the runbook base)
+
 DS = DataSourceRef(type_val="prometheus", uid="${datasource}")
+RUNBOOKS = rules.DEFAULTS["runbookBaseUrl"]
+BUDGET = round(1 - rules.DEFAULTS["stallObjective"], 6)
+FAST_BURN = rules.BURN["critical"][0][2]
 
-# Label filters. Raw series carry the scrape target's namespace and pod; recording rules keep
-# namespace (and provider/model) but sum the pod away, so they get no pod filter.
-POD = 'namespace=~"$namespace", pod=~"$pod"'
+# Label filters: target labels on every series, provider/model where the metric has them.
+TARGET = 'cluster=~"$cluster", namespace=~"$namespace", pod=~"$pod"'
 PM = 'provider=~"$provider", model=~"$model"'
-RAW = f"{POD}, {PM}"
-REC = f'namespace=~"$namespace", {PM}'
+RAW = f"{TARGET}, {PM}"
+STALLED = f'{RAW}, kind!="reconnect_storm"'
+RATE = "[$__rate_interval]"
 
 
-def _rules() -> dict[str, Any]:
-    with RULES.open() as f:
-        loaded: dict[str, Any] = yaml.safe_load(f)
-    return loaded
-
-
-def alert_threshold(alert: str, rules: dict[str, Any] | None = None) -> float:
-    """The first `> N` literal in the alert's expression: its threshold."""
-    for group in (rules or _rules())["groups"]:
-        for rule in group["rules"]:
-            if rule.get("alert") == alert:
-                match = re.search(r">\s*([0-9.]+)", rule["expr"])
-                if match:
-                    return float(match.group(1))
-    raise KeyError(f"no threshold for alert {alert} in {RULES}")
+def alert_threshold(alert: str, severity: str = "warning") -> float:
+    """An alert's threshold in rules.py's DEFAULTS."""
+    value: float = rules.DEFAULTS["alerts"][alert][severity]["threshold"]
+    return value
 
 
 def _q(expr: str, legend: str, ref: str = "A", *, instant: bool = False) -> prometheus.Dataquery:
@@ -71,11 +84,32 @@ def _q(expr: str, legend: str, ref: str = "A", *, instant: bool = False) -> prom
     return query.instant() if instant else query.range()
 
 
+def _per_minute(metric: str, selector: str, by: str = "") -> str:
+    grouping = f"sum by ({by}) " if by else "sum "
+    return f"60 * {grouping}(rate({metric}{{{selector}}}{RATE}))"
+
+
+def _ratio(numerator: str, denominator: str, by: str = "", window: str = RATE) -> str:
+    """A share as a sum over a sum of the same window: failures over attempts, not an average."""
+    grouping = f"sum by ({by}) " if by else "sum "
+    fn = "increase" if window == "[$__range]" else "rate"
+    return f"{grouping}({fn}({numerator}{window}))\n/\n{grouping}({fn}({denominator}{window}))"
+
+
 def _thresholds(*steps: tuple[float | None, str]) -> dash.ThresholdsConfig:
     return (
         dash.ThresholdsConfig()
         .mode(ThresholdsMode.ABSOLUTE)
         .steps([Threshold(value=v, color=c) for v, c in steps])
+    )
+
+
+def _runbook(alert: str) -> dash.DashboardLink:
+    return (
+        dash.DashboardLink(f"Runbook: {alert}")
+        .type(DashboardLinkType.LINK)
+        .url(f"{RUNBOOKS}#{alert.lower()}")
+        .target_blank(True)
     )
 
 
@@ -88,7 +122,9 @@ def _ts(
     span: int = 12,
     thresholds: dash.ThresholdsConfig | None = None,
     stacked: bool = False,
+    bars: bool = False,
     max_val: float | None = None,
+    runbook: str | None = None,
 ) -> timeseries.Panel:
     panel = (
         timeseries.Panel()
@@ -99,7 +135,7 @@ def _ts(
         .min(0)
         .span(span)
         .height(8)
-        .fill_opacity(10)
+        .fill_opacity(80 if bars else 10)
         .line_width(1)
         .legend(
             common_b.VizLegendOptions()
@@ -115,6 +151,8 @@ def _ts(
         )
         .targets(list(targets))
     )
+    if bars:
+        panel = panel.draw_style(common.GraphDrawStyle.BARS)
     if max_val is not None:
         panel = panel.max(max_val)
     if stacked:
@@ -123,6 +161,8 @@ def _ts(
         panel = panel.thresholds(thresholds).thresholds_style(
             common_b.GraphThresholdsStyleConfig().mode(common.GraphThresholdsStyleMode.DASHED)
         )
+    if runbook is not None:
+        panel = panel.links([_runbook(runbook)])
     return panel
 
 
@@ -134,8 +174,9 @@ def _stat(
     thresholds: dash.ThresholdsConfig,
     *,
     span: int = 4,
+    runbook: str | None = None,
 ) -> stat.Panel:
-    return (
+    panel = (
         stat.Panel()
         .title(title)
         .description(description)
@@ -148,6 +189,29 @@ def _stat(
         .graph_mode(common.BigValueGraphMode.AREA)
         .reduce_options(common_b.ReduceDataOptions().calcs(["lastNotNull"]).values(False))
         .with_target(target)
+    )
+    if runbook is not None:
+        panel = panel.links([_runbook(runbook)])
+    return panel
+
+
+def _heatmap(title: str, description: str, metric: str, selector: str) -> heatmap.Panel:
+    """Buckets counted per interval, as Grafana draws a Prometheus histogram."""
+    return (
+        heatmap.Panel()
+        .title(title)
+        .description(description)
+        .datasource(DS)
+        .span(12)
+        .height(8)
+        .calculate(False)
+        .y_axis(heatmap.YAxisConfig().unit("s"))
+        .cell_values(heatmap.CellValues().unit("short"))
+        .with_target(
+            _q(f"sum by (le) (increase({metric}_bucket{{{selector}}}{RATE}))", "{{le}}").format(
+                PromQueryFormat.HEATMAP
+            )
+        )
     )
 
 
@@ -172,28 +236,37 @@ def _variables() -> list[Any]:
         .type("prometheus")
         .description("The Prometheus that scrapes the agent workers."),
         query_var(
+            "cluster",
+            "Cluster",
+            "label_values(realtime_supervisor_build_info, cluster)",
+            "Kubernetes cluster (the `cluster` external label of Thanos, Mimir or a federated "
+            "Prometheus); All when the series carry none.",
+        ),
+        query_var(
             "namespace",
             "Namespace",
-            "label_values(realtime_supervisor_build_info, namespace)",
+            'label_values(realtime_supervisor_build_info{cluster=~"$cluster"}, namespace)',
             "Kubernetes namespace of the agent workers.",
         ),
         query_var(
             "pod",
             "Pod",
-            'label_values(realtime_supervisor_build_info{namespace=~"$namespace"}, pod)',
-            "Agent worker pod. Recording-rule panels (ratios, p95) sum over pods.",
+            "label_values(realtime_supervisor_build_info"
+            '{cluster=~"$cluster", namespace=~"$namespace"}, pod)',
+            "Agent worker pod.",
         ),
         query_var(
             "provider",
             "Provider",
-            'label_values(realtime_supervisor_turns_total{namespace=~"$namespace"}, provider)',
+            "label_values(realtime_supervisor_turns_total"
+            '{cluster=~"$cluster", namespace=~"$namespace"}, provider)',
             "Realtime model provider: openai or azure.",
         ),
         query_var(
             "model",
             "Model",
             "label_values(realtime_supervisor_turns_total"
-            '{namespace=~"$namespace", provider=~"$provider"}, model)',
+            '{cluster=~"$cluster", namespace=~"$namespace", provider=~"$provider"}, model)',
             "Realtime model (or Azure deployment) name.",
         ),
     ]
@@ -204,7 +277,7 @@ def _quantiles(metric: str, by: str, selector: str, qs: tuple[float, ...]) -> li
     return [
         _q(
             f"histogram_quantile({q}, sum by ({by}, le) "
-            f"(rate({metric}_bucket{{{selector}}}[$__rate_interval])))",
+            f"(rate({metric}_bucket{{{selector}}}{RATE})))",
             f"p{round(q * 100)} {{{{{by}}}}}",
             refs[i],
         )
@@ -212,56 +285,80 @@ def _quantiles(metric: str, by: str, selector: str, qs: tuple[float, ...]) -> li
     ]
 
 
+def _annotations() -> list[dict[str, Any]]:
+    """Escalations as annotations on every time panel (added to the JSON: the SDK's
+    AnnotationQuery has no Prometheus expression field)."""
+    return [
+        {
+            "datasource": {"type": "prometheus", "uid": "${datasource}"},
+            "enable": True,
+            "hide": False,
+            "iconColor": "red",
+            "name": "Escalations",
+            "expr": "sum by (namespace, reason) (increase(realtime_supervisor_escalations_total"
+            f"{{{RAW}}}[1m])) > 0",
+            "step": "1m",
+            "titleFormat": "Escalation: {{reason}}",
+            "textFormat": "{{namespace}}: a call handed to the escalation hook",
+            "tagKeys": "namespace,reason",
+        }
+    ]
+
+
 def build() -> dict[str, Any]:
     """The dashboard as a JSON-ready dict."""
-    rules = _rules()
-    stall_warn = alert_threshold("RealtimeSupervisorStallRatioHigh", rules)
-    stall_crit = alert_threshold("RealtimeSupervisorStallRatioCritical", rules)
-    fail_warn = alert_threshold("RealtimeSupervisorRecoveryFailing", rules)
-    p95_warn = alert_threshold("RealtimeSupervisorRecoveryTimeHigh", rules)
-    ratio_steps = _thresholds(
-        (None, "green"), (100 * stall_warn, "orange"), (100 * stall_crit, "red")
-    )
+    fail_warn = alert_threshold("RealtimeSupervisorRecoveryFailing")
+    p95_warn = alert_threshold("RealtimeSupervisorRecoveryTimeHigh")
+    ratio_steps = _thresholds((None, "green"), (BUDGET, "orange"), (FAST_BURN * BUDGET, "red"))
+    success_steps = _thresholds((None, "red"), (1 - fail_warn, "green"))
+    stalled = "realtime_supervisor_stalls_total"
+    turns = "realtime_supervisor_turns_total"
+    recoveries = "realtime_supervisor_recoveries_total"
 
     overview = (
         dash.Row("Overview")
         .with_panel(
             _stat(
-                "Stalls per 100 turns (5m)",
-                "User turns where the agent went silent (no reply, audio gap, silence after a "
-                "livekit warning, dead session), per 100 turns, over the last 5 minutes. "
-                "Orange and red are the warning and critical alert thresholds.",
-                "none",
+                "Stalled turns (time range)",
+                "Share of user turns where the agent went silent (no reply, audio gap, silence "
+                "after a livekit warning, dead session) over the dashboard's time range: stalls "
+                "over turns. Orange: above the objective's budget; red: at the fast burn rate.",
+                "percentunit",
                 _q(
-                    "100 * (sum(namespace_provider_model:realtime_supervisor_stalls:rate5m"
-                    f"{{{REC}}}) or vector(0))"
-                    f" / sum(namespace_provider_model:realtime_supervisor_turns:rate5m{{{REC}}})",
-                    "stalls per 100 turns",
+                    _ratio(f"{stalled}{{{STALLED}}}", f"{turns}{{{RAW}}}", window="[$__range]"),
+                    "stalled turns",
+                    instant=True,
                 ),
                 ratio_steps,
+                runbook="RealtimeSupervisorStallBudgetBurn",
             )
         )
         .with_panel(
             _stat(
-                "Recovery success ratio (5m)",
-                "Share of recovery attempts (reissue the reply, reconnect the realtime session) "
-                "after which the agent spoke again. Below the line, callers stay in dead air "
-                "until the ladder escalates.",
+                "Recovery success (time range)",
+                "Recovery attempts (reissue the reply, reconnect the realtime session) after "
+                "which the agent spoke again, over all attempts in the time range. Below the "
+                "line, callers stay in dead air until the ladder escalates.",
                 "percentunit",
                 _q(
-                    "1 - avg(namespace_provider_model:realtime_supervisor_recovery_failure_ratio"
-                    f":rate5m{{{REC}}})",
-                    "success ratio",
+                    _ratio(
+                        f'{recoveries}{{{RAW}, outcome="success"}}',
+                        f"{recoveries}{{{RAW}}}",
+                        window="[$__range]",
+                    ),
+                    "success",
+                    instant=True,
                 ),
-                _thresholds((None, "red"), (1 - fail_warn, "green")),
+                success_steps,
+                runbook="RealtimeSupervisorRecoveryFailing",
             )
         )
         .with_panel(
             _stat(
                 "Sessions active",
                 "Agent sessions (calls) currently supervised, summed over worker processes.",
-                "none",
-                _q(f"sum(realtime_supervisor_sessions_active{{{POD}}})", "active"),
+                "short",
+                _q(f"sum(realtime_supervisor_sessions_active{{{TARGET}}})", "active"),
                 _thresholds((None, "blue")),
             )
         )
@@ -270,23 +367,25 @@ def build() -> dict[str, Any]:
                 "Sessions stalled now",
                 "Calls in a stall right now: the agent owes the caller a reply and has not "
                 "spoken. Each is a caller hearing silence.",
-                "none",
-                _q(f"sum(realtime_supervisor_sessions_stalled{{{POD}}})", "stalled"),
+                "short",
+                _q(f"sum(realtime_supervisor_sessions_stalled{{{TARGET}}})", "stalled"),
                 _thresholds((None, "green"), (1, "orange")),
             )
         )
         .with_panel(
             _stat(
-                "Escalations (1h)",
-                "Calls the supervisor gave up on in the last hour (budget or ladder exhausted, "
+                "Escalations (time range)",
+                "Calls the supervisor gave up on in the time range (budget or ladder exhausted, "
                 "dead session, reconnect storm) and handed to the escalation hook.",
-                "none",
+                "short",
                 _q(
-                    f"sum(increase(realtime_supervisor_escalations_total{{{RAW}}}[1h]))"
+                    f"sum(increase(realtime_supervisor_escalations_total{{{RAW}}}[$__range]))"
                     " or vector(0)",
                     "escalations",
+                    instant=True,
                 ),
                 _thresholds((None, "green"), (1, "orange")),
+                runbook="RealtimeSupervisorEscalations",
             )
         )
         .with_panel(
@@ -300,9 +399,11 @@ def build() -> dict[str, Any]:
             .datasource(DS)
             .span(4)
             .height(4)
+            .unit("short")
             .with_target(
                 _q(
-                    f"count by (version, livekit_agents) (realtime_supervisor_build_info{{{POD}}})",
+                    "count by (version, livekit_agents) "
+                    f"(realtime_supervisor_build_info{{{TARGET}}})",
                     "",
                     instant=True,
                 ).format(PromQueryFormat.TABLE)
@@ -314,42 +415,35 @@ def build() -> dict[str, Any]:
         dash.Row("Stalls")
         .with_panel(
             _ts(
-                "Turns and stalls by kind",
-                "User turns per second and stalls per second by kind. no_reply: nothing after "
+                "Turns and stalls per minute by kind",
+                "User turns and stalls per minute, by stall kind. no_reply: nothing after "
                 "the turn within the reply timeout; audio_gap: the reply stopped mid-way; "
                 "post_warning_silence: livekit logged a warning and then nothing came; "
                 "dead_session: the realtime session died; reconnect_storm: too many reconnects "
                 "in the storm window.",
-                "reqps",
+                "cpm",
                 [
-                    _q(
-                        f"sum(rate(realtime_supervisor_turns_total{{{RAW}}}[$__rate_interval]))",
-                        "turns",
-                    ),
-                    _q(
-                        "sum by (kind) "
-                        f"(rate(realtime_supervisor_stalls_total{{{RAW}}}[$__rate_interval]))",
-                        "stalls {{kind}}",
-                        "B",
-                    ),
+                    _q(_per_minute(turns, RAW), "turns"),
+                    _q(_per_minute(stalled, RAW, "kind"), "stalls {{kind}}", "B"),
                 ],
             )
         )
         .with_panel(
             _ts(
-                "Stalls per 100 turns by provider/model (5m)",
-                "The number the stall-ratio alerts watch (reconnect storms excluded), per 100 "
-                "turns. Dashed lines: warning and critical thresholds. One provider/model "
-                "above the others points at the provider, all of them at our side.",
-                "none",
+                "Stalled turns by provider/model",
+                "Stalls (reconnect storms excluded) over turns, per provider/model: the SLI "
+                "the stall budget alerts burn. Dashed lines: the objective's budget and the fast "
+                "burn rate. One provider/model above the others points at the provider, all of "
+                "them at our side.",
+                "percentunit",
                 [
                     _q(
-                        "100 * namespace_provider_model:realtime_supervisor_stall_ratio:rate5m"
-                        f"{{{REC}}}",
-                        "{{provider}}/{{model}} {{namespace}}",
+                        _ratio(f"{stalled}{{{STALLED}}}", f"{turns}{{{RAW}}}", "provider, model"),
+                        "{{provider}}/{{model}}",
                     )
                 ],
                 thresholds=ratio_steps,
+                runbook="RealtimeSupervisorStallBudgetBurn",
             )
         )
         .with_panel(
@@ -357,98 +451,99 @@ def build() -> dict[str, Any]:
                 "Sessions active and stalled",
                 "Calls supervised and calls currently stalled. Stalled rising with active flat "
                 "means the model stopped answering; both dropping means calls are hanging up.",
-                "none",
+                "short",
                 [
-                    _q(f"sum(realtime_supervisor_sessions_active{{{POD}}})", "active"),
-                    _q(f"sum(realtime_supervisor_sessions_stalled{{{POD}}})", "stalled", "B"),
+                    _q(f"sum(realtime_supervisor_sessions_active{{{TARGET}}})", "active"),
+                    _q(f"sum(realtime_supervisor_sessions_stalled{{{TARGET}}})", "stalled", "B"),
                 ],
             )
         )
         .with_panel(
             _ts(
-                "LiveKit warnings by kind",
+                "LiveKit warnings per minute by kind",
                 "livekit-agents log warnings the supervisor turns into observations. "
                 "multi_message with no_reply stalls is the preamble bug (livekit-agents "
                 "< 1.5.12); reply_timeout and generation_discarded usually precede a stall; "
                 "unrecoverable_close is the realtime session dying.",
-                "reqps",
+                "cpm",
                 [
                     _q(
-                        "sum by (kind) (rate(realtime_supervisor_livekit_warnings_total"
-                        f"{{{POD}}}[$__rate_interval]))",
+                        _per_minute("realtime_supervisor_livekit_warnings_total", TARGET, "kind"),
                         "{{kind}}",
                     )
                 ],
+                bars=True,
             )
         )
     )
 
-    recoveries = (
+    recoveries_row = (
         dash.Row("Recoveries")
         .with_panel(
             _ts(
-                "Recoveries by action and outcome",
-                "Recovery attempts per second. reissue asks the model for the reply again; "
+                "Recoveries per minute by action and outcome",
+                "Recovery attempts per minute. reissue asks the model for the reply again; "
                 "reconnect replaces the realtime session. A failed reissue followed by a "
                 "successful reconnect is the ladder working.",
-                "reqps",
-                [
-                    _q(
-                        "sum by (action, outcome) (rate(realtime_supervisor_recoveries_total"
-                        f"{{{RAW}}}[$__rate_interval]))",
-                        "{{action}} {{outcome}}",
-                    )
-                ],
+                "cpm",
+                [_q(_per_minute(recoveries, RAW, "action, outcome"), "{{action}} {{outcome}}")],
                 stacked=True,
+                bars=True,
             )
         )
         .with_panel(
             _ts(
-                "Recovery success ratio by provider/model (5m)",
-                "Share of recovery attempts that got the agent speaking again. The dashed line "
-                "is where the recovery-failing alert fires.",
+                "Recovery success by provider/model",
+                "Successful recovery attempts over all attempts, per provider/model. The dashed "
+                "line is where the recovery-failing warning fires.",
                 "percentunit",
                 [
                     _q(
-                        "1 - namespace_provider_model:realtime_supervisor_recovery_failure_ratio"
-                        f":rate5m{{{REC}}}",
-                        "{{provider}}/{{model}} {{namespace}}",
+                        _ratio(
+                            f'{recoveries}{{{RAW}, outcome="success"}}',
+                            f"{recoveries}{{{RAW}}}",
+                            "provider, model",
+                        ),
+                        "{{provider}}/{{model}}",
                     )
                 ],
-                thresholds=_thresholds((None, "red"), (1 - fail_warn, "green")),
+                thresholds=success_steps,
                 max_val=1,
+                runbook="RealtimeSupervisorRecoveryFailing",
             )
         )
         .with_panel(
             _ts(
-                "Escalations by reason",
-                "Calls handed to the escalation hook per second, by reason. budget_exhausted: "
+                "Escalations per minute by reason",
+                "Calls handed to the escalation hook per minute, by reason. budget_exhausted: "
                 "too many recoveries in the budget window; ladder_exhausted: every rung "
                 "failed; dead_session / reconnect_storm: the session cannot be saved.",
-                "reqps",
+                "cpm",
                 [
                     _q(
-                        "sum by (reason) (rate(realtime_supervisor_escalations_total"
-                        f"{{{RAW}}}[$__rate_interval]))",
+                        _per_minute("realtime_supervisor_escalations_total", RAW, "reason"),
                         "{{reason}}",
                     )
                 ],
                 stacked=True,
+                bars=True,
+                runbook="RealtimeSupervisorEscalations",
             )
         )
         .with_panel(
             _ts(
-                "Watchdog internal errors",
+                "Watchdog internal errors per minute",
                 "Errors the watchdog caught inside itself. Any is a bug: the call is "
                 "protected, but that stall may not have been detected or recovered.",
-                "reqps",
+                "cpm",
                 [
                     _q(
-                        "sum by (pod) (rate(realtime_supervisor_watchdog_errors_total"
-                        f"{{{POD}}}[$__rate_interval]))",
+                        _per_minute("realtime_supervisor_watchdog_errors_total", TARGET, "pod"),
                         "{{pod}}",
                     )
                 ],
+                bars=True,
+                runbook="RealtimeSupervisorWatchdogErrors",
             )
         )
     )
@@ -460,28 +555,13 @@ def build() -> dict[str, Any]:
                 "Recovery time p50/p95/p99 by action",
                 "From stall detection to the agent's first audio after the recovery. The "
                 "caller's total silence adds the detection timeout (reply timeout 5 s by "
-                "default) on top.",
+                "default) on top. Dashed line: the recovery-time warning.",
                 "s",
                 _quantiles(
-                    "realtime_supervisor_recovery_seconds", "action", POD, (0.5, 0.95, 0.99)
+                    "realtime_supervisor_recovery_seconds", "action", RAW, (0.5, 0.95, 0.99)
                 ),
-                span=8,
-            )
-        )
-        .with_panel(
-            _ts(
-                "Recovery time p95 (5m, alerting)",
-                "The recorded p95 the recovery-time alert watches; dashed line at its threshold.",
-                "s",
-                [
-                    _q(
-                        "namespace_action:realtime_supervisor_recovery_seconds:p95_5m"
-                        '{namespace=~"$namespace"}',
-                        "{{action}} {{namespace}}",
-                    )
-                ],
-                span=4,
                 thresholds=_thresholds((None, "green"), (p95_warn, "orange")),
+                runbook="RealtimeSupervisorRecoveryTimeHigh",
             )
         )
         .with_panel(
@@ -490,7 +570,25 @@ def build() -> dict[str, Any]:
                 "How long callers actually sat in silence per stall: from when the agent "
                 "should have spoken to when it did. This is what callers experience.",
                 "s",
-                _quantiles("realtime_supervisor_silence_seconds", "kind", POD, (0.5, 0.95, 0.99)),
+                _quantiles("realtime_supervisor_silence_seconds", "kind", RAW, (0.5, 0.95, 0.99)),
+            )
+        )
+        .with_panel(
+            _heatmap(
+                "Caller silence heatmap",
+                "Every stall's silence, counted per bucket and interval: the shape the "
+                "percentiles hide (a second mode at the reply timeout, a long tail).",
+                "realtime_supervisor_silence_seconds",
+                RAW,
+            )
+        )
+        .with_panel(
+            _heatmap(
+                "Reply latency heatmap",
+                "Every turn's time from the end of the caller's speech to the agent's first "
+                "audio, counted per bucket and interval.",
+                "realtime_supervisor_reply_latency_seconds",
+                RAW,
             )
         )
         .with_panel(
@@ -508,36 +606,52 @@ def build() -> dict[str, Any]:
         )
     )
 
+    state = [
+        ValueMap(
+            {
+                "0": ValueMappingResult(text="no", color="transparent"),
+                "1": ValueMappingResult(text="yes", color="green"),
+            }
+        )
+    ]
     worker = (
         dash.Row("Worker")
         .with_panel(
-            _ts(
-                "Worker ready and draining",
-                "Per worker pod: ready = connected to LiveKit and taking calls; draining = "
-                "finishing its calls and taking no new ones (shutdown, or too many escalations "
-                "in the drain window).",
-                "none",
+            statetimeline.Panel()
+            .title("Worker ready and draining")
+            .description(
+                "Per worker pod over time: ready = connected to LiveKit and taking calls; "
+                "draining = finishing its calls and taking no new ones (too many escalations "
+                "in the drain window)."
+            )
+            .datasource(DS)
+            .span(8)
+            .height(8)
+            .unit("short")
+            .mappings(state)
+            .targets(
                 [
-                    _q(f"max by (pod) (realtime_supervisor_ready{{{POD}}})", "ready {{pod}}"),
+                    _q(f"max by (pod) (realtime_supervisor_ready{{{TARGET}}})", "ready {{pod}}"),
                     _q(
-                        f"max by (pod) (realtime_supervisor_draining{{{POD}}})",
+                        f"max by (pod) (realtime_supervisor_draining{{{TARGET}}})",
                         "draining {{pod}}",
                         "B",
                     ),
-                ],
-                span=8,
-                max_val=1,
+                ]
             )
         )
         .with_panel(
             _ts(
                 "Worker load",
-                "livekit's load per worker (0..1); at its load threshold the worker stops "
-                "accepting jobs. The supervisor raises it while draining.",
+                "The load each worker reports to LiveKit (0..1): the highest of CPU, memory "
+                "against the container limit and active calls against AGENT_MAX_CALLS. At "
+                "livekit's threshold (70%) LiveKit stops dispatching calls to it.",
                 "percentunit",
-                [_q(f"max by (pod) (lk_agents_worker_load{{{POD}}})", "{{pod}}")],
+                [_q(f"max by (pod) (lk_agents_worker_load{{{TARGET}}})", "{{pod}}")],
                 span=8,
                 max_val=1,
+                thresholds=_thresholds((None, "green"), (0.7, "red")),
+                runbook="RealtimeSupervisorWorkerFull",
             )
         )
         .with_panel(
@@ -546,19 +660,16 @@ def build() -> dict[str, Any]:
                 "Jobs (calls) running per worker, their child processes, and escalations "
                 "counted in the drain window: when those reach the drain limit the worker "
                 "drains itself.",
-                "none",
+                "short",
                 [
+                    _q(f"sum by (pod) (lk_agents_active_job_count{{{TARGET}}})", "jobs {{pod}}"),
                     _q(
-                        f"sum by (pod) (lk_agents_active_job_count{{{POD}}})",
-                        "jobs {{pod}}",
-                    ),
-                    _q(
-                        f"max by (pod) (realtime_supervisor_window_escalations{{{POD}}})",
+                        f"max by (pod) (realtime_supervisor_window_escalations{{{TARGET}}})",
                         "window escalations {{pod}}",
                         "B",
                     ),
                     _q(
-                        f"max by (pod) (lk_agents_child_process_count{{{POD}}})",
+                        f"max by (pod) (lk_agents_child_process_count{{{TARGET}}})",
                         "job processes {{pod}}",
                         "C",
                     ),
@@ -573,8 +684,8 @@ def build() -> dict[str, Any]:
         .uid(UID)
         .description(
             "Dead calls on LiveKit realtime voice agents: stalls after user turns, the "
-            "supervisor's recoveries and escalations, latency and worker state. Alerts and "
-            "runbooks: dashboards/rules.yaml and dashboards/runbooks.md."
+            "supervisor's recoveries and escalations, latency and worker state. Alerts: "
+            "dashboards/rules.py; runbooks: dashboards/runbooks.md."
         )
         .tags(["realtime-supervisor", "livekit", "voice"])
         .editable()
@@ -582,16 +693,26 @@ def build() -> dict[str, Any]:
         .refresh("30s")
         .time("now-3h", "now")
         .timezone("browser")
+        .links(
+            [
+                dash.DashboardLink("Runbooks")
+                .type(DashboardLinkType.LINK)
+                .url(RUNBOOKS)
+                .icon("doc")
+                .target_blank(True)
+            ]
+        )
         .variables(_variables())
         .with_row(overview)
         .with_row(stalls)
-        .with_row(recoveries)
+        .with_row(recoveries_row)
         .with_row(latency)
         .with_row(worker)
         .build()
     )
     data: dict[str, Any] = json.loads(json.dumps(board, cls=JSONEncoder))
     _expand_rows(data)
+    data.setdefault("annotations", {}).setdefault("list", []).extend(_annotations())
     return data
 
 

@@ -45,8 +45,8 @@ COUNTERS: dict[str, dict[str, frozenset[str] | None]] = {
     "realtime_supervisor_watchdog_errors_total": {},
 }
 HISTOGRAMS: dict[str, dict[str, frozenset[str] | None]] = {
-    "realtime_supervisor_recovery_seconds": {"action": ACTION},
-    "realtime_supervisor_silence_seconds": {"kind": KIND_STALL},
+    "realtime_supervisor_recovery_seconds": {**PM, "action": ACTION},
+    "realtime_supervisor_silence_seconds": {**PM, "kind": KIND_STALL},
     "realtime_supervisor_reply_latency_seconds": dict(PM),
 }
 GAUGES: dict[str, dict[str, frozenset[str] | None]] = {
@@ -60,9 +60,12 @@ GAUGES: dict[str, dict[str, frozenset[str] | None]] = {
 LIVEKIT = ("lk_agents_worker_load", "lk_agents_active_job_count", "lk_agents_child_process_count")
 HISTOGRAM_BUCKETS = (0.25, 0.5, 1, 1.5, 2, 3, 4, 5, 6, 8, 10, 15, 20, 30, 60)
 
-# Labels Prometheus or Kubernetes service discovery attach to every scraped series, and the
+# Labels Prometheus or Kubernetes service discovery attach to every scraped series (cluster: an
+# external label of Thanos, Mimir or federation), and the
 # synthetic `up` series.
-TARGET_LABELS = frozenset({"namespace", "pod", "job", "instance", "container", "service"})
+TARGET_LABELS = frozenset(
+    {"cluster", "namespace", "pod", "job", "instance", "container", "service"}
+)
 SYNTHETIC = {"up": {}}
 
 

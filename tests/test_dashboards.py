@@ -100,11 +100,11 @@ def test_uid_title_and_schema_are_stable(board: dict[str, Any]) -> None:
 
 
 def test_variables_exist(board: dict[str, Any]) -> None:
-    """datasource (prometheus) and namespace, pod, provider, model label_values variables."""
+    """datasource (prometheus) and cluster, namespace, pod, provider, model label_values."""
     variables = {v["name"]: v for v in board["templating"]["list"]}
     assert variables["datasource"]["type"] == "datasource"
     assert variables["datasource"]["query"] == "prometheus"
-    for name in ("namespace", "pod", "provider", "model"):
+    for name in ("cluster", "namespace", "pod", "provider", "model"):
         var = variables[name]
         assert var["type"] == "query"
         assert var["datasource"]["uid"] == "${datasource}"
@@ -177,17 +177,146 @@ def test_panel_metrics_exist_in_contract(board: dict[str, Any]) -> None:
         assert problems == [], title
 
 
-def test_panels_use_recording_rules_that_exist(board: dict[str, Any]) -> None:
-    """Panels read the shared recording rules, and each one they read is defined."""
-    records = set(_records())
+def test_panels_read_raw_series(board: dict[str, Any]) -> None:
+    """No panel reads a recording rule: those sum the pod away (the pod variable would not
+    apply) and exist only where the chart's rules are installed."""
     used = {
         sel.name
         for _, expr in exprs(board)
         for sel in metric_names.selectors(metric_names.substitute_grafana(expr))
         if ":" in sel.name
     }
-    assert used, "no panel reads a recording rule"
-    assert used <= records
+    assert used == set()
+
+
+VARIABLES = ("cluster", "namespace", "pod", "provider", "model")
+
+
+def _honours(expr: str) -> list[str]:
+    """The variables a query ignores although its series carry the label."""
+    contract = metric_names.contract_series()
+    missing = []
+    parsed = metric_names.selectors(metric_names.substitute_grafana(expr))
+    raw = re.findall(r"(\w+)\{([^}]*)\}", expr)
+    assert len(parsed) == len(raw), expr
+    for sel, (_, matchers) in zip(parsed, raw, strict=True):
+        labels = contract.get(sel.name) or {}
+        carried = set(labels) | metric_names.TARGET_LABELS
+        for var in VARIABLES:
+            if var in carried and f'{var}=~"${var}"' not in matchers:
+                missing.append(f"{sel.name} ignores ${var}")
+    return missing
+
+
+def test_every_query_honours_the_variables(board: dict[str, Any]) -> None:
+    """Each selector filters on every dashboard variable its series can carry (provider/model
+    wherever the metric has them, cluster/namespace/pod everywhere), annotations included."""
+    for title, expr in exprs(board):
+        assert _honours(expr) == [], title
+    for annotation in board["annotations"]["list"]:
+        assert _honours(annotation["expr"]) == [], annotation["name"]
+    assert _honours('rate(realtime_supervisor_silence_seconds_bucket{pod=~"$pod"}[1m])') != []
+
+
+def _divisions(expr: str) -> list[tuple[Any, Any]]:
+    import promql_parser
+
+    found: list[tuple[Any, Any]] = []
+
+    def visit(node: Any) -> None:
+        if isinstance(node, promql_parser.BinaryExpr) and str(node.op) == "/":
+            found.append((node.lhs, node.rhs))
+
+    promql_parser.walk(promql_parser.parse(metric_names.substitute_grafana(expr)), visit)
+    return found
+
+
+def _is_sum(node: Any) -> bool:
+    import promql_parser
+
+    while isinstance(node, promql_parser.ParenExpr):
+        node = node.expr
+    return isinstance(node, promql_parser.AggregateExpr) and str(node.op) == "sum"
+
+
+def test_ratios_are_sums_over_sums(board: dict[str, Any]) -> None:
+    """Every ratio divides a sum by a sum (failures over attempts), never averages ratios."""
+    ratios = 0
+    for title, expr in exprs(board):
+        assert "avg(" not in expr and "avg by" not in expr, title
+        for lhs, rhs in _divisions(expr):
+            ratios += 1
+            assert _is_sum(lhs) and _is_sum(rhs), title
+    assert ratios >= 4
+    assert not all(_is_sum(s) for s in _divisions("1 - avg(x) / sum(y)")[0])
+
+
+def _unit(panel: dict[str, Any]) -> str | None:
+    if panel["type"] == "heatmap":
+        unit: str | None = panel["options"]["yAxis"]["unit"]
+        return unit
+    return panel.get("fieldConfig", {}).get("defaults", {}).get("unit")
+
+
+def test_every_panel_has_a_fitting_unit(board: dict[str, Any]) -> None:
+    """Shares in percentunit, events per minute in cpm, quantiles and heatmaps in seconds,
+    counts and gauges in short; never reqps for rare events."""
+    for panel in panels(board):
+        texts = [t["expr"] for t in panel["targets"]]
+        unit = _unit(panel)
+        assert unit is not None, panel["title"]
+        if any(_divisions(e) for e in texts) or any("worker_load" in e for e in texts):
+            assert unit == "percentunit", panel["title"]
+        elif any(e.startswith("60 * sum") for e in texts):
+            assert unit == "cpm", panel["title"]
+            assert all(e.startswith("60 * sum") for e in texts), panel["title"]
+        elif any("histogram_quantile" in e for e in texts) or panel["type"] == "heatmap":
+            assert unit == "s", panel["title"]
+        else:
+            assert unit == "short", panel["title"]
+            assert not any("rate(" in e for e in texts), panel["title"]
+
+
+def test_histograms_have_heatmaps_and_worker_state_a_timeline(board: dict[str, Any]) -> None:
+    """Heatmaps of reply latency and caller silence; a state timeline for ready/draining."""
+    heatmaps = {
+        sel.name
+        for p in panels(board)
+        if p["type"] == "heatmap"
+        for t in p["targets"]
+        for sel in metric_names.selectors(metric_names.substitute_grafana(t["expr"]))
+    }
+    assert heatmaps == {
+        "realtime_supervisor_reply_latency_seconds_bucket",
+        "realtime_supervisor_silence_seconds_bucket",
+    }
+    for p in panels(board):
+        if p["type"] == "heatmap":
+            assert p["targets"][0]["format"] == "heatmap"
+            assert p["options"]["calculate"] is False
+    (timeline,) = [p for p in panels(board) if p["type"] == "state-timeline"]
+    assert {"realtime_supervisor_ready", "realtime_supervisor_draining"} <= {
+        sel.name
+        for t in timeline["targets"]
+        for sel in metric_names.selectors(metric_names.substitute_grafana(t["expr"]))
+    }
+
+
+def test_escalation_annotations_and_runbook_links(board: dict[str, Any]) -> None:
+    """Escalations are annotated; the dashboard and alert panels link to existing runbooks."""
+    (annotation,) = [a for a in board["annotations"]["list"] if a["name"] == "Escalations"]
+    assert "realtime_supervisor_escalations_total" in annotation["expr"]
+    assert annotation["datasource"]["uid"] == "${datasource}"
+    from tests.test_rules import github_anchors
+
+    anchors = github_anchors((DASHBOARDS / "runbooks.md").read_text())
+    build = _load_build()
+    assert board["links"][0]["url"] == build.RUNBOOKS
+    linked = [link["url"] for p in panels(board) for link in p.get("links", [])]
+    assert len(linked) >= 6
+    for url in linked:
+        assert url.startswith(build.RUNBOOKS + "#"), url
+        assert url.split("#", 1)[1] in anchors, url
 
 
 def test_every_contract_metric_has_a_panel(board: dict[str, Any]) -> None:
@@ -209,10 +338,10 @@ def test_every_contract_metric_has_a_panel(board: dict[str, Any]) -> None:
 
 
 def test_range_windows_use_rate_interval(board: dict[str, Any]) -> None:
-    """Raw rates use $__rate_interval; the only fixed window is the 1h escalation count."""
+    """Rates use $__rate_interval, totals over the time range $__range: no fixed window."""
     for title, expr in exprs(board):
         for window in re.findall(r"\[([^\]]+)\]", expr):
-            assert window in {"$__rate_interval", "1h"}, f"{title}: [{window}]"
+            assert window in {"$__rate_interval", "$__range"}, f"{title}: [{window}]"
     assert any("$__rate_interval" in expr for _, expr in exprs(board))
 
 
@@ -234,14 +363,10 @@ def test_quantile_panels_cover_p50_p95_p99(board: dict[str, Any]) -> None:
         assert quantiles <= seen, metric
 
 
-def test_stall_panel_thresholds_follow_the_alerts(board: dict[str, Any]) -> None:
-    """The stall-ratio panel draws the alert thresholds read from rules.yaml."""
+def test_stall_panel_thresholds_follow_the_objective(board: dict[str, Any]) -> None:
+    """The stalled-turns panels draw the objective's budget and the fast burn rate."""
     build = _load_build()
-    (panel,) = [p for p in panels(board) if p["title"].startswith("Stalls per 100 turns by")]
+    (panel,) = [p for p in panels(board) if p["title"] == "Stalled turns by provider/model"]
     steps = [s["value"] for s in panel["fieldConfig"]["defaults"]["thresholds"]["steps"]]
-    assert steps == [
-        None,
-        100 * build.alert_threshold("RealtimeSupervisorStallRatioHigh"),
-        100 * build.alert_threshold("RealtimeSupervisorStallRatioCritical"),
-    ]
-    assert steps[1:] == [5.0, 20.0]
+    assert steps == [None, build.BUDGET, build.FAST_BURN * build.BUDGET]
+    assert steps[1:] == [0.01, pytest.approx(0.144)]

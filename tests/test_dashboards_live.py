@@ -113,7 +113,7 @@ def prometheus_server(tmp_path: Path) -> Iterator[StartPrometheus]:
             "rule_files": [str(p) for p in (rule_files if rule_files is not None else [RULES])],
             "scrape_configs": [
                 {
-                    "job_name": "realtime-supervisor-agent",
+                    "job_name": "realtime-supervisor",
                     "scrape_interval": "1s",
                     "scrape_timeout": "1s",
                     "static_configs": [
@@ -277,26 +277,42 @@ def test_harness_scrapes_and_evaluates_dashboard_queries(
     """A real Prometheus scrapes a live exporter: dashboard queries return data, rules evaluate."""
     server = prometheus_server([tiny_exporter.url])
     server.wait_for_data('realtime_supervisor_turns_total{namespace="voice",pod="agent-0"}')
-    by_kind = server.wait_for_data(_dashboard_expr("Turns and stalls by kind"))
+    by_kind = server.wait_for_data(_dashboard_expr("Turns and stalls per minute by kind"))
     assert by_kind[0]["metric"] == {}
     stalls = server.wait_for_data(
         next(
-            e for _, t, e in _dashboard_targets() if t == "Turns and stalls by kind" and "kind" in e
+            e
+            for _, t, e in _dashboard_targets()
+            if t == "Turns and stalls per minute by kind" and "kind" in e
         )
     )
     assert {s["metric"]["kind"] for s in stalls} == {"no_reply"}
-    ratio = server.wait_for_data(_dashboard_expr("Stalls per 100 turns by provider/model (5m)"))
-    assert ratio[0]["metric"] == {
-        "namespace": "voice",
-        "provider": "openai",
-        "model": "gpt-realtime",
-    }
-    assert 40 <= float(ratio[0]["value"][1]) <= 60
+    ratio = server.wait_for_data(_dashboard_expr("Stalled turns by provider/model"))
+    assert ratio[0]["metric"] == {"provider": "openai", "model": "gpt-realtime"}
+    assert 0.4 <= float(ratio[0]["value"][1]) <= 0.6
     active = server.wait_until(
-        "a stall-ratio alert pending or firing",
-        lambda: _active(server, "RealtimeSupervisorStallRatio"),
+        "a stall budget burn alert pending or firing",
+        lambda: _active(server, "RealtimeSupervisorStallBudgetBurn"),
     )
     assert {a["labels"]["severity"] for a in active} <= {"warning", "critical"}
+
+
+def _every_rule_evaluates(server: PrometheusServer) -> None:
+    """Every rule of rules.yaml has been evaluated by the server, without an error."""
+    expected = {
+        rule.get("alert") or rule.get("record")
+        for group in yaml.safe_load(RULES.read_text())["groups"]
+        for rule in group["rules"]
+    }
+
+    def evaluated() -> bool:
+        rules = [r for g in server.api("rules")["groups"] for r in g["rules"]]
+        seen = {r["name"] for r in rules if r.get("lastEvaluation", "").startswith("20")}
+        bad = [(r["name"], r.get("lastError")) for r in rules if r.get("health") == "err"]
+        assert bad == [], bad
+        return expected <= seen
+
+    server.wait_until("every rule evaluated", evaluated, timeout=60)
 
 
 @pytest.mark.tools
@@ -378,10 +394,11 @@ def test_simulate_with_faults_fills_every_panel_and_alerts(
             continue
         server.wait_until(f"{row} / {title}: {expr}", lambda e=expr: server.query(e), 90)
     server.wait_until(
-        "a stall-ratio alert pending or firing",
-        lambda: _active(server, "RealtimeSupervisorStallRatio"),
+        "a stall budget burn alert pending or firing",
+        lambda: _active(server, "RealtimeSupervisorStallBudgetBurn"),
         timeout=90,
     )
+    _every_rule_evaluates(server)
 
 
 @pytest.mark.tools
@@ -394,6 +411,7 @@ def test_simulate_without_faults_raises_no_alert(
     server.wait_for_data("rate(realtime_supervisor_turns_total[1m]) > 0", timeout=90)
     # Give the rules several evaluations over real traffic before judging.
     server.wait_for_data("namespace_provider_model:realtime_supervisor_stall_ratio:rate5m")
+    _every_rule_evaluates(server)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         assert _active(server, "RealtimeSupervisor") == []

@@ -83,8 +83,8 @@ def test_every_family_and_label_is_exposed_after_use(
         "stalls": ("counter", {"provider", "model", "kind"}),
         "recoveries": ("counter", {"provider", "model", "action", "outcome"}),
         "escalations": ("counter", {"provider", "model", "reason"}),
-        "recovery_seconds": ("histogram", {"action"}),
-        "silence_seconds": ("histogram", {"kind"}),
+        "recovery_seconds": ("histogram", {"action", "provider", "model"}),
+        "silence_seconds": ("histogram", {"kind", "provider", "model"}),
         "reply_latency_seconds": ("histogram", {"provider", "model"}),
         "sessions_active": ("gauge", set()),
         "sessions_stalled": ("gauge", set()),
@@ -109,9 +109,10 @@ def test_every_family_and_label_is_exposed_after_use(
                  action="reissue", outcome="success") == 1  # fmt: skip
     assert value(registry, P + "escalations_total", provider="openai", model="gpt-realtime",
                  reason="budget_exhausted") == 1  # fmt: skip
-    assert value(registry, P + "recovery_seconds_count", action="reissue") == 1
-    assert value(registry, P + "recovery_seconds_sum", action="reissue") == pytest.approx(1.2)
-    assert value(registry, P + "silence_seconds_sum", kind="no_reply") == pytest.approx(3.4)
+    pm = {"provider": "openai", "model": "gpt-realtime"}
+    assert value(registry, P + "recovery_seconds_count", action="reissue", **pm) == 1
+    assert value(registry, P + "recovery_seconds_sum", action="reissue", **pm) == pytest.approx(1.2)
+    assert value(registry, P + "silence_seconds_sum", kind="no_reply", **pm) == pytest.approx(3.4)
     assert value(registry, P + "reply_latency_seconds_count", provider="openai",
                  model="gpt-realtime") == 1  # fmt: skip
     assert value(registry, P + "livekit_warnings_total", kind="multi_message") == 1
@@ -127,8 +128,8 @@ def test_histograms_use_the_contract_buckets(registry: CollectorRegistry, metric
     """Every histogram has exactly the contract's buckets (plus +Inf)."""
     metrics.session("openai", "m").reply_latency(0.1)
     for name, labels in [
-        ("recovery_seconds_bucket", {"action": "reissue"}),
-        ("silence_seconds_bucket", {"kind": "audio_gap"}),
+        ("recovery_seconds_bucket", {"action": "reissue", "provider": "openai", "model": "m"}),
+        ("silence_seconds_bucket", {"kind": "audio_gap", "provider": "openai", "model": "m"}),
         ("reply_latency_seconds_bucket", {"provider": "openai", "model": "m"}),
     ]:
         les = sorted(
@@ -186,7 +187,8 @@ def test_unknown_enum_values_become_other_and_count_an_error(
                  outcome="other") == 1  # fmt: skip
     assert value(registry, P + "escalations_total", provider="openai", model="m",
                  reason="other") == 1  # fmt: skip
-    assert value(registry, P + "silence_seconds_count", kind="other") == 1
+    assert value(registry, P + "silence_seconds_count", kind="other", provider="openai",
+                 model="m") == 1  # fmt: skip
     assert value(registry, P + "livekit_warnings_total", kind="other") == 1
     # stall, recovery (action and outcome), escalation, silence, warning
     assert value(registry, P + "watchdog_errors_total") == 6
@@ -201,7 +203,8 @@ def test_invalid_durations_are_dropped_and_counted(
     s.reply_latency(math.nan)
     s.recovery("reissue", "failure", None)
     assert value(registry, P + "reply_latency_seconds_count", provider="openai", model="m") == 0
-    assert value(registry, P + "recovery_seconds_count", action="reissue") == 0
+    assert value(registry, P + "recovery_seconds_count", action="reissue", provider="openai",
+                 model="m") == 0  # fmt: skip
     assert value(registry, P + "recoveries_total", provider="openai", model="m",
                  action="reissue", outcome="failure") == 1  # fmt: skip
     assert value(registry, P + "watchdog_errors_total") == 2

@@ -28,7 +28,8 @@ Main process (`main`):
      drain) /metrics, /healthz and /readyz keep answering.
 
 Load and draining: `load_fnc` is `Worker.load`, which is the service's `load` once it exists
-(1.0 while the service drains after too many escalations, else livekit's default CPU load).
+(1.0 while the service drains after too many escalations, else `load.CapacityLoad`: the highest
+of livekit's CPU load, memory against the container limit, and calls against AGENT_MAX_CALLS).
 livekit calls it every 0.5 s and before answering each job request, and reports FULL to LiveKit
 when the load reaches `load_threshold` (0.7 in production), so LiveKit stops dispatching here.
 
@@ -38,10 +39,11 @@ and updates them from its load loop (the child-process count only in multiproces
 with ours, on one port (REALTIME_SUPERVISOR_HTTP_PORT, 9464).
 
 Drain on SIGTERM: livekit marks the worker FULL and waits up to `drain_timeout` for running calls
-to end, then closes. 570 s (`DRAIN_TIMEOUT`) is 30 s under the chart's
-terminationGracePeriodSeconds (600): time for livekit to close the job processes (10 s each,
-in parallel) and for the service to stop before Kubernetes kills the pod. A deployment with a
-different grace period passes livekit's own flag: `realtime-supervisor start --drain-timeout N`.
+to end, then closes. Without livekit's own flag (`realtime-supervisor start --drain-timeout N`)
+that is 570 s (`DRAIN_TIMEOUT`). The chart always passes the flag (drainTimeoutSeconds, 1800 by
+default) and refuses a terminationGracePeriodSeconds below it + 30 s: time for livekit to close
+the job processes (10 s each, in parallel) and for the service to stop before Kubernetes kills
+the pod.
 
 Job processes (`prewarm`, `entrypoint`): each configures logging and builds its metrics once
 (prewarm), then per job builds the realtime model, wraps it with `reconnectable`, builds the
@@ -106,7 +108,7 @@ __all__ = [
 
 _log = structlog.get_logger("realtime_supervisor_agent.worker")
 
-# 30 s under the chart's terminationGracePeriodSeconds (600): see the module docstring.
+# Used when no --drain-timeout is given (the chart gives one): see the module docstring.
 DRAIN_TIMEOUT: Final = 570
 # Commands that run an agent (and so need its settings); livekit's other commands
 # (download-files, --help) run without them.
@@ -288,8 +290,15 @@ def _check_port_free(host: str, port: int) -> None:
             ) from exc
 
 
+def _check_max_calls() -> None:
+    from realtime_supervisor_agent.load import max_calls_from_env
+
+    max_calls_from_env()
+
+
 def check_start(settings: Settings) -> None:
-    """Every check that needs more than the values: models, watchdog, port, metrics directory.
+    """Every check that needs more than the values: models, watchdog, the call limit, port,
+    metrics directory.
 
     All run, and their problems are reported together (one SettingsError).
     """
@@ -297,6 +306,7 @@ def check_start(settings: Settings) -> None:
     for check in (
         lambda: check_models(settings.agent),
         lambda: check_watchdog(settings.watchdog),
+        _check_max_calls,
         lambda: _check_port_free(settings.service.http_host, settings.service.http_port),
         lambda: check_multiproc_dir(settings.service.multiproc_dir),
     ):
@@ -470,6 +480,9 @@ class Worker:
         """livekit's load_fnc (called from its executor thread): the service's load once built."""
         service = self.service
         if service is None:
+            default_load = self._service_options.get("default_load")
+            if default_load is not None:
+                return float(default_load(server))
             from realtime_supervisor.service import livekit_default_load
 
             return livekit_default_load(server)
@@ -543,6 +556,10 @@ def build_worker(
     """
     from livekit.agents import AgentServer
 
+    from realtime_supervisor_agent.load import CapacityLoad
+
+    # The service's load is the capacity load (CPU, memory, calls) unless a caller sets its own.
+    service_options = {"default_load": CapacityLoad.from_env(), **(service_options or {})}
     holder: list[Worker] = []
 
     def load(server: AgentServer) -> float:

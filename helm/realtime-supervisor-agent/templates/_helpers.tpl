@@ -61,9 +61,31 @@ app.kubernetes.io/managed-by: {{ $ctx.Release.Service }}
 {{- end }}
 {{- end }}
 
-{{/* The Secret every credential comes from; rendering fails without it. */}}
+{{/* The Secret every credential comes from: secrets.existingSecret, else the release's full name. */}}
 {{- define "rsa.secretName" -}}
-{{- required "secrets.existingSecret is required: the name of a Secret holding LIVEKIT_URL, LIVEKIT_API_KEY, LIVEKIT_API_SECRET and the model provider's key (see README, Deploying on Kubernetes)" .Values.secrets.existingSecret }}
+{{- .Values.secrets.existingSecret | default (include "rsa.fullname" .) }}
+{{- end }}
+
+{{/* The pods the monitor scrapes: monitor.selector, else this release's worker pods. */}}
+{{- define "rsa.monitorSelector" -}}
+{{- if .Values.monitor.selector }}
+{{- toYaml .Values.monitor.selector }}
+{{- else if eq .Values.mode "monitoring" }}
+{{- fail "mode=monitoring needs monitor.selector: the matchLabels of your agent's pods (e.g. {app: my-agent})" }}
+{{- else }}
+{{- include "rsa.selectorLabels" . }}
+{{- end }}
+{{- end }}
+
+{{/* A container's securityContext must not be privileged, escalate or add capabilities. */}}
+{{- define "rsa.checkContainer" -}}
+{{- $ctx := .container.securityContext | default dict }}
+{{- if or $ctx.privileged $ctx.allowPrivilegeEscalation }}
+{{- fail (printf "%s %s: privileged containers and privilege escalation are refused" .where .container.name) }}
+{{- end }}
+{{- if and $ctx.capabilities $ctx.capabilities.add }}
+{{- fail (printf "%s %s: added capabilities (%s) are refused" .where .container.name (join ", " $ctx.capabilities.add)) }}
+{{- end }}
 {{- end }}
 
 {{/*
@@ -102,7 +124,7 @@ treats "" as unset); lists are joined with commas.
 {{- /* An empty ladder is spelled "none": "" would mean unset, i.e. the default ladder. */}}
 {{- $ladder = ternary "none" (join "," $ladder) (empty $ladder) }}
 {{- end }}
-{{- $s := .Values.service }}
+{{- $s := .Values.supervisor }}
 {{- $plain = concat $plain (list
   (list "AGENT_PROVIDER" $agent.provider)
   (list "AGENT_NAME" $agent.name)
@@ -118,6 +140,7 @@ treats "" as unset); lists are joined with commas.
   (list "AGENT_VAD_PREFIX_PADDING_MS" $agent.serverVad.prefixPaddingMs)
   (list "AGENT_VAD_SILENCE_DURATION_MS" $agent.serverVad.silenceDurationMs)
   (list "AGENT_SEMANTIC_EAGERNESS" $agent.semanticVad.eagerness)
+  (list "AGENT_MAX_CALLS" $agent.maxCalls)
   (list "REALTIME_SUPERVISOR_ENABLED" $w.enabled)
   (list "REALTIME_SUPERVISOR_REPLY_TIMEOUT" $w.replyTimeout)
   (list "REALTIME_SUPERVISOR_AUDIO_GAP_TIMEOUT" $w.audioGapTimeout)
@@ -148,70 +171,11 @@ treats "" as unset); lists are joined with commas.
 {{- if .Values.livekit.numCpusFromRequests }}
 {{- $env = append $env (dict "name" "NUM_CPUS" "valueFrom" (dict "resourceFieldRef" (dict "containerName" "agent" "resource" "requests.cpu" "divisor" "1"))) }}
 {{- end }}
+{{- range $i, $e := .Values.extraEnv }}
+{{- if and (hasKey $e "value") (regexMatch "(?i)(key|secret|token|passw|credential)" $e.name) }}
+{{- fail (printf "extraEnv[%d] %s: a literal value for a credential-like name is refused; use valueFrom.secretKeyRef (or envFrom a Secret)" $i $e.name) }}
+{{- end }}
+{{- end }}
 {{- $env = concat $env .Values.extraEnv }}
 {{- toYaml $env }}
-{{- end }}
-
-{{/*
-The PrometheusRule spec: files/rules.yaml verbatim, or with the prometheusRule.thresholds that
-differ from the file's defaults (files/thresholds.json) substituted in their alert.
-*/}}
-{{- define "rsa.rulesSpec" -}}
-{{- $raw := .Files.Get "files/rules.yaml" }}
-{{- if not $raw }}{{ fail "files/rules.yaml is missing from the chart: run scripts/sync-chart-files.py" }}{{ end }}
-{{- $table := .Files.Get "files/thresholds.json" | fromJson }}
-{{- $values := .Values.prometheusRule.thresholds | default dict }}
-{{- range $alert, $_ := $values }}
-{{- if not (hasKey $table $alert) }}
-{{- fail (printf "prometheusRule.thresholds.%s: no such alert in dashboards/rules.yaml's THRESHOLDS table" $alert) }}
-{{- end }}
-{{- end }}
-{{- $changes := dict }}
-{{- range $alert, $keys := $table }}
-{{- $set := get $values $alert | default dict }}
-{{- range $key, $_ := $set }}
-{{- if not (hasKey $keys $key) }}
-{{- fail (printf "prometheusRule.thresholds.%s.%s: no such key; accepted: %s" $alert $key (keys $keys | sortAlpha | join ", ")) }}
-{{- end }}
-{{- end }}
-{{- range $key, $spec := $keys }}
-{{- if hasKey $set $key }}
-{{- $v := get $set $key }}
-{{- $differs := false }}
-{{- if eq $spec.place "for" }}
-{{- $differs = ne (toString $v) $spec.default }}
-{{- else }}
-{{- $differs = ne (float64 $v) (float64 $spec.default) }}
-{{- end }}
-{{- if $differs }}
-{{- $alertChanges := get $changes $alert | default dict }}
-{{- $_ := set $alertChanges $key (dict "place" $spec.place "default" $spec.default "value" (toString $v)) }}
-{{- $_ := set $changes $alert $alertChanges }}
-{{- end }}
-{{- end }}
-{{- end }}
-{{- end }}
-{{- if not $changes }}
-{{- $raw | trimSuffix "\n" }}
-{{- else }}
-{{- $doc := fromYaml $raw }}
-{{- range $group := $doc.groups }}
-{{- range $rule := $group.rules }}
-{{- if and $rule.alert (hasKey $changes $rule.alert) }}
-{{- range $key, $c := get $changes $rule.alert }}
-{{- if eq $c.place "for" }}
-{{- $_ := set $rule "for" $c.value }}
-{{- else }}
-{{- $pattern := printf "([<>]=?|==|!=)(\\s*)%s(\\s|$)" (regexQuoteMeta $c.default) }}
-{{- if ne (len (regexFindAll $pattern $rule.expr -1)) 1 }}
-{{- fail (printf "prometheusRule.thresholds.%s.%s: the literal %s is not in the alert's expr exactly once; re-run scripts/sync-chart-files.py" $rule.alert $key $c.default) }}
-{{- end }}
-{{- $_ := set $rule "expr" (regexReplaceAll $pattern $rule.expr (printf "${1}${2}%s${3}" $c.value)) }}
-{{- end }}
-{{- end }}
-{{- end }}
-{{- end }}
-{{- end }}
-{{- toYaml $doc }}
-{{- end }}
 {{- end }}

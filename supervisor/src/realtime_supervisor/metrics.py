@@ -168,14 +168,14 @@ class Metrics:
         self.recovery_seconds = Histogram(
             PREFIX + "recovery_seconds",
             "From stall detected to the first agent audio after it",
-            ("action",),
+            ("action", *pm),
             buckets=BUCKETS,
             registry=reg,
         )
         self.silence_seconds = Histogram(
             PREFIX + "silence_seconds",
             "From when the agent should have spoken to when it did, per stall",
-            ("kind",),
+            ("kind", *pm),
             buckets=BUCKETS,
             registry=reg,
         )
@@ -221,10 +221,6 @@ class Metrics:
         # at 1 has no earlier sample to increase from.
         for kind in WARNING_KINDS:
             self.livekit_warnings.labels(kind)
-        for action in ACTIONS:
-            self.recovery_seconds.labels(action)
-        for kind in STALL_KINDS:
-            self.silence_seconds.labels(kind)
         if reg is REGISTRY and _default is None:
             _default = self
 
@@ -304,7 +300,10 @@ class SessionMetrics:
         self._latency = metrics.reply_latency_seconds.labels(provider, model)
         for kind in STALL_KINDS:
             metrics.stalls.labels(provider, model, kind)
+            # provider/model on the histograms too, so dashboards can filter them.
+            metrics.silence_seconds.labels(kind, provider, model)
         for action in ACTIONS:
+            metrics.recovery_seconds.labels(action, provider, model)
             for outcome in OUTCOMES:
                 metrics.recoveries.labels(provider, model, action, outcome)
         for reason in ESCALATION_REASONS:
@@ -332,7 +331,7 @@ class SessionMetrics:
         outcome = self._m.bounded(outcome, OUTCOMES, "outcome")
         self._m.recoveries.labels(self.provider, self.model, action, outcome).inc()
         if seconds is not None and (value := self._seconds(seconds)) is not None:
-            self._m.recovery_seconds.labels(action).observe(value)
+            self._m.recovery_seconds.labels(action, self.provider, self.model).observe(value)
 
     @_contained
     def escalation(self, reason: str) -> None:
@@ -343,7 +342,7 @@ class SessionMetrics:
     def silence(self, kind: str, seconds: float) -> None:
         kind = self._m.bounded(kind, STALL_KINDS, "kind")
         if (value := self._seconds(seconds)) is not None:
-            self._m.silence_seconds.labels(kind).observe(value)
+            self._m.silence_seconds.labels(kind, self.provider, self.model).observe(value)
 
     @_contained
     def reply_latency(self, seconds: float) -> None:
