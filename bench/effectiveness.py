@@ -171,6 +171,8 @@ def build_plan(plan: Plan) -> Plan:
             (),
         ),
         Scenario("caller_interrupts", "clean", {"faults": "clean", "barge_in": 0.5}, (), ()),
+        # short loud noises into each reply and each silence (simulate --noise)
+        Scenario("caller_noise", "clean", {"faults": "clean", "noise": 0.4}, (), ()),
         Scenario(
             f"silent_caller={plan.silent_seconds:g}",
             "clean",

@@ -550,7 +550,8 @@ def results_md() -> str:
         ".venv/bin/python -m bench.effectiveness --quick   # the CI variant (tests/test_bench.py)",
         "```",
         "",
-        "The hand-written timer is `HandWrittenTimer` in `agent/simulate.py`, re-exported by "
+        "The hand-written timer is `HandWrittenTimer` in "
+        "`agent/src/realtime_supervisor_agent/baseline.py`, re-exported by "
         "`bench/handwritten_timer.py` (`python -m bench.handwritten_timer` prints it).",
         "",
     ]

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -21,26 +20,15 @@ from livekit.agents import Agent, AgentSession
 from livekit.plugins import openai
 
 from realtime_supervisor.chaos.server import ChaosServer
-from realtime_supervisor.testing import RecordingAudioOutput, ScriptedCaller, session_options
+from realtime_supervisor.testing import (
+    LivekitLogs,
+    RecordingAudioOutput,
+    ScriptedCaller,
+    SupervisedCall,
+    session_options,
+)
 
 LK_VERSION = tuple(int(p) for p in lk.__version__.split(".")[:3])
-
-
-class RecordLogs(logging.Handler):
-    """Collects livekit's warnings and errors, whatever the test runner's log level."""
-
-    def __init__(self) -> None:
-        super().__init__(level=logging.WARNING)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-    def messages(self) -> list[str]:
-        return [r.getMessage() for r in self.records]
-
-    def saw(self, text: str) -> bool:
-        return any(text in m for m in self.messages())
 
 
 @dataclass
@@ -50,7 +38,7 @@ class Call:
     model: Any
     caller: ScriptedCaller
     speaker: RecordingAudioOutput
-    logs: RecordLogs
+    logs: LivekitLogs
     supervisor: Any | None = None
     states: list[tuple[float, str]] = field(default_factory=list)
     escalations: list[Any] = field(default_factory=list)
@@ -113,10 +101,8 @@ async def start_call(
     metrics: Any | None = None,
     wrap_model: bool = False,
 ) -> AsyncIterator[Call]:
-    logs = RecordLogs()
-    loggers = [logging.getLogger(n) for n in ("livekit.agents", "livekit.plugins.openai")]
-    for lg in loggers:
-        lg.addHandler(logs)
+    logs = LivekitLogs(lower=False)  # what the application's levels let through
+    logs.attach()
     server = ChaosServer(faults=faults, seed=seed, reply_seconds=reply_seconds)
     await server.start()
     if azure:
@@ -161,20 +147,13 @@ async def start_call(
             provider="azure" if azure else "openai",
         )
         call.supervisor = sup
+    assembly = SupervisedCall(session, sup, model=model)
     try:
-        await session.start(Agent(instructions="You are a test agent."), record=False)
-        if sup is not None:
-            await sup.start()
+        await assembly.start(Agent(instructions="You are a test agent."))
         yield call
     finally:
         caller.close()
-        if sup is not None:
-            await sup.aclose()
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(session.aclose(), 10)
-        with contextlib.suppress(Exception):
-            await model.aclose()
+        await assembly.aclose()
         await speaker.aclose()
         await server.aclose()
-        for lg in loggers:
-            lg.removeHandler(logs)
+        logs.detach()

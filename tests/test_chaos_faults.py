@@ -1,15 +1,21 @@
-"""The chaos catalogue and schedule syntax (supervisor/chaos/faults.py)."""
+"""The chaos catalogue, its hook table and the schedule syntax (chaos/schedule.py, faults.py)."""
 
 from __future__ import annotations
 
 import pytest
 
+from realtime_supervisor.chaos import faults
 from realtime_supervisor.chaos.faults import (
     DEFAULTS,
     FAULT_KINDS,
+    KINDS,
     NON_FAULTS,
     RECOVERABLE_KINDS,
+    STICKY_KINDS,
+    TABLE,
     Fault,
+    Hook,
+    hook_for,
     parse_schedule,
 )
 from realtime_supervisor.errors import ConfigError
@@ -47,10 +53,20 @@ def test_every_kind_parses() -> None:
         assert fault.is_fault == (kind in FAULT_KINDS)
 
 
-def test_recoverable_catalogue_excludes_fatal_flap_and_non_faults() -> None:
-    """random:P never draws fatal_error, flap or the non-faults."""
-    assert "fatal_error" not in RECOVERABLE_KINDS
-    assert "flap" not in RECOVERABLE_KINDS
+def test_every_kind_has_one_hook_and_a_line_in_the_catalogue() -> None:
+    """TABLE maps each schedulable kind to its own hook, documented in faults.py's docstring."""
+    assert set(TABLE) == set(KINDS)
+    assert all(TABLE[k].kind == k and isinstance(TABLE[k], Hook) for k in KINDS)
+    assert len({id(h) for h in TABLE.values()}) == len(KINDS)
+    assert type(hook_for(None)) is Hook  # a clean turn: every point a no-op
+    doc = faults.__doc__ or ""
+    assert all(f"`{k}" in doc for k in KINDS), [k for k in KINDS if f"`{k}" not in doc]
+
+
+def test_recoverable_catalogue_excludes_sticky_kinds_and_non_faults() -> None:
+    """random:P never draws fatal_error, fatal_close, flap or the non-faults."""
+    assert set(STICKY_KINDS) == {"fatal_error", "fatal_close", "flap"}
+    assert not set(STICKY_KINDS) & set(RECOVERABLE_KINDS)
     assert not set(NON_FAULTS) & set(RECOVERABLE_KINDS)
     s = parse_schedule("random:1", seed=3)
     drawn = {s.fault_for(f"s{i}", t).kind for i in range(20) for t in range(1, 20)}  # type: ignore[union-attr]

@@ -417,6 +417,8 @@ async def entrypoint(ctx: JobContext) -> None:
     """livekit's entrypoint, once per job (call), in its job process."""
     from livekit.agents import Agent
 
+    from realtime_supervisor.testing.call import SupervisedCall
+
     settings = ctx.proc.userdata.get(_SETTINGS_KEY)
     if not isinstance(settings, Settings):  # an executor that skipped prewarm
         settings = load_settings()
@@ -427,10 +429,10 @@ async def entrypoint(ctx: JobContext) -> None:
     }
     bind_session(**context)
     session = build_session(settings.agent)
-    supervisor = supervise(session, settings, context=context)
-    ctx.add_shutdown_callback(supervisor.aclose)
-    await session.start(Agent(instructions=settings.agent.instructions), room=ctx.room)
-    await supervisor.start()
+    # the shared call assembly: supervisor built before start, started after, closed first
+    call = SupervisedCall(session, supervise(session, settings, context=context))
+    ctx.add_shutdown_callback(call.aclose)
+    await call.start(Agent(instructions=settings.agent.instructions), room=ctx.room)
     _log.info("session.supervised", provider=settings.agent.provider)
 
 

@@ -8,37 +8,46 @@ It never imports the watchdog: it must not know who is judged.
 
 from __future__ import annotations
 
-from .faults import (
+from .faults import TABLE, Hook
+from .pace import DEFAULT_PACE, parse_pace
+from .schedule import (
     DEFAULTS,
     FAULT_KINDS,
     KINDS,
     NON_FAULTS,
     RECOVERABLE_KINDS,
+    STICKY_KINDS,
     TOOL_NAME,
     Fault,
     Schedule,
     parse_schedule,
 )
 from .server import ChaosServer, Injection, ReceivedEvent, SessionRecord
-from .vad import ANSWER_HZ, PREAMBLE_HZ, EnergyVad, amplitude_for, sequence_of, tone, tone_of
+from .tones import ANSWER_HZ, PREAMBLE_HZ, amplitude_for, sequence_of, tone, tone_of
+from .vad import EnergyVad
 
 __all__ = [
     "ANSWER_HZ",
     "DEFAULTS",
+    "DEFAULT_PACE",
     "FAULT_KINDS",
     "KINDS",
     "NON_FAULTS",
     "PREAMBLE_HZ",
     "RECOVERABLE_KINDS",
+    "STICKY_KINDS",
+    "TABLE",
     "TOOL_NAME",
     "ChaosServer",
     "EnergyVad",
     "Fault",
+    "Hook",
     "Injection",
     "ReceivedEvent",
     "Schedule",
     "SessionRecord",
     "amplitude_for",
+    "parse_pace",
     "parse_schedule",
     "sequence_of",
     "tone",

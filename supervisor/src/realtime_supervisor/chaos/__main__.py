@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from realtime_supervisor.errors import ConfigError
 
 from .faults import parse_schedule
+from .pace import DEFAULT_PACE, parse_pace
 from .server import ChaosServer
 
 
@@ -47,6 +48,13 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _pace(text: str) -> float:
+    try:
+        return parse_pace(text)
+    except ConfigError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The CLI's argument parser."""
     p = _Parser(prog="realtime-supervisor chaos", description=__doc__.splitlines()[0])
@@ -56,6 +64,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed for random:P draws (default 0)")
     p.add_argument(
         "--reply-seconds", type=_seconds, default=1.0, help="answer length (default 1.0)"
+    )
+    p.add_argument(
+        "--pace",
+        type=_pace,
+        default=DEFAULT_PACE,
+        help=f"audio produced per second of wall time: 'realtime' (1.0, for demos) or a factor "
+        f"(default {DEFAULT_PACE:g}, faster than real time as the real API)",
+    )
+    p.add_argument(
+        "--ping-interval",
+        type=_seconds,
+        default=20.0,
+        help="seconds between server pings (default 20, as the real API)",
     )
     p.add_argument("--log-file", default=None, help="append JSON lines here too")
     return p
@@ -68,6 +89,8 @@ async def _serve(args: argparse.Namespace) -> None:
         faults=args.faults,
         seed=args.seed,
         reply_seconds=args.reply_seconds,
+        pace=args.pace,
+        ping_interval=args.ping_interval,
         log_file=args.log_file,
     )
     stop = asyncio.Event()

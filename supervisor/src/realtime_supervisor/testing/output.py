@@ -1,170 +1,45 @@
-"""In-process audio for an `AgentSession` without a LiveKit room.
+"""The recording output: an audio sink that plays in real time and remembers what was played.
 
-`ScriptedCaller` is an audio input that speaks tone bursts on cue and is silent otherwise, paced
-like a microphone; any server with voice detection hears it as a person taking turns.
-`RecordingAudioOutput` is an audio sink that plays in real time (it holds livekit back the way a
-room's audio source does) and records every frame that was actually played, so a test can say
-what the caller heard and when.
-
-    caller, speaker = ScriptedCaller(), RecordingAudioOutput()
-    session.input.audio, session.output.audio = caller, speaker
-    await session.start(agent, record=False)
-    await caller.say(0.6)
-    await speaker.wait_for_audio_after(t0)
+It behaves as a room's audio output does where livekit can tell: it holds livekit back until a
+frame is about to play, reports each segment finished once it has played, drops what had not
+played on `clear_buffer`, and can pause and resume (so livekit's false-interruption resume, on
+by default, has an output that supports it, as it has in a room).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
-import math
+import dataclasses
 import time
-from array import array
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Final
 
 import numpy as np
 from livekit import rtc
-from livekit.agents import AgentSession
-from livekit.agents import __version__ as _lk_version
-from livekit.agents.voice.io import AudioInput, AudioOutput, AudioOutputCapabilities
+from livekit.agents.voice.io import AudioOutput, AudioOutputCapabilities
 
-__all__ = [
-    "PlayedFrame",
-    "RecordingAudioOutput",
-    "ScriptedCaller",
-    "classify_tone",
-    "session_options",
-]
+from ..chaos import tone_of
+
+__all__ = ["PlayedFrame", "RecordingAudioOutput", "classify_tone"]
 
 Clock = Callable[[], float]
 
-# The chaos server marks its replies: answers are a 440 Hz tone, preambles 660 Hz, and the
-# amplitude encodes the response's sequence number, so a recording tells what was heard.
-_LK_18 = tuple(int(p) for p in _lk_version.split(".")[:2]) >= (1, 8)
-_ANSWER_HZ = 440.0
-_PREAMBLE_HZ = 660.0
+# The chaos server's tones are steady within a reply item, and `tone_of` is exact on 10 ms:
+# classifying the first 20 ms of each frame costs a tenth of the whole frame, at every frame of
+# every simulated call.
+_CLASSIFY_SAMPLES: Final = 480
 
 
 def classify_tone(pcm: memoryview | bytes, sample_rate: int) -> str | None:
     """Name a chaos-server tone by its frequency: "answer", "preamble", or None."""
-    samples = np.frombuffer(pcm, dtype=np.int16)
-    n = len(samples)
-    if n < 2 or int(np.abs(samples).max()) < 500:
-        return None
-    crossings = int(np.count_nonzero(np.diff(np.signbit(samples))))
-    hz = crossings * sample_rate / (2.0 * n)
-    if abs(hz - _ANSWER_HZ) < 60:
-        return "answer"
-    if abs(hz - _PREAMBLE_HZ) < 60:
-        return "preamble"
-    return None
-
-
-def session_options() -> dict[str, Any]:
-    """`AgentSession` keyword arguments for a realtime model with no room and no local VAD.
-
-    Turn detection is the server's (`realtime_llm`); 1.8 would otherwise load its bundled local
-    VAD and turn detector, which need a model download and a room.
-    """
-    opts: dict[str, Any] = {
-        "turn_handling": {
-            "turn_detection": "realtime_llm",
-            "interruption": {"resume_false_interruption": False},
-        }
-    }
-    if "vad" in inspect.signature(AgentSession.__init__).parameters and _LK_18:
-        opts["vad"] = None
-    return opts
+    return tone_of(bytes(pcm[: 2 * _CLASSIFY_SAMPLES]), sample_rate)
 
 
 def _peak(pcm: memoryview | bytes) -> int:
     samples = np.frombuffer(pcm, dtype=np.int16)
     return int(np.abs(samples.astype(np.int32)).max()) if len(samples) else 0
-
-
-class ScriptedCaller(AudioInput):
-    """A caller that speaks a tone when told to (`say`) and sends silence otherwise.
-
-    Frames are paced in real time (`speed` > 1 runs faster), as a microphone would send them:
-    the server's voice detection needs the silence after speech to end the turn.
-    """
-
-    def __init__(
-        self,
-        *,
-        sample_rate: int = 24000,
-        frame_ms: int = 20,
-        tone_hz: float = 220.0,
-        amplitude: int = 8000,
-        speed: float = 1.0,
-        label: str = "scripted-caller",
-    ) -> None:
-        super().__init__(label=label)
-        if speed <= 0 or not math.isfinite(speed):
-            raise ValueError("speed: must be a finite number > 0")
-        self._rate = sample_rate
-        self._spf = sample_rate * frame_ms // 1000
-        self._frame_s = frame_ms / 1000.0
-        self._speed = speed
-        self._silence = bytes(2 * self._spf)
-        step = 2 * math.pi * tone_hz / sample_rate
-        # one period-aligned buffer long enough to slice any frame from, built once
-        period = max(1, round(sample_rate / tone_hz))
-        tone = array("h", (int(amplitude * math.sin(step * i)) for i in range(self._spf + period)))
-        self._tone = tone.tobytes()
-        self._period = period
-        self._phase = 0
-        self._remaining = 0  # samples left in the current utterance
-        self._done: asyncio.Future[None] | None = None
-        self._t0: float | None = None
-        self._sent = 0
-        self._closed = False
-        self.utterances = 0
-
-    async def say(self, seconds: float) -> None:
-        """Speak for `seconds`; returns when the last frame of the utterance has been sent."""
-        if self._done is not None and not self._done.done():
-            raise RuntimeError("the caller is already speaking")
-        self._remaining = max(self._spf, int(seconds * self._rate))
-        self._done = asyncio.get_running_loop().create_future()
-        self.utterances += 1
-        await self._done
-
-    @property
-    def speaking(self) -> bool:
-        return self._remaining > 0
-
-    def close(self) -> None:
-        """End the stream: the session's audio input sees the end of the microphone."""
-        self._closed = True
-
-    async def __anext__(self) -> rtc.AudioFrame:
-        if self._closed:
-            raise StopAsyncIteration
-        now = time.monotonic()
-        if self._t0 is None:
-            self._t0 = now
-        due = self._t0 + self._sent * self._frame_s / self._speed
-        if due > now:
-            await asyncio.sleep(due - now)
-        if self._closed:
-            raise StopAsyncIteration
-        self._sent += 1
-        if self._remaining > 0:
-            start = 2 * self._phase
-            data = self._tone[start : start + 2 * self._spf]
-            self._phase = (self._phase + self._spf) % self._period
-            self._remaining -= self._spf
-            if self._remaining <= 0:
-                self._remaining = 0
-                if self._done is not None and not self._done.done():
-                    self._done.set_result(None)
-        else:
-            data = self._silence
-        return rtc.AudioFrame(data, self._rate, 1, self._spf)
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,7 +59,8 @@ class RecordingAudioOutput(AudioOutput):
     `capture_frame` holds the caller back until the frame is within `lookahead` of being
     played, as a room's audio source does, so livekit's own notion of playout is honest.
     `flush` reports the segment finished once it has played; `clear_buffer` drops what has not
-    played yet and reports an interruption.
+    played yet and reports an interruption. `pause` stops the playout clock (frames scheduled
+    after it move later by the pause on `resume`; captures wait while paused).
     """
 
     def __init__(
@@ -195,7 +71,7 @@ class RecordingAudioOutput(AudioOutput):
         clock: Clock = time.monotonic,
         on_frame: Callable[[PlayedFrame], None] | None = None,
     ) -> None:
-        super().__init__(label=label, capabilities=AudioOutputCapabilities(pause=False))
+        super().__init__(label=label, capabilities=AudioOutputCapabilities(pause=True))
         self._lookahead = lookahead
         self._clock = clock
         self._on_frame = on_frame
@@ -205,8 +81,13 @@ class RecordingAudioOutput(AudioOutput):
         self._segment_open = False  # frames captured since the last finish report
         self._segment_start = 0.0
         self._finish_task: asyncio.Task[None] | None = None
+        self._flushed = False  # the open segment was flushed: finish it once played
         self._heard = asyncio.Event()
+        self._paused_at: float | None = None
+        self._playing = asyncio.Event()
+        self._playing.set()
         self.interruptions = 0
+        self.pauses = 0
 
     async def capture_frame(self, frame: rtc.AudioFrame) -> None:
         await super().capture_frame(frame)
@@ -215,9 +96,11 @@ class RecordingAudioOutput(AudioOutput):
             self._finish_task.cancel()
             self._finish_task = None
             self._report_finished(interrupted=False)
+        await self._playing.wait()
         now = self._clock()
         if not self._segment_open:
             self._segment_open = True
+            self._flushed = False
             self._segment += 1
             self._segment_start = max(now, self._play_end)
             # livekit moves the agent to "speaking" on this, as a room's output would
@@ -244,7 +127,9 @@ class RecordingAudioOutput(AudioOutput):
         super().flush()
         if not self._segment_open or self._finish_task is not None:
             return
-        self._finish_task = asyncio.get_running_loop().create_task(self._finish_when_played())
+        self._flushed = True
+        if self._paused_at is None:
+            self._finish_task = asyncio.get_running_loop().create_task(self._finish_when_played())
 
     async def _finish_when_played(self) -> None:
         delay = self._play_end - self._clock()
@@ -253,13 +138,42 @@ class RecordingAudioOutput(AudioOutput):
         self._finish_task = None
         self._report_finished(interrupted=False)
 
+    def pause(self) -> None:
+        super().pause()
+        if self._paused_at is not None:
+            return
+        self._paused_at = self._clock()
+        self._playing.clear()
+        self.pauses += 1
+        if self._finish_task is not None:
+            self._finish_task.cancel()
+            self._finish_task = None
+
+    def resume(self) -> None:
+        super().resume()
+        paused_at, self._paused_at = self._paused_at, None
+        if paused_at is None:
+            return
+        now = self._clock()
+        held = now - paused_at
+        # what was scheduled after the pause plays later by as long as the pause lasted
+        self.frames = [
+            dataclasses.replace(f, at=f.at + held) if f.at >= paused_at else f for f in self.frames
+        ]
+        if self._play_end > paused_at:
+            self._play_end += held
+        self._playing.set()
+        if self._segment_open and self._flushed:
+            self._finish_task = asyncio.get_running_loop().create_task(self._finish_when_played())
+
     def clear_buffer(self) -> None:
         if self._finish_task is not None:
             self._finish_task.cancel()
             self._finish_task = None
         if not self._segment_open:
             return
-        now = self._clock()
+        # the playout clock stands still while paused
+        now = self._clock() if self._paused_at is None else self._paused_at
         # what was scheduled but not yet played was never heard
         while self.frames and self.frames[-1].segment == self._segment and self.frames[-1].at > now:
             self.frames.pop()
@@ -271,6 +185,7 @@ class RecordingAudioOutput(AudioOutput):
         if not self._segment_open:
             return
         self._segment_open = False
+        self._flushed = False
         position = max(0.0, min(self._play_end, self._clock()) - self._segment_start)
         self.on_playback_finished(playback_position=position, interrupted=interrupted)
 
@@ -313,6 +228,7 @@ class RecordingAudioOutput(AudioOutput):
             await self._heard.wait()
 
     async def aclose(self) -> None:
+        self._playing.set()  # a capture held by a pause must not outlive the output
         if self._finish_task is not None:
             self._finish_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

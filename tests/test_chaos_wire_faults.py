@@ -1,0 +1,373 @@
+"""The chaos server's production-shaped faults and pacing, on the wire (raw websocket clients).
+
+dead_mid, tcp_drop, fatal_close, session_limit, incomplete / content_filter, late_resume's
+one-response rule, server pings and the faster-than-real-time pace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import pytest
+
+from realtime_supervisor.chaos import DEFAULT_PACE, ChaosServer, parse_pace
+from realtime_supervisor.errors import ConfigError
+
+Event = dict[str, Any]
+
+
+class Client:
+    """A raw websocket client that keeps every frame, pings and close included."""
+
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        self.ws = ws
+        self.seen: list[Event] = []
+        self.pings = 0
+        self.end: aiohttp.WSMsgType | None = None  # how the socket ended, as the client saw it
+        self.ended = asyncio.Event()
+        self._new = asyncio.Event()
+        self._task = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        while True:
+            msg = await self.ws.receive()
+            if msg.type == aiohttp.WSMsgType.TEXT:
+                event = json.loads(msg.data)
+                event["_at"] = time.monotonic()
+                self.seen.append(event)
+                self._new.set()
+            elif msg.type == aiohttp.WSMsgType.PING:
+                self.pings += 1
+                await self.ws.pong(msg.data)
+            elif msg.type in (aiohttp.WSMsgType.PONG,):
+                continue
+            else:
+                self.end = msg.type
+                self.ended.set()
+                self._new.set()
+                return
+
+    async def send(self, **event: Any) -> None:
+        await self.ws.send_str(json.dumps(event))
+
+    async def until(self, type_: str, *, after: int = 0, within: float = 5.0) -> Event:
+        """The first event of `type_` at index >= `after` in `seen`."""
+        async with asyncio.timeout(within):
+            while True:
+                for event in self.seen[after:]:
+                    if event["type"] == type_:
+                        return event
+                if self.ended.is_set():
+                    raise AssertionError(f"socket ended ({self.end}) before {type_}")
+                self._new.clear()
+                await self._new.wait()
+
+    def types(self) -> list[str]:
+        return [e["type"] for e in self.seen]
+
+    def audio(self) -> list[Event]:
+        return [e for e in self.seen if e["type"] == "response.output_audio.delta"]
+
+    async def close(self) -> None:
+        self._task.cancel()
+        await self.ws.close()
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+@pytest.fixture
+async def make_server() -> AsyncIterator[Any]:
+    servers: list[ChaosServer] = []
+
+    async def make(faults: str = "clean", **kw: Any) -> ChaosServer:
+        kw.setdefault("reply_seconds", 1.0)
+        server = ChaosServer(faults=faults, **kw)
+        await server.start()
+        servers.append(server)
+        return server
+
+    yield make
+    for server in servers:
+        await server.aclose()
+
+
+async def connect(
+    http: aiohttp.ClientSession, server: ChaosServer, *, session: str = "s1", **kw: Any
+) -> Client:
+    url = f"{server.url}/realtime?model=gpt-realtime&chaos_session={session}"
+    ws = await http.ws_connect(
+        url, headers={"Authorization": "Bearer sk-test"}, autoping=False, **kw
+    )
+    return Client(ws)
+
+
+# -- pace ----------------------------------------------------------------------------------
+
+
+async def test_response_done_arrives_while_most_of_the_reply_is_still_to_play(
+    http: aiohttp.ClientSession, make_server: Any
+) -> None:
+    """Default pace: a 2 s reply is sent whole, response.done included, within about 0.5 s."""
+    server = await make_server(reply_seconds=2.0)
+    c = await connect(http, server)
+    await c.send(type="response.create")
+    created = await c.until("response.created")
+    done = await c.until("response.done")
+    audio_seconds = len(c.audio()) * server.delta_seconds
+    assert audio_seconds == pytest.approx(2.0)
+    assert done["_at"] - created["_at"] < audio_seconds / 2  # most of it still to be played
+    assert done["response"]["status"] == "completed"
+
+
+def test_pace_accepts_realtime_and_factors_and_names_itself_when_wrong() -> None:
+    """'realtime' is 1.0, numbers are factors; anything else is refused naming `pace`."""
+    assert parse_pace("realtime") == 1.0
+    assert parse_pace("  RealTime ") == 1.0
+    assert parse_pace(4) == 4.0 and parse_pace("2.5") == 2.5
+    assert DEFAULT_PACE > 1
+    for bad in ("fast", 0, -1, float("inf"), float("nan"), True, "0"):
+        with pytest.raises(ConfigError, match="pace"):
+            parse_pace(bad)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="pace"):
+        ChaosServer(pace="slow")
+
+
+def test_cli_refuses_a_bad_pace_naming_the_flag(capsys: pytest.CaptureFixture[str]) -> None:
+    """`--pace fast` exits 2 naming --pace."""
+    from realtime_supervisor.chaos.__main__ import build_parser
+
+    with pytest.raises(SystemExit) as info:
+        build_parser().parse_args(["--pace", "fast"])
+    assert info.value.code == 2
+    assert "--pace" in capsys.readouterr().err
+    assert build_parser().parse_args(["--pace", "realtime"]).pace == 1.0
+
+
+# -- pings ---------------------------------------------------------------------------------
+
+
+async def test_the_server_pings_and_answers_pings(
+    http: aiohttp.ClientSession, make_server: Any
+) -> None:
+    """Pings every ping_interval; a client heartbeat is answered, so the socket stays up."""
+    server = await make_server(ping_interval=0.2)
+    c = await connect(http, server, heartbeat=0.3)
+    await asyncio.sleep(1.0)
+    assert c.pings >= 3
+    assert not c.ended.is_set()
+
+
+# -- dead connections ----------------------------------------------------------------------
+
+
+async def test_dead_mid_goes_silent_without_a_close_and_answers_nothing(
+    http: aiohttp.ClientSession, make_server: Any
+) -> None:
+    """dead_mid=2: two deltas, then nothing: no pings, no pongs, no answer to cancel/create."""
+    server = await make_server("dead_mid=2", ping_interval=0.2)
+    # the client's heartbeat: a ping every 0.4 s, the socket closed if no pong within 0.2 s
+    c = await connect(http, server, heartbeat=0.4)
+    await c.send(type="response.create")
+    await c.until("response.created")
+    await asyncio.sleep(0.3)
+    (inj,) = server.sessions["s1"].injected
+    assert inj.kind == "dead_mid"
+    pings, seen = c.pings, len(c.seen)
+    assert len(c.audio()) == 2
+    await c.send(type="response.cancel")
+    await c.send(type="response.create")
+    # only the client's own heartbeat notices: no pong came back
+    await asyncio.wait_for(c.ended.wait(), 3)
+    assert len(c.seen) == seen and c.pings == pings
+    assert "response.done" not in c.types()
+    assert c.ws.close_code == aiohttp.WSCloseCode.ABNORMAL_CLOSURE  # no close frame ever came
+    # the session survives: a new connection is served and the turn's retry is clean
+    c2 = await connect(http, server)
+    await c2.send(type="response.create")
+    done = await c2.until("response.done")
+    assert done["response"]["status"] == "completed"
+    assert server.sessions["s1"].answered == 1
+
+
+async def test_dead_mid_keeps_the_socket_open(
+    http: aiohttp.ClientSession, make_server: Any
+) -> None:
+    """Without a client heartbeat, a dead connection just hangs: open, silent, unclosed."""
+    server = await make_server("dead_mid=1")
+    c = await connect(http, server)
+    await c.send(type="response.create")
+    await c.until("response.output_audio.delta")
+    await asyncio.sleep(1.0)
+    assert not c.ended.is_set()
+    assert len(c.audio()) == 1
+    assert c.types()[-1] == "response.output_audio.delta"
+
+
+async def test_tcp_drop_ends_the_connection_without_a_close_frame(
+    http: aiohttp.ClientSession, make_server: Any
+) -> None:
+    """tcp_drop=2: two deltas, then the TCP connection is gone; no close frame, no done."""
+    server = await make_server("tcp_drop=2")
+    c = await connect(http, server)
+    await c.send(type="response.create")
+    await asyncio.wait_for(c.ended.wait(), 3)
+    assert c.end != aiohttp.WSMsgType.CLOSE  # a close frame would arrive as CLOSE
+    assert c.ws.close_code == aiohttp.WSCloseCode.ABNORMAL_CLOSURE
+    assert len(c.audio()) == 2
+    assert "response.done" not in c.types()
+    assert server.sessions["s1"].injected_kinds() == ["tcp_drop"]
+    c2 = await connect(http, server)
+    await c2.send(type="response.create")
+    assert (await c2.until("response.done"))["response"]["status"] == "completed"
+
+
+# -- fatal errors and the session limit -----------------------------------------------------
+
+
+async def test_fatal_close_errors_and_closes_at_once_and_every_reconnect_too(
+    http: aiohttp.ClientSession, make_server: Any
+) -> None:
+    """fatal_close: error insufficient_quota and the close together; each new socket the same."""
+    server = await make_server("fatal_close")
+    c = await connect(http, server)
+    await c.until("session.created")
+    await c.send(type="response.create", event_id="rc1")
+    err = await c.until("error")
+    await asyncio.wait_for(c.ended.wait(), 3)
+    assert err["error"]["code"] == "insufficient_quota"
+    assert err["error"]["event_id"] == "rc1"
+    assert c.ws.close_code == 4000
+    assert "response.created" not in c.types()
+    for _ in range(2):
+        again = await connect(http, server)
+        await asyncio.wait_for(again.ended.wait(), 3)
+        assert again.types() == ["session.created", "error"]
+        assert again.seen[1]["error"]["code"] == "insufficient_quota"
+        assert again.ws.close_code == 4000
+    assert server.sessions["s1"].injected_kinds() == ["fatal_close"]
+    other = await connect(http, server, session="s2")
+    await other.until("session.created")
+    await asyncio.sleep(0.2)
+    assert not other.ended.is_set()
+
+
+async def test_session_limit_closes_mid_reply_with_1001_and_a_reconnect_is_clean(
+    http: aiohttp.ClientSession, make_server: Any
+) -> None:
+    """session_limit=2: mid-reply, session_expired and a close 1001 naming the 60 minutes."""
+    server = await make_server("session_limit=2")
+    c = await connect(http, server)
+    await c.send(type="response.create")
+    err = await c.until("error")
+    await asyncio.wait_for(c.ended.wait(), 3)
+    assert err["error"]["code"] == "session_expired"
+    assert "maximum duration of 60 minutes" in err["error"]["message"]
+    assert c.ws.close_code == aiohttp.WSCloseCode.GOING_AWAY
+    assert len(c.audio()) == 2
+    assert "response.done" not in c.types()
+    c2 = await connect(http, server)
+    await c2.send(type="response.create")
+    assert (await c2.until("response.done"))["response"]["status"] == "completed"
+    assert server.sessions["s1"].answered == 1
+
+
+# -- incomplete responses ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kind", "reason"),
+    [("incomplete", "max_output_tokens"), ("content_filter", "content_filter")],
+)
+async def test_an_incomplete_response_cuts_the_answer_and_closes_every_part(
+    http: aiohttp.ClientSession, make_server: Any, kind: str, reason: str
+) -> None:
+    """incomplete=1: one delta, then the *.done events and response.done incomplete."""
+    server = await make_server(f"{kind}=1")
+    c = await connect(http, server)
+    await c.send(type="response.create")
+    done = await c.until("response.done")
+    assert len(c.audio()) == 1  # of ten
+    tail = [t for t in c.types() if t.startswith("response.")][-5:]
+    assert tail == [
+        "response.output_audio.done",
+        "response.output_audio_transcript.done",
+        "response.content_part.done",
+        "response.output_item.done",
+        "response.done",
+    ]
+    assert done["response"]["status"] == "incomplete"
+    assert done["response"]["status_details"] == {"type": "incomplete", "reason": reason}
+    assert done["response"]["output"][0]["status"] == "incomplete"
+    rec = server.sessions["s1"]
+    assert rec.answered == 0 and rec.injected_kinds() == [kind]
+    await c.send(type="response.create")
+    again = await c.until("response.done", after=len(c.seen))
+    assert again["response"]["status"] == "completed"
+    assert rec.answered == 1
+
+
+# -- one response at a time ----------------------------------------------------------------
+
+
+def _open_responses(events: list[Event]) -> int:
+    """The most responses open at once on the wire (created and not yet done)."""
+    open_, most = set(), 0
+    for e in events:
+        if e["type"] == "response.created":
+            open_.add(e["response"]["id"])
+        elif e["type"] == "response.done":
+            open_.discard(e["response"]["id"])
+        elif e["type"] == "response.output_audio.delta":
+            assert e["response_id"] in open_, "audio for a response that is not open"
+        most = max(most, len(open_))
+    return most
+
+
+async def test_late_resume_never_has_two_responses_open(
+    http: aiohttp.ClientSession, make_server: Any
+) -> None:
+    """A cancel and a re-issue during late_resume's pause: the original ends before the next."""
+    server = await make_server("late_resume=0.8")
+    c = await connect(http, server)
+    await c.send(type="response.create")
+    await c.until("response.created")
+    for _ in range(300):  # until the pause begins (a guard of 3 s)
+        if server.sessions["s1"].injected:
+            break
+        await asyncio.sleep(0.01)
+    await c.send(type="response.cancel")
+    await c.send(type="response.create", event_id="again")
+    first = await c.until("response.done")
+    second = await c.until("response.done", after=c.seen.index(first) + 1)
+    assert first["response"]["status"] == "cancelled"
+    assert second["response"]["status"] == "completed"
+    assert first["response"]["id"] != second["response"]["id"]
+    assert _open_responses(c.seen) == 1
+    # the pause held everything: nothing reached the client while it lasted
+    onset = server.sessions["s1"].injected[0].onset
+    assert all(not (onset + 0.05 < e["_at"] < onset + 0.75) for e in c.seen)
+
+
+async def test_late_resume_resumes_the_original_when_nobody_cancels(
+    http: aiohttp.ClientSession, make_server: Any
+) -> None:
+    """Left alone, the original resumes after the pause and completes."""
+    server = await make_server("late_resume=0.5")
+    c = await connect(http, server)
+    await c.send(type="response.create")
+    done = await c.until("response.done")
+    assert done["response"]["status"] == "completed"
+    assert len(c.audio()) == 10
+    times = [e["_at"] for e in c.audio()]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert max(gaps) >= 0.45
