@@ -68,7 +68,7 @@ import socket
 import sys
 import tempfile
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -219,7 +219,7 @@ def _dry_run(config: WatchdogConfig) -> None:
         async def reconnect(self) -> None: ...
         async def escalate(self, stall: object, reason: str) -> None: ...
 
-    Watchdog(config, _Inert())  # type: ignore[arg-type]
+    Watchdog(config, _Inert())
     reconnect_waits(config)
 
 
@@ -303,13 +303,14 @@ def check_start(settings: Settings) -> None:
     All run, and their problems are reported together (one SettingsError).
     """
     errors: list[ConfigError] = []
-    for check in (
+    checks: tuple[Callable[[], None], ...] = (
         lambda: check_models(settings.agent),
         lambda: check_watchdog(settings.watchdog),
         _check_max_calls,
         lambda: _check_port_free(settings.service.http_host, settings.service.http_port),
         lambda: check_multiproc_dir(settings.service.multiproc_dir),
-    ):
+    )
+    for check in checks:
         try:
             check()
         except ConfigError as exc:
