@@ -18,9 +18,9 @@ export HELM_DATA_HOME   := $(CURDIR)/.tools/helm/data
 INSTALL := -e ./supervisor -e ./agent --group dev
 PROJECTS := pyproject.toml supervisor/pyproject.toml agent/pyproject.toml
 
-$(VENV)/.installed: $(PROJECTS) constraints/lk18.txt
+$(VENV)/.installed: $(PROJECTS) constraints/lk18.txt constraints/tools.txt
 	$(PY) -m venv $(VENV)
-	$(VENV)/bin/pip install -q --disable-pip-version-check uv==0.13.9
+	$(VENV)/bin/pip install -q --disable-pip-version-check --require-hashes -r constraints/tools.txt
 	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(UV) pip install -q -c constraints/lk18.txt $(INSTALL)
 	touch $@
 
@@ -62,6 +62,16 @@ lock: setup
 	$(UV) pip compile -q supervisor/pyproject.toml agent/pyproject.toml --group pyproject.toml:dev \
 		-o constraints/lk15.txt \
 		--override <(echo 'livekit-agents==1.5.11'; echo 'livekit-plugins-openai==1.5.11'; echo 'openai<3')
+	# The image's set: lk18's versions without the dev tools, every file's sha256, and the pinned
+	# build backend (the Dockerfile installs it with --require-hashes, then builds --no-deps).
+	$(UV) pip compile -q supervisor/pyproject.toml agent/pyproject.toml <(echo 'setuptools==80.9.0') \
+		-c constraints/lk18.txt --generate-hashes --python-version 3.11 \
+		--python-platform x86_64-manylinux_2_28 --no-emit-package realtime-supervisor \
+		--custom-compile-command "make lock" -o constraints/image.txt \
+		--override <(echo 'livekit-agents>=1.8,<1.9'; echo 'livekit-plugins-openai>=1.8,<1.9')
+	# The tools' own pins (uv), with hashes, for `make setup`.
+	echo 'uv==0.13.9' | $(UV) pip compile -q - --generate-hashes --python-version 3.11 \
+		--custom-compile-command "make lock" -o constraints/tools.txt
 
 # The benchmarks (bench/RESULTS.md says what each measures); about 45 minutes.
 bench: setup setup-compat

@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+import dataclasses
 import math
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from realtime_supervisor.config import ServiceConfig, WatchdogConfig
+from realtime_supervisor._env import ConfigProblems
+from realtime_supervisor.config import BOUNDS, ServiceConfig, WatchdogConfig
 from realtime_supervisor.errors import ConfigError
 
 P = "REALTIME_SUPERVISOR_"
@@ -114,13 +117,13 @@ def test_ladder_none_means_detect_and_escalate_only() -> None:
         ("AUDIO_GAP_TIMEOUT", "inf", "finite"),
         ("WARNING_GRACE", "soon", "cannot parse"),
         ("RECOVERY_TIMEOUT", "-0.1", "> 0"),
-        ("BUDGET_MAX_RECOVERIES", "0", ">= 1"),
+        ("BUDGET_MAX_RECOVERIES", "0", "1..20"),
         ("BUDGET_MAX_RECOVERIES", "2.5", "cannot parse"),
         ("BUDGET_WINDOW", "0", "> 0"),
-        ("STORM_RECONNECTS", "-3", ">= 1"),
+        ("STORM_RECONNECTS", "-3", "1..100"),
         ("STORM_WINDOW", "-inf", "finite"),
         ("LADDER", "reissue,restart", "reissue, reconnect"),
-        ("RECONNECT_ATTEMPTS", "0", ">= 1"),
+        ("RECONNECT_ATTEMPTS", "0", "1..10"),
         ("RECONNECT_BACKOFF_MAX", "0", "> 0"),
     ],
 )
@@ -139,7 +142,7 @@ def test_bad_watchdog_variable_names_the_variable(variable: str, value: str, acc
         ("HTTP_PORT", "0", "1..65535"),
         ("HTTP_PORT", "65536", "1..65535"),
         ("HTTP_PORT", "http", "cannot parse"),
-        ("DRAIN_ESCALATIONS", "0", ">= 1"),
+        ("DRAIN_ESCALATIONS", "0", "1..10000"),
         ("DRAIN_WINDOW", "nan", "finite"),
         ("LOG_FORMAT", "xml", "json, console"),
         ("LOG_LEVEL", "loud", "DEBUG"),
@@ -239,3 +242,197 @@ def test_config_is_frozen() -> None:
     config = WatchdogConfig()
     with pytest.raises(AttributeError):
         config.reply_timeout = 1.0  # type: ignore[misc]
+
+
+# -- bounds, overflow, contradictions: every setting refused by name before start ----------------
+
+BOUNDED = sorted(BOUNDS.items())
+
+
+def _rows() -> list[tuple[dict[str, str], set[str]]]:
+    """(environment, the variables its refusal must name): for every bounded setting its value
+    below the floor, above the ceiling, overflowing and not finite; then contradictions."""
+    rows: list[tuple[dict[str, str], set[str]]] = []
+    for variable, bound in BOUNDED:
+        low = bound.floor / 2 if bound.kind != "count" else bound.floor - 1
+        high = bound.ceiling * 2 if bound.kind != "count" else bound.ceiling + 1
+        values = [f"{low:g}", f"{high:g}", "9223372036854775807", "1e999", "9" * 5000, "-1"]
+        if bound.kind == "count":
+            values += ["1e6", "2.5"]
+        else:
+            values += ["nan", "-inf", "0.001" if bound.kind == "seconds" else "0.5"]
+        rows += [({variable: value}, {variable}) for value in values]
+    rows += [
+        ({P + "HTTP_PORT": "0"}, {P + "HTTP_PORT"}),
+        ({P + "HTTP_PORT": "99999999999999999999"}, {P + "HTTP_PORT"}),
+        ({P + "HTTP_HOST": "not a host"}, {P + "HTTP_HOST"}),
+        ({P + "LADDER": ",".join(["reissue"] * 11)}, {P + "LADDER"}),
+        # Contradictions (each value fine on its own):
+        (
+            {P + "LEARNED_MIN_SAMPLES": "300", P + "LEARNED_WINDOW": "200"},
+            {P + "LEARNED_MIN_SAMPLES", P + "LEARNED_WINDOW"},
+        ),
+        (
+            {P + "WARNING_GRACE": "6", P + "REPLY_TIMEOUT": "5"},
+            {P + "WARNING_GRACE", P + "REPLY_TIMEOUT"},
+        ),
+        (
+            {P + "REPLY_TIMEOUT": "40", P + "RECOVERY_TIMEOUT": "30", P + "BUDGET_WINDOW": "60"},
+            {P + "BUDGET_WINDOW", P + "REPLY_TIMEOUT", P + "RECOVERY_TIMEOUT"},
+        ),
+        (
+            {P + "RECONNECT_ATTEMPTS": "10", P + "RECOVERY_TIMEOUT": "10"},
+            {P + "RECONNECT_ATTEMPTS", P + "RECOVERY_TIMEOUT"},
+        ),
+        # The issue's own examples.
+        ({P + "REPLY_TIMEOUT": "120", P + "BUDGET_WINDOW": "1"}, {P + "REPLY_TIMEOUT"}),
+        (
+            {P + "RECONNECT_ATTEMPTS": "1000000", P + "RECONNECT_BACKOFF_MAX": "1e-9"},
+            {P + "RECONNECT_ATTEMPTS", P + "RECONNECT_BACKOFF_MAX"},
+        ),
+        ({P + "STORM_RECONNECTS": "9223372036854775807", P + "ENABLED": "false"}, set()),
+    ]
+    rows[-1] = (rows[-1][0], {P + "STORM_RECONNECTS"})
+    return rows
+
+
+ROWS = _rows()
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    ROWS,
+    ids=[",".join(f"{k[len(P) :]}={v[:12]}" for k, v in e.items()) for e, _ in ROWS],
+)
+def test_every_bad_setting_is_refused_by_name_before_start(
+    env: dict[str, str], named: set[str]
+) -> None:
+    """Out-of-range, overflowing and contradictory values are all refused, each problem naming
+    its variables, by the worker's settings loader and start checks (what runs before any call)."""
+    from realtime_supervisor_agent import worker
+
+    full = {"OPENAI_API_KEY": "sk-test", **env}
+    with pytest.raises(ConfigError) as info:
+        settings = worker.load_settings(full)
+        worker.check_start(settings)
+    problems = info.value.problems if isinstance(info.value, ConfigProblems) else ()
+    mentioned = {part for name, _ in problems for part in name.split("/")}
+    assert named <= mentioned, str(info.value)
+    assert "Traceback" not in str(info.value)
+
+
+def test_every_numeric_setting_has_bounds() -> None:
+    """A new number setting without a floor and a ceiling fails here (add it with _seconds or
+    _count in config.py)."""
+    for cls in (WatchdogConfig, ServiceConfig):
+        for f in dataclasses.fields(cls):
+            if f.type in ("float", "int") and f.name != "http_port":
+                assert "bound" in f.metadata, f"{cls.__name__}.{f.name} has no bound"
+
+
+def test_defaults_are_inside_their_bounds_and_deployable() -> None:
+    """The defaults pass the floors a deployment is held to."""
+    assert WatchdogConfig().deployment_problems() == []
+    assert ServiceConfig().deployment_problems() == []
+    assert ServiceConfig(http_port=0).deployment_problems() != []
+
+
+def test_floors_apply_to_the_environment_not_to_compressed_tests() -> None:
+    """A test may run the watchdog at 50 ms; the environment may not, and says which floor."""
+    fast = WatchdogConfig(reply_timeout=0.05, warning_grace=0.03, recovery_timeout=0.05)
+    assert {name for name, _ in fast.deployment_problems()} == {
+        "reply_timeout",
+        "warning_grace",
+        "recovery_timeout",
+    }
+    with pytest.raises(ConfigError, match=r"REPLY_TIMEOUT: expected a number of seconds 1.5\.\.60"):
+        WatchdogConfig.from_env({P + "REPLY_TIMEOUT": "0.05"})
+
+
+def test_all_problems_are_reported_at_once() -> None:
+    """Several bad watchdog values give one error listing each, in the table's order."""
+    with pytest.raises(ConfigProblems) as info:
+        WatchdogConfig.from_env(
+            {P + "STORM_WINDOW": "0", P + "REPLY_TIMEOUT": "x", P + "LADDER": "pray"}
+        )
+    assert [name for name, _ in info.value.problems] == [
+        P + "REPLY_TIMEOUT",
+        P + "STORM_WINDOW",
+        P + "LADDER",
+    ]
+
+
+def kubernetes_links(
+    service: str, port: int, port_name: str, ip: str = "10.96.12.34"
+) -> dict[str, str]:
+    """The variables Kubernetes injects into every pod for a Service (enableServiceLinks)."""
+    name = service.upper().replace("-", "_")
+    port_key = f"{name}_PORT_{port}_TCP"
+    return {
+        f"{name}_SERVICE_HOST": ip,
+        f"{name}_SERVICE_PORT": str(port),
+        f"{name}_SERVICE_PORT_{port_name.upper().replace('-', '_')}": str(port),
+        f"{name}_PORT": f"tcp://{ip}:{port}",
+        port_key: f"tcp://{ip}:{port}",
+        f"{port_key}_PROTO": "tcp",
+        f"{port_key}_PORT": str(port),
+        f"{port_key}_ADDR": ip,
+    }
+
+
+@pytest.mark.parametrize(
+    "service",
+    [
+        # release `realtime-supervisor`: the chart's Service (RELEASE-CHART-metrics) ...
+        "realtime-supervisor-realtime-supervisor-agent-metrics",
+        # ... and Services a neighbour may name after the project
+        "realtime-supervisor",
+        "realtime-supervisor-metrics",
+    ],
+)
+def test_kubernetes_service_links_are_not_mistaken_for_settings(service: str) -> None:
+    """With the release name `realtime-supervisor`, the REALTIME_SUPERVISOR_*_SERVICE_HOST/_PORT*
+    variables Kubernetes injects load cleanly, in both configurations and the worker's loader."""
+    from realtime_supervisor_agent import worker
+
+    env = {"OPENAI_API_KEY": "sk-test", **kubernetes_links(service, 9464, "metrics")}
+    assert all(name.startswith(P) for name in env if name != "OPENAI_API_KEY")
+    assert WatchdogConfig.from_env(env) == WatchdogConfig()
+    assert ServiceConfig.from_env(env) == ServiceConfig()
+    worker.load_settings(env)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("PORT", "9464"),  # a typo for HTTP_PORT: the value is not a service link's
+        ("SERVICE_HOST", "my host"),
+        ("AGENT_PORT_9464_TCP", "http://10.0.0.1:9464"),
+        ("HTTP_PORTT", "9464"),
+    ],
+)
+def test_link_shaped_typos_are_still_refused(name: str, value: str) -> None:
+    """Only the name AND value shapes of a service link are tolerated."""
+    with pytest.raises(ConfigError) as info:
+        ServiceConfig.from_env({P + name: value})
+    assert info.value.field == P + name
+
+
+def test_the_configuration_docs_list_every_variable_with_its_bounds() -> None:
+    """docs/configuration.md shows each bounded variable's accepted range."""
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "configuration.md").read_text()
+    rows = {
+        line.split("|")[1].strip(" `"): line for line in docs.splitlines() if line.startswith("| `")
+    }
+    for variable, bound in BOUNDS.items():
+        assert variable in rows, variable
+        assert f"{bound.floor:g}..{bound.ceiling:g}" in rows[variable], variable
+
+
+def test_contradictions_are_deployment_problems_of_a_config_built_in_code() -> None:
+    """A compressed config built in code is accepted; deployment_problems() names its floors and
+    its contradictions, as the environment would refuse them."""
+    config = WatchdogConfig(reply_timeout=0.2, recovery_timeout=0.2)
+    names = {name for name, _ in config.deployment_problems()}
+    assert {"reply_timeout", "recovery_timeout", "warning_grace/reply_timeout"} <= names
+    assert WatchdogConfig().deployment_problems() == []

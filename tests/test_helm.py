@@ -532,7 +532,8 @@ def _stages(dockerfile: str) -> list[list[str]]:
 
 
 def test_dockerfile_is_multistage_and_runs_unprivileged() -> None:
-    """Build installs with the lk18 pins; the runtime stage is non-root and compiler-free."""
+    """Build installs the hash-checked pins; the runtime stage is non-root, compiler-free, and
+    runs under tini (PID 1 reaps zombies)."""
     text = (ROOT / "Dockerfile").read_text()
     stages = _stages(text)
     assert len(stages) >= 2
@@ -541,9 +542,14 @@ def test_dockerfile_is_multistage_and_runs_unprivileged() -> None:
     assert any(
         line.startswith("RUN ")
         and "pip install" in line
-        and "-c constraints/lk18.txt ./supervisor ./agent" in line
+        and "--require-hashes --no-deps -r constraints/image.txt" in line
+        and "--no-deps --no-build-isolation ./supervisor ./agent" in line
         for line in build
     )
+    assert any(
+        line.startswith("COPY --from=build /usr/bin/tini-static /usr/bin/tini") for line in runtime
+    )
+    assert 'ENTRYPOINT ["/usr/bin/tini", "--"]' in runtime
     assert any(line.startswith("COPY --from=build /opt/venv /opt/venv") for line in runtime)
     # Nothing is built or installed in the runtime stage: no package manager, no compiler.
     forbidden = re.compile(r"apt-get|apk |pip install|gcc|g\+\+|build-essential|make ")
@@ -560,8 +566,27 @@ def test_dockerfile_is_multistage_and_runs_unprivileged() -> None:
     )
 
 
+def test_the_image_pins_are_hashed_and_match_what_ci_tests() -> None:
+    """Every pin of constraints/image.txt carries sha256 hashes and the version lk18.txt (the set
+    CI tests) has; the build backend is among them."""
+    pins = re.compile(r"^([A-Za-z0-9_.-]+)==(\S+)", re.M)
+    image = (ROOT / "constraints" / "image.txt").read_text()
+    tested = {
+        n.lower(): v for n, v in pins.findall((ROOT / "constraints" / "lk18.txt").read_text())
+    }
+    blocks = re.split(r"\n(?=\S)", image)
+    pinned = [b for b in blocks if pins.match(b)]
+    assert len(pinned) > 50
+    for block in pinned:
+        name, version = pins.match(block).groups()  # type: ignore[union-attr]
+        assert "--hash=sha256:" in block, name
+        if name.lower() != "setuptools":
+            assert tested.get(name.lower()) == version, name
+    assert re.search(r"^setuptools==80\.9\.0 ", image, re.M)
+
+
 def test_dockerignore_keeps_the_context_to_the_package() -> None:
-    """.dockerignore excludes everything but the package sources, metadata and lk18 pins."""
+    """.dockerignore excludes everything but the package sources, metadata and the image pins."""
     lines = [
         line.strip()
         for line in (ROOT / ".dockerignore").read_text().splitlines()
@@ -571,7 +596,7 @@ def test_dockerignore_keeps_the_context_to_the_package() -> None:
     allowed = {line[1:] for line in lines if line.startswith("!")}
     assert allowed == {
         "LICENSE",
-        "constraints/lk18.txt",
+        "constraints/image.txt",
         "supervisor/",
         "agent/",
     }

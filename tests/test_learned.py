@@ -244,19 +244,39 @@ def test_one_learner_per_process_and_learning_settings() -> None:
 @pytest.mark.parametrize(
     ("field", "value", "message"),
     [
-        ("learned_margin", 0.5, "1..10"),
-        ("learned_margin", 11.0, "1..10"),
+        ("learned_margin", 11.0, "at most 10"),
         ("learned_floor", 0.0, "> 0"),
-        ("learned_window", 5, "20..10000"),
-        ("learned_min_samples", 500, "1..200"),
+        ("learned_window", 10_001, "1..10000"),
         ("learned_enabled", "yes", "bool"),
         ("learned_reply", 1, "bool"),
     ],
 )
 def test_learning_settings_are_bounded(field: str, value: object, message: str) -> None:
+    """Out of range or of the wrong type whatever the source (ceilings, types)."""
     with pytest.raises(ConfigError, match=field) as info:
         WatchdogConfig(**{field: value})  # type: ignore[arg-type]
     assert message in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("LEARNED_MARGIN", "0.5", "1..10"),
+        ("LEARNED_WINDOW", "5", "20..10000"),
+        ("LEARNED_MIN_SAMPLES", "500", "must not exceed learned_window"),
+    ],
+)
+def test_learning_floors_and_contradictions_are_refused_from_the_environment(
+    variable: str, value: str, message: str
+) -> None:
+    """Floors and cross-field checks apply where a deployment's settings come from (config rule
+    3); a config built in code reports them in deployment_problems()."""
+    with pytest.raises(ConfigError, match="REALTIME_SUPERVISOR_" + variable) as info:
+        WatchdogConfig.from_env({"REALTIME_SUPERVISOR_" + variable: value})
+    assert message in str(info.value)
+    field = variable.lower()
+    built = WatchdogConfig(**{field: float(value) if "MARGIN" in variable else int(value)})  # type: ignore[arg-type]
+    assert any(field in name for name, _ in built.deployment_problems())
 
 
 def test_learning_settings_come_from_the_environment() -> None:

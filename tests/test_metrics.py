@@ -4,6 +4,7 @@ import math
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from realtime_supervisor.metrics import (
     supervisor_version,
     sweep_dead,
 )
+from realtime_supervisor.telemetry.multiproc import pid_alive
 
 P = "realtime_supervisor_"
 
@@ -366,3 +368,31 @@ def test_sweep_dead_marks_only_processes_that_are_gone(multiproc_dir: Path) -> N
     assert value(merged(multiproc_dir), P + "sessions_active") == 1
     assert sweep_dead(multiproc_dir) == [pids[0]]  # really exited
     assert not (value(merged(multiproc_dir), P + "sessions_active") or 0)
+
+
+def test_a_zombie_process_is_dead_for_the_gauges(multiproc_dir: Path) -> None:
+    """A job process that exited but was not reaped yet (a zombie) writes nothing more: the sweep
+    folds it, so its session leaves sessions_active, while its counters stay in the totals."""
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(multiproc_dir)}
+    proc = subprocess.Popen([sys.executable, "-c", CHILD, "2", "1", "0"], env=env)
+    try:
+        # Not waited for: once it exits it stays a zombie until wait().
+        deadline = time.monotonic() + 60
+        while "Z" not in Path(f"/proc/{proc.pid}/stat").read_text().rpartition(")")[2][:3]:
+            assert time.monotonic() < deadline, "the child never exited"
+            time.sleep(0.05)
+        assert pid_alive(proc.pid) is False
+        assert value(merged(multiproc_dir), P + "sessions_active") == 1
+        assert sweep_dead(multiproc_dir) == [proc.pid]
+        reg = merged(multiproc_dir)
+        assert not (value(reg, P + "sessions_active") or 0)
+        assert value(reg, P + "turns_total", provider="openai", model="gpt-realtime") == 2
+        # Its files are gone, folded into one archive per kind (build_info's max gauge too).
+        assert sorted(p.name for p in multiproc_dir.iterdir()) == [
+            "counter_archive.db",
+            "gauge_max_archive.db",
+            "histogram_archive.db",
+        ]
+    finally:
+        proc.wait(timeout=60)
+    assert pid_alive(os.getpid())

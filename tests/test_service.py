@@ -174,6 +174,8 @@ async def make_service(multiproc_dir: Path, clock: FakeClock) -> AsyncIterator[C
             "default_load": lambda worker: 0.25,
             # Only /readyz refreshes, unless a test asks for the poll.
             "poll_interval": 3600.0,
+            # Each /metrics renders afresh: these tests write the directory, then read it.
+            "cache_ttl": 0.0,
         }
         options.update(kwargs)
         service = SupervisorService("127.0.0.1", 0, **options)

@@ -289,6 +289,106 @@ def test_a_taken_service_port_exits_2_naming_the_variable(
     assert "REALTIME_SUPERVISOR_HTTP_PORT" in capsys.readouterr().err
 
 
+def _main_env(monkeypatch: pytest.MonkeyPatch, **extra: str) -> None:
+    for name in list(os.environ):
+        if name.startswith(_OURS) or name == "PROMETHEUS_MULTIPROC_DIR":
+            monkeypatch.delenv(name)
+    for name, v in {**VALID, **extra}.items():
+        monkeypatch.setenv(name, v)
+
+    def no_worker(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the worker was built despite a bad setting")
+
+    monkeypatch.setattr(worker, "build_worker", no_worker)
+
+
+@pytest.mark.parametrize(
+    ("path", "why"),
+    [
+        ("{tmp}/missing/parent/metrics", "does not exist"),
+        ("/proc/realtime-supervisor-metrics", "not writable"),  # even root cannot create here
+        ("/proc/self/fd", "not writable"),  # exists, not writable
+        ("{tmp}/a-file", "not a directory"),
+    ],
+)
+def test_an_unusable_multiproc_dir_exits_2_naming_it(
+    path: str,
+    why: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A PROMETHEUS_MULTIPROC_DIR the job processes could not write is a configuration error
+    (exit 2, naming the variable and why), not a traceback or a worker that never gets healthy."""
+    (tmp_path / "a-file").write_text("")
+    _main_env(monkeypatch, PROMETHEUS_MULTIPROC_DIR=path.format(tmp=tmp_path))
+    assert worker.main(["start"]) == 2
+    err = capsys.readouterr().err
+    assert "PROMETHEUS_MULTIPROC_DIR" in err and why in err
+    assert "Traceback" not in err
+    assert not (tmp_path / "missing").exists()
+
+
+def test_a_creatable_multiproc_dir_is_accepted(tmp_path: Path) -> None:
+    """The last level is created by the worker; an existing writable directory is fine."""
+    worker.check_multiproc_dir(str(tmp_path / "metrics"))
+    worker.check_multiproc_dir(str(tmp_path))
+
+
+@pytest.mark.parametrize(
+    "host",
+    ["no-such-host.invalid", "192.0.2.1"],  # does not resolve; not this machine's
+)
+def test_a_bad_http_host_names_the_host_not_the_port(
+    host: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A host that does not resolve or is not an address here blames HTTP_HOST and shows it."""
+    _main_env(monkeypatch, REALTIME_SUPERVISOR_HTTP_HOST=host)
+    assert worker.main(["start"]) == 2
+    err = capsys.readouterr().err
+    assert "REALTIME_SUPERVISOR_HTTP_HOST" in err and host in err
+    assert "REALTIME_SUPERVISOR_HTTP_PORT" not in err
+
+
+def test_the_watchdog_is_built_once_at_start_and_a_failure_names_the_variable(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """check_start builds a real Watchdog from the settings, as each job will; if that raises
+    (here: a detector that overflows on a setting), start exits 2 naming the variable that
+    differs from its default and makes it fail, before any call."""
+    import realtime_supervisor.watchdog as watchdog_module
+
+    built: list[object] = []
+    real = watchdog_module.Watchdog
+
+    class Overflowing(real):  # type: ignore[misc, valid-type]
+        def __init__(self, config: WatchdogConfig, *args: Any, **kwargs: Any) -> None:
+            built.append(config)
+            if config.storm_reconnects != 5:
+                raise OverflowError("cannot fit 'int' into an index-sized integer")
+            super().__init__(config, *args, **kwargs)
+
+    monkeypatch.setattr(watchdog_module, "Watchdog", Overflowing)
+    _main_env(
+        monkeypatch,
+        REALTIME_SUPERVISOR_STORM_RECONNECTS="7",
+        REALTIME_SUPERVISOR_REPLY_TIMEOUT="6",
+    )
+    assert worker.main(["start"]) == 2
+    err = capsys.readouterr().err
+    assert "REALTIME_SUPERVISOR_STORM_RECONNECTS" in err and "OverflowError" in err
+    assert "REALTIME_SUPERVISOR_REPLY_TIMEOUT" not in err
+    assert built, "no watchdog was built at start"
+
+
+def test_the_watchdog_dry_run_passes_with_valid_settings() -> None:
+    """The defaults and the extremes inside the bounds build a watchdog."""
+    worker.check_watchdog(WatchdogConfig())
+    worker.check_watchdog(
+        WatchdogConfig(storm_reconnects=100, budget_max_recoveries=20, reconnect_attempts=10)
+    )
+
+
 @pytest.mark.parametrize(
     ("variable", "value"),
     [

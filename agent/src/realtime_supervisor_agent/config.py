@@ -1,8 +1,9 @@
 """The agent's settings: which realtime model, how it listens, and how it is reached.
 
 Rules:
-1. The environment is read only by `AgentConfig.from_env`, from a mapping a test can replace; an
-   empty value counts as unset (deployment templates often render an unset value as "").
+1. The environment is read only by `AgentConfig.from_env`, from a mapping a test can replace,
+   through the reader the watchdog's settings use too (`realtime_supervisor._env`); an empty
+   value counts as unset (deployment templates often render an unset value as "").
 2. Everything is validated before anything starts, and ALL problems are reported at once: one
    `AgentConfigError` (a `ConfigError`) whose `.field` is the first bad variable and whose message
    has one "VARIABLE: what is accepted" line per problem. A deploy that fails should fail once,
@@ -20,14 +21,14 @@ Rules:
 from __future__ import annotations
 
 import math
-import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any, Literal
+from typing import Literal
 from urllib.parse import urlsplit
 
-from realtime_supervisor.errors import ConfigError
+from realtime_supervisor import _env
+from realtime_supervisor._env import ConfigProblems
 
 __all__ = [
     "ARCHITECTURES",
@@ -97,14 +98,8 @@ PREFIX_PADDING_MS = (1, 2000)
 SILENCE_DURATION_MS = (100, 5000)
 
 
-class AgentConfigError(ConfigError):
+class AgentConfigError(ConfigProblems):
     """Every problem found in the agent's settings; `.field` is the first one's variable."""
-
-    def __init__(self, problems: list[tuple[str, str]]) -> None:
-        first, message = problems[0]
-        rest = "".join(f"\n{name}: {text}" for name, text in problems[1:])
-        super().__init__(first, message + rest)
-        self.problems: tuple[tuple[str, str], ...] = tuple(problems)
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,18 +284,8 @@ class AgentConfig:
         `require_livekit=True` (the `start` command) also checks that LIVEKIT_URL,
         LIVEKIT_API_KEY and LIVEKIT_API_SECRET are present; livekit reads them itself.
         """
-        source: Mapping[str, str] = os.environ if env is None else env
-        problems: list[tuple[str, str]] = []
-        kwargs: dict[str, Any] = {}
-        for name, variable in _VARIABLES.items():
-            raw = source.get(variable)
-            if raw is None or not raw.strip():
-                continue
-            parsed = _parse(name, raw)
-            if isinstance(parsed, _Bad):
-                problems.append((variable, parsed.message))
-            else:
-                kwargs[name] = parsed
+        source = _env.source_of(env)
+        kwargs, problems = _env.read(source, _ENV_VARIABLES)
         if require_livekit:
             problems += _livekit_problems(source)
         # Rule 4 by variable: setting a value equal to its default is still a mistake.
@@ -320,22 +305,12 @@ class AgentConfig:
                     "applies only to AGENT_TURN_DETECTION=semantic_vad; unset it",
                 )
             )
-        bad_variables = {variable for variable, _ in problems}
-        # Fields that failed to parse keep their defaults so the rest is still checked; their
-        # cross-field problems would only repeat the parse error.
+        # The shared reader builds the config and renames the dataclass's problems to variables;
+        # fields that failed to parse keep their defaults, and their problems are not repeated.
         try:
-            config = cls(**kwargs)
-        except AgentConfigError as exc:
-            for name, message in exc.problems:
-                variable = _VARIABLES.get(name, name)
-                if variable not in bad_variables:
-                    problems.append((variable, message))
-        else:
-            if not problems:
-                return config
-        order = [*_VARIABLES.values(), *_LIVEKIT_VARIABLES]
-        problems.sort(key=lambda p: order.index(p[0]) if p[0] in order else len(order))
-        raise AgentConfigError(problems)
+            return _env.construct(cls, kwargs, _ENV_VARIABLES, problems)
+        except _env.ConfigProblems as exc:
+            raise AgentConfigError(list(exc.problems)) from None
 
     def redacted(self) -> dict[str, object]:
         """The settings for logs and /status: secrets replay as "<set>" or None, never a value."""
@@ -359,6 +334,16 @@ class AgentConfig:
 @dataclass(frozen=True, slots=True)
 class _Bad:
     message: str
+
+
+def _parser(name: str) -> Callable[[str], object]:
+    def parse(raw: str) -> object:
+        parsed = _parse(name, raw)
+        if isinstance(parsed, _Bad):
+            raise _env.Refused(parsed.message)
+        return parsed
+
+    return parse
 
 
 def _parse(name: str, raw: str) -> object:
@@ -464,3 +449,9 @@ def _livekit_problems(source: Mapping[str, str]) -> list[tuple[str, str]]:
         if not source.get(variable, "").strip():
             problems.append((variable, "required to connect the worker"))
     return problems
+
+
+# Each variable through the shared reader (`realtime_supervisor._env`), in reporting order.
+_ENV_VARIABLES = tuple(
+    _env.Variable(variable, name, _parser(name)) for name, variable in _VARIABLES.items()
+)

@@ -6,10 +6,12 @@ the supervisor service in the main process.
 
 Main process (`main`):
 1. Every setting is read and validated before anything starts: `AgentConfig`, `WatchdogConfig`,
-   `ServiceConfig` from the environment, then a dry build of the session's models (it catches
-   the variables livekit's plugin reads behind our back). A bad variable prints one error per
-   problem, naming the variable, and exits 2; secrets are never printed. The supervisor's port is
-   checked free too. Nothing has connected or forked by then.
+   `ServiceConfig` from the environment (bounds and cross-field checks included), then
+   `check_start`: a dry build of the session's models (it catches the variables livekit's plugin
+   reads behind our back), a dry build of the watchdog as every job will build it, the service's
+   host and port, and a writable PROMETHEUS_MULTIPROC_DIR. A bad variable prints one error per
+   problem, naming the variable, and exits 2; secrets are never printed. Nothing has connected or
+   forked by then.
 2. Logging is redacted (livekit's CLI installs the handlers: one JSON shape, livekit's), and
    PROMETHEUS_MULTIPROC_DIR is created and emptied (`prepare_multiproc_dir`).
 3. `build_worker` makes livekit's `AgentServer` with our `load_fnc`, `setup_fnc` (prewarm),
@@ -58,19 +60,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import os
 import signal
 import socket
 import sys
+import tempfile
 import uuid
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 import structlog
 
-from realtime_supervisor.config import ServiceConfig, WatchdogConfig
+from realtime_supervisor._env import ConfigProblems, Problem
+from realtime_supervisor.config import WATCHDOG_VARIABLES, ServiceConfig, WatchdogConfig
 from realtime_supervisor.errors import ConfigError
 from realtime_supervisor.logs import LOGGER_NAME, bind_session, redact_logging
 from realtime_supervisor_agent.config import AgentConfig
@@ -132,14 +138,18 @@ class Settings:
     fallback: AgentConfig | None = None
 
 
-class SettingsError(ConfigError):
+class SettingsError(ConfigProblems):
     """Every problem in the worker's settings, one "VARIABLE: what is accepted" line each."""
 
     def __init__(self, errors: Sequence[ConfigError]) -> None:
-        first = errors[0]
-        lines = "\n".join(str(e) for e in errors)
-        super().__init__(first.field, lines.removeprefix(f"{first.field}: "))
+        super().__init__([problem for error in errors for problem in _problems(error)])
         self.errors: tuple[ConfigError, ...] = tuple(errors)
+
+
+def _problems(error: ConfigError) -> tuple[Problem, ...]:
+    if isinstance(error, ConfigProblems):
+        return error.problems
+    return ((error.field, str(error).removeprefix(f"{error.field}: ")),)
 
 
 def load_settings(
@@ -163,9 +173,14 @@ def load_settings(
     except ConfigError as exc:
         errors.append(exc)
     try:
+        # The unknown-variable problems are the watchdog's to report (the same list twice helps
+        # nobody); the service's own problems are kept.
         service = ServiceConfig.from_env(source)
     except ConfigError as exc:
-        errors.append(exc)
+        known = {p for e in errors for p in _problems(e)}
+        fresh = [p for p in _problems(exc) if p not in known]
+        if fresh:
+            errors.append(ConfigProblems(fresh))
     fallback: AgentConfig | None = None
     if agent_cfg is not None:
         from realtime_supervisor_agent.fallback import fallback_from_env
@@ -180,6 +195,69 @@ def load_settings(
     return Settings(agent_cfg, watchdog, service, fallback)
 
 
+def check_watchdog(config: WatchdogConfig) -> None:
+    """Build a watchdog (detector, policy, backoff) once, as every job will: a value that passed
+    validation but still cannot run fails here, naming its variable, not in every call."""
+    try:
+        _dry_run(config)
+    except Exception as whole:
+        default = WatchdogConfig()
+        changed = [
+            f.name for f in fields(config) if getattr(config, f.name) != getattr(default, f.name)
+        ]
+        culprits = []
+        for name in changed:
+            try:
+                _dry_run(replace(default, **{name: getattr(config, name)}))
+            except Exception:
+                culprits.append(name)
+        variables = {var.field: var.name for var in WATCHDOG_VARIABLES}
+        named = [variables[name] for name in (culprits or changed)] or [
+            var.name for var in WATCHDOG_VARIABLES
+        ]
+        raise ConfigProblems(
+            [(name, f"the watchdog cannot be built with this value ({whole!r})") for name in named]
+        ) from whole
+
+
+def _dry_run(config: WatchdogConfig) -> None:
+    from realtime_supervisor.policy import reconnect_waits
+    from realtime_supervisor.watchdog import Watchdog
+
+    class _Inert:
+        async def reissue(self, instructions: str | None) -> None: ...
+        async def reconnect(self) -> None: ...
+        async def escalate(self, stall: object, reason: str) -> None: ...
+
+    Watchdog(config, _Inert())
+    reconnect_waits(config)
+
+
+def check_multiproc_dir(path: str | None) -> None:
+    """PROMETHEUS_MULTIPROC_DIR must be a writable directory, or one we can create in an existing
+    writable parent: otherwise every job process fails to initialise, over and over."""
+    if path is None:
+        return
+    target = Path(path)
+    where = target if target.exists() else target.parent
+    problem: str | None = None
+    if target.exists() and not target.is_dir():
+        problem = "exists and is not a directory"
+    elif not where.is_dir():
+        problem = f"its parent {str(where)!r} does not exist (only the last level is created)"
+    else:
+        try:
+            with tempfile.TemporaryFile(dir=where):
+                pass
+        except OSError as exc:
+            problem = f"{str(where)!r} is not writable ({exc.strerror or exc})"
+    if problem is not None:
+        raise ConfigError(
+            "PROMETHEUS_MULTIPROC_DIR",
+            f"{path!r} cannot hold the job processes' metrics: {problem}",
+        )
+
+
 def check_models(cfg: AgentConfig) -> None:
     """Build the session's models once, without network, so their ConfigErrors surface here."""
     from realtime_supervisor_agent.models import session_kwargs
@@ -188,20 +266,67 @@ def check_models(cfg: AgentConfig) -> None:
 
 
 def _check_port_free(host: str, port: int) -> None:
-    """Fail before livekit starts when the service's port is taken (aiohttp would fail later)."""
+    """Fail before livekit starts when the service cannot listen (aiohttp would fail later).
+
+    A host that does not resolve or is not an address of this machine names HTTP_HOST; a taken
+    port names HTTP_PORT.
+    """
     if port == 0:
         return
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise ConfigError(
+            "REALTIME_SUPERVISOR_HTTP_HOST",
+            f"cannot resolve host {host!r} ({getattr(exc, 'strerror', None) or exc}); "
+            "expected an address of this machine or a name that resolves to one",
+        ) from exc
+    family, _, _, _, address = infos[0]
     with socket.socket(family, socket.SOCK_STREAM) as sock:
         # As aiohttp binds: a socket in TIME_WAIT does not count as taken.
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            sock.bind((host, port))
+            sock.bind(address)
         except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise ConfigError(
+                    "REALTIME_SUPERVISOR_HTTP_PORT",
+                    f"cannot listen on {host}:{port} ({exc.strerror or exc}); choose a free port",
+                ) from exc
             raise ConfigError(
-                "REALTIME_SUPERVISOR_HTTP_PORT",
-                f"cannot listen on {host}:{port} ({exc.strerror or exc}); choose a free port",
+                "REALTIME_SUPERVISOR_HTTP_HOST",
+                f"cannot listen on host {host!r} ({exc.strerror or exc}); expected an address "
+                "of this machine (0.0.0.0 for every interface)",
             ) from exc
+
+
+def _check_max_calls() -> None:
+    from realtime_supervisor_agent.load import max_calls_from_env
+
+    max_calls_from_env()
+
+
+def check_start(settings: Settings) -> None:
+    """Every check that needs more than the values: models, watchdog, the call limit, port,
+    metrics directory.
+
+    All run, and their problems are reported together (one SettingsError).
+    """
+    errors: list[ConfigError] = []
+    checks: tuple[Callable[[], None], ...] = (
+        lambda: check_models(settings.agent),
+        lambda: check_watchdog(settings.watchdog),
+        _check_max_calls,
+        lambda: _check_port_free(settings.service.http_host, settings.service.http_port),
+        lambda: check_multiproc_dir(settings.service.multiproc_dir),
+    )
+    for check in checks:
+        try:
+            check()
+        except ConfigError as exc:
+            errors.append(exc)
+    if errors:
+        raise SettingsError(errors)
 
 
 def _configure_logging(service: ServiceConfig) -> None:
@@ -503,18 +628,20 @@ def main(
         return _run_cli(args, None)
     try:
         settings = load_settings(require_livekit=command in _LIVEKIT_COMMANDS)
-        check_models(settings.agent)
-        from realtime_supervisor_agent.load import max_calls_from_env
+        check_start(settings)
+        if settings.service.multiproc_dir is not None:
+            from realtime_supervisor.metrics import prepare_multiproc_dir
 
-        max_calls_from_env()
-        _check_port_free(settings.service.http_host, settings.service.http_port)
+            try:
+                prepare_multiproc_dir(settings.service.multiproc_dir)
+            except OSError as exc:
+                raise ConfigError(
+                    "PROMETHEUS_MULTIPROC_DIR",
+                    f"cannot prepare {settings.service.multiproc_dir!r}: {exc.strerror or exc}",
+                ) from exc
     except ConfigError as exc:
         return _fail(command, exc)
     _configure_logging(settings.service)
-    if settings.service.multiproc_dir is not None:
-        from realtime_supervisor.metrics import prepare_multiproc_dir
-
-        prepare_multiproc_dir(settings.service.multiproc_dir)
     worker = build_worker(settings, exit_on_service_failure=True, **(server_options or {}))
     code = _run_cli(args, worker.server)
     return 1 if worker.error is not None else code

@@ -1,147 +1,172 @@
 """Typed settings for the watchdog and the worker-side service.
 
-Both are frozen dataclasses validated on construction, so a bad value fails where it is made and
-names the field. The environment is read only by the `from_env` classmethods, from a mapping a test
-can replace; a bad variable fails naming the VARIABLE and what it accepts, and an unknown
-`REALTIME_SUPERVISOR_*` variable fails too, since a typo would otherwise silently keep a default.
+Rules:
+1. Both are frozen dataclasses validated on construction; a bad value fails where it is made and
+   names the field, and ALL problems are reported at once (`ConfigProblems`).
+2. Every number has a ceiling (no value can overflow a deque, a timer or a retry loop), checked
+   on construction whatever the source.
+3. Floors and contradicting combinations (`_cross_problems`) are checked where a deployment's
+   settings come from, the environment (`from_env`), and by `deployment_problems()` for settings
+   built in code: a floor is a fact about real networks and callers (a 1 ms reply timeout re-asks
+   every healthy turn), while tests and simulations legitimately compress time (the watchdog's
+   tests run at 50 ms timeouts, often leaving the other settings at their defaults).
+4. The environment is read only by the `from_env` classmethods, through the shared reader
+   (`_env`), from a mapping a test can replace; a bad variable fails naming the VARIABLE and what
+   it accepts, and an unknown `REALTIME_SUPERVISOR_*` variable fails too (Kubernetes' service
+   links excepted).
+
+Adding a setting: one field with `_seconds(...)`/`_count(...)` and its reason in a comment; its
+variable (`REALTIME_SUPERVISOR_<FIELD>`), parser and bounds follow from the field. Document it in
+docs/configuration.md (a test checks the table lists every variable with its bounds).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import math
-import os
+import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from dataclasses import MISSING, dataclass, field, fields
+from typing import Any, Final, Literal, TypeVar
 
-from realtime_supervisor.errors import ConfigError
+from realtime_supervisor import _env
+from realtime_supervisor._env import ConfigProblems, Problem, Variable
 from realtime_supervisor.kinds import Rung
 
-__all__ = ["LADDER_RUNGS", "LOG_FORMATS", "LOG_LEVELS", "ServiceConfig", "WatchdogConfig"]
+__all__ = [
+    "BOUNDS",
+    "LADDER_RUNGS",
+    "LOG_FORMATS",
+    "LOG_LEVELS",
+    "MAX_RECONNECT_SECONDS",
+    "Bound",
+    "ConfigProblems",
+    "ServiceConfig",
+    "WatchdogConfig",
+]
 
-PREFIX = "REALTIME_SUPERVISOR_"
+PREFIX: Final = "REALTIME_SUPERVISOR_"
 # the rungs a ladder may be configured with (failover is decided, not configured)
-LADDER_RUNGS = tuple(a.value for a in Rung if a is not Rung.FAILOVER)
-LOG_FORMATS = ("json", "console")
-LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-_TRUE = ("1", "true", "yes", "on")
-_FALSE = ("0", "false", "no", "off")
-_NO_LADDER = "none"
+LADDER_RUNGS: Final = tuple(a.value for a in Rung if a is not Rung.FAILOVER)
+LOG_FORMATS: Final = ("json", "console")
+LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+_NO_LADDER: Final = "none"
+_C = TypeVar("_C")
+# The longest one reconnect action may keep the caller in silence, worst case (every attempt
+# waiting its recovery_timeout, every backoff at its maximum): a caller hangs up well before.
+MAX_RECONNECT_SECONDS: Final = 120.0
+_HOSTNAME = re.compile(
+    r"(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?"
+)
 
-_T = TypeVar("_T")
+
+@dataclass(frozen=True, slots=True)
+class Bound:
+    """What a number setting accepts: `floor` (deployments) and `ceiling` (always), inclusive."""
+
+    kind: Literal["seconds", "count", "factor"]
+    floor: float
+    ceiling: float
+
+    def describe(self) -> str:
+        if self.kind == "seconds":
+            return f"a number of seconds {self.floor:g}..{self.ceiling:g}"
+        if self.kind == "factor":
+            return f"a factor {self.floor:g}..{self.ceiling:g}"
+        return f"an integer {self.floor:g}..{self.ceiling:g}"
 
 
-# -- field checks (raise ConfigError naming `name`, a field or a variable) ------------------------
+def _seconds(default: float, floor: float, ceiling: float) -> Any:
+    return field(default=default, metadata={"bound": Bound("seconds", floor, ceiling)})
 
 
-def _positive_float(name: str, value: object) -> float:
+def _factor(default: float, floor: float, ceiling: float) -> Any:
+    return field(default=default, metadata={"bound": Bound("factor", floor, ceiling)})
+
+
+def _count(default: int, floor: int, ceiling: int) -> Any:
+    return field(default=default, metadata={"bound": Bound("count", floor, ceiling)})
+
+
+# -- field checks (problems name the field) --------------------------------------------------
+
+
+def _number_problem(name: str, value: object, bound: Bound) -> str | None:
+    """What is wrong with `value` at any time scale (type, finite, > 0, ceiling), or None."""
+    if bound.kind == "count":
+        if isinstance(value, bool) or not isinstance(value, int):
+            return f"expected an integer, got {value!r}"
+        if not 1 <= value <= bound.ceiling:
+            return f"expected an integer 1..{bound.ceiling:g}, got {_short(value)}"
+        return None
+    unit = "a number of seconds" if bound.kind == "seconds" else "a factor"
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ConfigError(name, f"expected a number of seconds, got {value!r}")
-    if not math.isfinite(value) or value <= 0:
-        raise ConfigError(name, f"expected a finite number of seconds > 0, got {value!r}")
-    return float(value)
+        return f"expected {unit}, got {value!r}"
+    try:
+        number = float(value)
+    except OverflowError:
+        return f"expected {unit}, finite and > 0, got {_short(value)}"
+    if not math.isfinite(number) or number <= 0:
+        return f"expected {unit}, finite and > 0, got {value!r}"
+    if number > bound.ceiling:
+        return f"expected {unit} at most {bound.ceiling:g}, got {value!r}"
+    return None
 
 
-def _int_in(name: str, value: object, low: int, high: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(name, f"expected an integer, got {value!r}")
-    if value < low or (high is not None and value > high):
-        accepted = f">= {low}" if high is None else f"{low}..{high}"
-        raise ConfigError(name, f"expected an integer {accepted}, got {value!r}")
-    return value
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 24 else text[:20] + "..."
 
 
-def _ladder(name: str, value: object) -> tuple[str, ...]:
+def _ladder_problem(value: object) -> str | None:
     if isinstance(value, str) or not isinstance(value, tuple | list):
-        raise ConfigError(name, f"expected a sequence of rungs from {LADDER_RUNGS}, got {value!r}")
+        return f"expected a sequence of rungs from {LADDER_RUNGS}, got {value!r}"
+    if len(value) > 10:
+        return f"expected at most 10 rungs, got {len(value)}"
     for rung in value:
         if rung not in LADDER_RUNGS:
-            raise ConfigError(
-                name, f"unknown ladder rung {rung!r}; accepted: {', '.join(LADDER_RUNGS)}"
-            )
-    return tuple(value)
+            return f"unknown ladder rung {rung!r}; accepted: {', '.join(LADDER_RUNGS)}"
+    return None
 
 
-def _choice(name: str, value: object, accepted: tuple[str, ...]) -> str:
-    if not isinstance(value, str) or value not in accepted:
-        raise ConfigError(name, f"expected one of {', '.join(accepted)}, got {value!r}")
-    return value
+def _bounded_fields(cls: type) -> list[tuple[str, Bound]]:
+    return [(f.name, f.metadata["bound"]) for f in fields(cls) if "bound" in f.metadata]
 
 
-# -- environment parsing -------------------------------------------------------------------------
+def _check_numbers(obj: object, problems: list[Problem]) -> None:
+    """Check every bounded field of `obj`; normalise seconds to float."""
+    for name, bound in _bounded_fields(type(obj)):
+        value = getattr(obj, name)
+        problem = _number_problem(name, value, bound)
+        if problem is not None:
+            problems.append((name, problem))
+        elif bound.kind != "count":
+            object.__setattr__(obj, name, float(value))
 
 
-def _parse_bool(text: str) -> bool:
-    lowered = text.strip().lower()
-    if lowered in _TRUE:
-        return True
-    if lowered in _FALSE:
-        return False
-    raise ValueError(f"expected one of {', '.join(_TRUE + _FALSE)}")
+def _floor_problems_of(cls: Any, values: Mapping[str, object]) -> list[Problem]:
+    """Fields of `values` below their floor (rule 3); other problems are the constructor's."""
+    problems = [
+        (name, f"expected {bound.describe()}; below {bound.floor:g} it breaks real calls")
+        for name, bound in _bounded_fields(cls)
+        if isinstance(value := values.get(name), int | float)
+        and not isinstance(value, bool)
+        and 0 < value < bound.floor
+    ]
+    if values.get("http_port") == 0 and cls is ServiceConfig:
+        problems.append(("http_port", "expected an integer 1..65535, got 0"))
+    return problems
 
 
-def _parse_float(text: str) -> float:
-    return float(text.strip())
+def _floor_problems(obj: object) -> list[Problem]:
+    return _floor_problems_of(type(obj), {f.name: getattr(obj, f.name) for f in fields(obj)})  # type: ignore[arg-type]
 
 
-def _parse_int(text: str) -> int:
-    return int(text.strip())
-
-
-def _parse_ladder(text: str) -> tuple[str, ...]:
-    if text.strip().lower() == _NO_LADDER:
-        return ()
-    return tuple(part.strip() for part in text.split(","))
-
-
-def _parse_str(text: str) -> str:
-    return text.strip()
-
-
-def _parse_level(text: str) -> str:
-    return text.strip().upper()
-
-
-def _env(
-    env: Mapping[str, str] | None, variables: Mapping[str, tuple[str, Callable[[str], Any]]]
-) -> tuple[Mapping[str, str], dict[str, Any]]:
-    """Parse `variables` (VARIABLE -> (field, parser)) from `env`; return the mapping and kwargs.
-
-    An empty value counts as unset: deployment templates often render an unset value as "".
-    """
-    source: Mapping[str, str] = os.environ if env is None else env
-    _reject_unknown(source)
-    kwargs: dict[str, Any] = {}
-    for variable, (field, parse) in variables.items():
-        raw = source.get(variable)
-        if raw is None or not raw.strip():
-            continue
-        try:
-            kwargs[field] = parse(raw)
-        except ValueError as exc:
-            raise ConfigError(variable, f"cannot parse {raw!r}: {exc}") from exc
-    return source, kwargs
-
-
-def _construct(cls: Callable[..., _T], kwargs: dict[str, Any], variables: Mapping[str, str]) -> _T:
-    """Build `cls(**kwargs)`; re-raise a field's ConfigError under its variable's name."""
-    try:
-        return cls(**kwargs)
-    except ConfigError as exc:
-        variable = variables.get(exc.field)
-        if variable is None:
-            raise
-        message = str(exc).removeprefix(f"{exc.field}: ")
-        raise ConfigError(variable, message) from exc
-
-
-def _reject_unknown(source: Mapping[str, str]) -> None:
-    known = set(_WATCHDOG_VARIABLES) | set(_SERVICE_VARIABLES)
-    for name in sorted(source):
-        if name.startswith(PREFIX) and name not in known:
-            raise ConfigError(
-                name, f"unknown variable (a typo?); known ones: {', '.join(sorted(known))}"
-            )
+def _raise(problems: list[Problem], order: list[str]) -> None:
+    if problems:
+        rank = {name: i for i, name in enumerate(order)}
+        problems.sort(key=lambda p: rank.get(p[0].split("/")[0], len(rank)))
+        raise ConfigProblems(problems)
 
 
 # -- the settings ----------------------------------------------------------------------------
@@ -155,36 +180,43 @@ class WatchdogConfig:
     enabled: bool = True
     # Turn end -> first agent audio. Healthy first-audio latency on gpt-realtime is about 0.5-1.5 s;
     # livekit gives up on a reply only after 10 s (5 s on 1.2), and the caller has hung up by then.
-    reply_timeout: float = 5.0
+    # Floor 1.5 s: below the slowest healthy first audio every clean turn would be re-asked.
+    # Ceiling 60 s: a caller does not wait a minute in silence.
+    reply_timeout: float = _seconds(5.0, 1.5, 60.0)
     # A hole in an open response's audio. The API streams faster than real time and the output is
     # paced, so 2 s without a frame is far beyond network jitter: the server has stopped sending.
-    audio_gap_timeout: float = 2.0
+    # Floor 0.5 s: the jitter buffer and a slow network hold frames back a few hundred ms.
+    audio_gap_timeout: float = _seconds(2.0, 0.5, 30.0)
     # Silence after a livekit warning that means a reply was lost. The warning is itself evidence,
-    # so a short grace (enough for a follow-on item to start playing) suffices.
-    warning_grace: float = 1.0
-    # Our own reply request -> first agent audio: the same latency as any reply.
-    recovery_timeout: float = 5.0
+    # so a short grace (enough for a follow-on item to start playing) suffices. Floor 0.2 s: a
+    # follow-on item needs that long to reach the output. At most reply_timeout (cross-field).
+    warning_grace: float = _seconds(1.0, 0.2, 30.0)
+    # Our own reply request -> first agent audio: the same latency as any reply (same floor).
+    recovery_timeout: float = _seconds(5.0, 1.5, 60.0)
     # Turn end (or any reply request, ours included) -> the server's response.created. The real
     # API acknowledges in about 0.3 s even when the reply itself is slow (a reasoning model, a
     # slow first audio); nothing by 1.5 s means the request was lost (or the socket is dead).
-    ack_timeout: float = 1.5
+    # Floor 0.2 s (a loaded network's round trip), ceiling 30 s.
+    ack_timeout: float = _seconds(1.5, 0.2, 30.0)
     # Acknowledged, then no server event of any kind: the reply stopped making progress. Above
     # a slow but healthy first audio (about 4 s of nothing after the response's first events).
-    progress_timeout: float = 5.0
+    progress_timeout: float = _seconds(5.0, 0.5, 120.0)
     # Restart intensity, as an OTP supervisor's (whose default is 1 in 5 s): 3 actions a minute is
     # one full ladder plus one retry; beyond that the session is sick, not unlucky.
-    budget_max_recoveries: int = 3
-    budget_window: float = 60.0
+    budget_max_recoveries: int = _count(3, 1, 20)
+    # Floor 10 s, ceiling one hour; it must hold one stall and its recovery (cross-field).
+    budget_window: float = _seconds(60.0, 10.0, 3600.0)
     # livekit retries a dropped socket at most 3 times and then reconnects in a loop (about 10/s
     # against a server that accepts then closes): 5 in 30 s is no longer a network blip.
-    storm_reconnects: int = 5
-    storm_window: float = 30.0
+    storm_reconnects: int = _count(5, 1, 100)
+    storm_window: float = _seconds(30.0, 1.0, 3600.0)
     # Cheapest first: a reissue keeps the connection; a reconnect replays the conversation.
     ladder: tuple[str, ...] = ("reissue", "reconnect")
-    # livekit's own connection retry count (conn_options.max_retry = 3).
-    reconnect_attempts: int = 3
+    # livekit's own connection retry count (conn_options.max_retry = 3). Ceiling 10.
+    reconnect_attempts: int = _count(3, 1, 10)
     # Waits 0.5, 1, 2 (+ jitter): all attempts fit well inside one recovery timeout's worth.
-    reconnect_backoff_max: float = 4.0
+    # Floor 0.5 s, the first wait: a smaller cap turns the backoff into a tight loop.
+    reconnect_backoff_max: float = _seconds(4.0, 0.5, 60.0)
     # Learned thresholds (realtime_supervisor.learned): wait `learned_margin` x the p99 of the
     # deployment's recent healthy latencies, never below `learned_floor` nor above the fixed
     # timeouts above. On by default for the acknowledgement deadline (ack_timeout) only;
@@ -194,56 +226,92 @@ class WatchdogConfig:
     # floor (1 s, three times the real API's usual 0.3 s) keeps a fast deployment on a loaded
     # machine from being judged on scheduling noise. 200 turns is a few minutes of one busy
     # worker: recent enough to follow a deployment that slows down, large enough for p99 to be
-    # the second slowest; 20 before trusting it (p99 is then the slowest).
+    # the second slowest; 20 before trusting it (p99 is then the slowest). At most
+    # learned_window (cross-field).
     learned_enabled: bool = True
     learned_reply: bool = False
-    learned_margin: float = 2.0
-    learned_floor: float = 1.0
-    learned_window: int = 200
-    learned_min_samples: int = 20
+    learned_margin: float = _factor(2.0, 1.0, 10.0)
+    learned_floor: float = _seconds(1.0, 0.2, 30.0)
+    learned_window: int = _count(200, 20, 10_000)
+    learned_min_samples: int = _count(20, 1, 10_000)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.enabled, bool):
-            raise ConfigError("enabled", f"expected a bool, got {self.enabled!r}")
-        for name in (
-            "reply_timeout",
-            "audio_gap_timeout",
-            "warning_grace",
-            "recovery_timeout",
-            "budget_window",
-            "storm_window",
-            "reconnect_backoff_max",
-        ):
-            object.__setattr__(self, name, _positive_float(name, getattr(self, name)))
-        for name, low, high in (("ack_timeout", 0.2, 30.0), ("progress_timeout", 0.5, 120.0)):
-            value = _positive_float(name, getattr(self, name))
-            if not low <= value <= high:
-                raise ConfigError(name, f"expected seconds in {low:g}..{high:g}, got {value!r}")
-            object.__setattr__(self, name, value)
-        for name in ("budget_max_recoveries", "storm_reconnects", "reconnect_attempts"):
-            _int_in(name, getattr(self, name), 1)
-        object.__setattr__(self, "ladder", _ladder("ladder", self.ladder))
-        for name in ("learned_enabled", "learned_reply"):
+        problems: list[Problem] = []
+        for name in ("enabled", "learned_enabled", "learned_reply"):
             if not isinstance(getattr(self, name), bool):
-                raise ConfigError(name, f"expected a bool, got {getattr(self, name)!r}")
-        margin = _positive_float("learned_margin", self.learned_margin)
-        if not 1.0 <= margin <= 10.0:
-            raise ConfigError(
-                "learned_margin",
-                f"expected a factor over p99 in 1..10, got {self.learned_margin!r}",
-            )
-        object.__setattr__(self, "learned_margin", margin)
-        object.__setattr__(
-            self, "learned_floor", _positive_float("learned_floor", self.learned_floor)
+                problems.append((name, f"expected a bool, got {getattr(self, name)!r}"))
+        _check_numbers(self, problems)
+        ladder = _ladder_problem(self.ladder)
+        if ladder is not None:
+            problems.append(("ladder", ladder))
+        else:
+            object.__setattr__(self, "ladder", tuple(self.ladder))
+        _raise(problems, [f.name for f in fields(self)])
+
+    def _cross_problems(self, bad: frozenset[str] = frozenset()) -> list[Problem]:
+        """Combinations that contradict each other (rule 3).
+
+        A check runs only when each field it reads is valid on its own (else it cannot compute).
+        """
+        problems: list[Problem] = []
+
+        def check(names: tuple[str, ...], ok: Callable[[], bool], why: Callable[[], str]) -> None:
+            if not bad.intersection(names) and not ok():
+                problems.append(("/".join(names), why()))
+
+        check(
+            ("warning_grace", "reply_timeout"),
+            lambda: self.warning_grace <= self.reply_timeout,
+            lambda: (
+                f"warning_grace ({self.warning_grace:g} s) must not exceed reply_timeout "
+                f"({self.reply_timeout:g} s): the grace after a lost-reply warning is the "
+                "shorter wait, the warning being evidence already"
+            ),
         )
-        _int_in("learned_window", self.learned_window, 20, 10_000)
-        _int_in("learned_min_samples", self.learned_min_samples, 1, self.learned_window)
+        check(
+            ("budget_window", "reply_timeout", "recovery_timeout"),
+            lambda: self.budget_window >= self.reply_timeout + self.recovery_timeout,
+            lambda: (
+                f"budget_window ({self.budget_window:g} s) must hold one stall and its "
+                f"recovery (reply_timeout + recovery_timeout = "
+                f"{self.reply_timeout + self.recovery_timeout:g} s); a shorter window never fills, "
+                "so the budget would never stop a recovery loop"
+            ),
+        )
+        check(
+            ("learned_min_samples", "learned_window"),
+            lambda: self.learned_min_samples <= self.learned_window,
+            lambda: (
+                f"learned_min_samples ({self.learned_min_samples}) must not exceed learned_window "
+                f"({self.learned_window}): the window could never hold enough samples to trust"
+            ),
+        )
+        check(
+            ("reconnect_attempts", "reconnect_backoff_max", "recovery_timeout"),
+            lambda: self.reconnect_worst_case() <= MAX_RECONNECT_SECONDS,
+            lambda: (
+                f"one reconnect could keep the caller silent for "
+                f"{self.reconnect_worst_case():g} s (reconnect_attempts x recovery_timeout + "
+                f"(reconnect_attempts - 1) x reconnect_backoff_max); at most "
+                f"{MAX_RECONNECT_SECONDS:g} s is accepted"
+            ),
+        )
+        return problems
+
+    def reconnect_worst_case(self) -> float:
+        """Seconds one reconnect action may take: every attempt times out, every wait is maximal."""
+        attempts = self.reconnect_attempts
+        return attempts * self.recovery_timeout + (attempts - 1) * self.reconnect_backoff_max
+
+    def deployment_problems(self) -> list[Problem]:
+        """Fields below their floor and contradicting combinations (rule 3); empty when these
+        settings can run real calls."""
+        return _floor_problems(self) + self._cross_problems()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> WatchdogConfig:
         """Read the REALTIME_SUPERVISOR_* watchdog variables (default: os.environ)."""
-        _, kwargs = _env(env, _WATCHDOG_VARIABLES)
-        return _construct(cls, kwargs, _field_to_variable(_WATCHDOG_VARIABLES))
+        return _from_env(cls, env, WATCHDOG_VARIABLES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,8 +325,9 @@ class ServiceConfig:
     http_port: int = 9464
     # Drain the worker (stop taking jobs) after this many escalations in drain_window: a worker
     # whose sessions keep dying needs replacing; one bad session does not make it so.
-    drain_escalations: int = 5
-    drain_window: float = 300.0
+    drain_escalations: int = _count(5, 1, 10_000)
+    # Floor 10 s (shorter and a drain ends before LiveKit has seen it); ceiling one day.
+    drain_window: float = _seconds(300.0, 10.0, 86_400.0)
     # JSON for log pipelines; console for people.
     log_format: str = "json"
     log_level: str = "INFO"
@@ -266,69 +335,111 @@ class ServiceConfig:
     multiproc_dir: str | None = None
 
     def __post_init__(self) -> None:
-        if not isinstance(self.http_host, str) or not self.http_host:
-            raise ConfigError(
-                "http_host", f"expected a host name or address, got {self.http_host!r}"
+        problems: list[Problem] = []
+        host = _host_problem(self.http_host)
+        if host is not None:
+            problems.append(("http_host", host))
+        port = self.http_port
+        if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+            problems.append(("http_port", f"expected an integer 1..65535, got {_short(port)}"))
+        _check_numbers(self, problems)
+        if not isinstance(self.log_format, str) or self.log_format not in LOG_FORMATS:
+            problems.append(
+                ("log_format", f"expected one of {', '.join(LOG_FORMATS)}, got {self.log_format!r}")
             )
-        _int_in("http_port", self.http_port, 0, 65535)
-        _int_in("drain_escalations", self.drain_escalations, 1)
-        object.__setattr__(self, "drain_window", _positive_float("drain_window", self.drain_window))
-        _choice("log_format", self.log_format, LOG_FORMATS)
-        _choice("log_level", self.log_level, LOG_LEVELS)
+        if not isinstance(self.log_level, str) or self.log_level not in LOG_LEVELS:
+            problems.append(
+                ("log_level", f"expected one of {', '.join(LOG_LEVELS)}, got {self.log_level!r}")
+            )
         if self.multiproc_dir is not None and (
             not isinstance(self.multiproc_dir, str) or not self.multiproc_dir
         ):
-            raise ConfigError(
-                "multiproc_dir", f"expected a directory path or None, got {self.multiproc_dir!r}"
+            problems.append(
+                ("multiproc_dir", f"expected a directory path or None, got {self.multiproc_dir!r}")
             )
+        _raise(problems, [f.name for f in fields(self)])
+
+    def deployment_problems(self) -> list[Problem]:
+        """Fields below their floor, and port 0 (a scraper could not find it)."""
+        return _floor_problems(self)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ServiceConfig:
         """Read the REALTIME_SUPERVISOR_* service variables and PROMETHEUS_MULTIPROC_DIR."""
-        source, kwargs = _env(env, _SERVICE_VARIABLES)
-        port = kwargs.get("http_port")
-        if port is not None and not 1 <= port <= 65535:
-            raise ConfigError(PREFIX + "HTTP_PORT", f"expected an integer 1..65535, got {port!r}")
-        multiproc = source.get("PROMETHEUS_MULTIPROC_DIR", "").strip()
-        if multiproc:
-            kwargs["multiproc_dir"] = multiproc
-        return _construct(cls, kwargs, _field_to_variable(_SERVICE_VARIABLES))
+        return _from_env(cls, env, SERVICE_VARIABLES)
 
 
-def _field_to_variable(
-    variables: Mapping[str, tuple[str, Callable[[str], Any]]],
-) -> dict[str, str]:
-    return {field: variable for variable, (field, _) in variables.items()}
+def _host_problem(host: object) -> str | None:
+    if not isinstance(host, str) or not host:
+        return f"expected a host name or IP address to listen on, got {host!r}"
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        if _HOSTNAME.fullmatch(host) is None:
+            return f"expected a host name or IP address to listen on, got {host!r}"
+    return None
 
 
-_WATCHDOG_VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
-    PREFIX + "ENABLED": ("enabled", _parse_bool),
-    PREFIX + "REPLY_TIMEOUT": ("reply_timeout", _parse_float),
-    PREFIX + "AUDIO_GAP_TIMEOUT": ("audio_gap_timeout", _parse_float),
-    PREFIX + "WARNING_GRACE": ("warning_grace", _parse_float),
-    PREFIX + "RECOVERY_TIMEOUT": ("recovery_timeout", _parse_float),
-    PREFIX + "ACK_TIMEOUT": ("ack_timeout", _parse_float),
-    PREFIX + "PROGRESS_TIMEOUT": ("progress_timeout", _parse_float),
-    PREFIX + "BUDGET_MAX_RECOVERIES": ("budget_max_recoveries", _parse_int),
-    PREFIX + "BUDGET_WINDOW": ("budget_window", _parse_float),
-    PREFIX + "STORM_RECONNECTS": ("storm_reconnects", _parse_int),
-    PREFIX + "STORM_WINDOW": ("storm_window", _parse_float),
-    PREFIX + "LADDER": ("ladder", _parse_ladder),
-    PREFIX + "RECONNECT_ATTEMPTS": ("reconnect_attempts", _parse_int),
-    PREFIX + "RECONNECT_BACKOFF_MAX": ("reconnect_backoff_max", _parse_float),
-    PREFIX + "LEARNED_ENABLED": ("learned_enabled", _parse_bool),
-    PREFIX + "LEARNED_REPLY": ("learned_reply", _parse_bool),
-    PREFIX + "LEARNED_MARGIN": ("learned_margin", _parse_float),
-    PREFIX + "LEARNED_FLOOR": ("learned_floor", _parse_float),
-    PREFIX + "LEARNED_WINDOW": ("learned_window", _parse_int),
-    PREFIX + "LEARNED_MIN_SAMPLES": ("learned_min_samples", _parse_int),
+def _from_env(
+    cls: Callable[..., _C], env: Mapping[str, str] | None, variables: tuple[Variable, ...]
+) -> _C:
+    """Read `variables`, refuse unknown ones and values below their floor; one ConfigProblems."""
+    source = _env.source_of(env)
+    kwargs, problems = _env.read(source, variables)
+    problems += _env.unknown(source, PREFIX, _KNOWN)
+    to_variable = {var.field: var.name for var in variables}
+    floors = _floor_problems_of(cls, kwargs)
+    problems += [(to_variable[name], text) for name, text in floors]
+    cross: Callable[[_C], list[Problem]] | None = getattr(cls, "_cross_problems", None)
+    return _env.construct(cls, kwargs, variables, problems, also=cross)
+
+
+# -- the variables -------------------------------------------------------------------------------
+
+
+def _parse_ladder(text: str) -> tuple[str, ...]:
+    if text.strip().lower() == _NO_LADDER:
+        return ()
+    return tuple(part.strip() for part in text.split(","))
+
+
+def _parse_for(cls: type, name: str) -> Callable[[str], object]:
+    bound = next((b for n, b in _bounded_fields(cls) if n == name), None)
+    if bound is not None:
+        return _env.parse_int if bound.kind == "count" else _env.parse_float
+    special: dict[str, Callable[[str], object]] = {
+        "enabled": _env.parse_bool,
+        "learned_enabled": _env.parse_bool,
+        "learned_reply": _env.parse_bool,
+        "ladder": _parse_ladder,
+        "http_port": _env.parse_int,
+        "log_level": _env.parse_upper,
+    }
+    return special.get(name, _env.parse_str)
+
+
+def _variables(cls: type, names: Mapping[str, str] | None = None) -> tuple[Variable, ...]:
+    names = names or {}
+    return tuple(
+        Variable(names.get(f.name, PREFIX + f.name.upper()), f.name, _parse_for(cls, f.name))
+        for f in fields(cls)
+        if f.default is not MISSING
+    )
+
+
+WATCHDOG_VARIABLES: Final = _variables(WatchdogConfig)
+SERVICE_VARIABLES: Final = _variables(ServiceConfig, {"multiproc_dir": "PROMETHEUS_MULTIPROC_DIR"})
+_KNOWN: Final = frozenset(v.name for v in (*WATCHDOG_VARIABLES, *SERVICE_VARIABLES))
+# Every bounded setting by variable (the docs table and the chart's schema follow it).
+BOUNDS: Final = {
+    var.name: bound
+    for cls, variables in ((WatchdogConfig, WATCHDOG_VARIABLES), (ServiceConfig, SERVICE_VARIABLES))
+    for var in variables
+    for name, bound in _bounded_fields(cls)
+    if name == var.field
 }
-
-_SERVICE_VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
-    PREFIX + "HTTP_HOST": ("http_host", _parse_str),
-    PREFIX + "HTTP_PORT": ("http_port", _parse_int),
-    PREFIX + "DRAIN_ESCALATIONS": ("drain_escalations", _parse_int),
-    PREFIX + "DRAIN_WINDOW": ("drain_window", _parse_float),
-    PREFIX + "LOG_FORMAT": ("log_format", _parse_str),
-    PREFIX + "LOG_LEVEL": ("log_level", _parse_level),
+# The old shape (VARIABLE -> (field, parser)), kept for readers such as tests/test_helm.py.
+_WATCHDOG_VARIABLES: Final = {v.name: (v.field, v.parse) for v in WATCHDOG_VARIABLES}
+_SERVICE_VARIABLES: Final = {
+    v.name: (v.field, v.parse) for v in SERVICE_VARIABLES if v.name.startswith(PREFIX)
 }

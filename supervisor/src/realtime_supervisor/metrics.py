@@ -11,11 +11,12 @@ Rules (the contract in one place):
 
 Multiprocess (livekit runs each job in its own process; PROMETHEUS_MULTIPROC_DIR is set):
 
-- Counters and histograms are summed over every process file, dead ones included, which is what a
-  counter means.
+- Counters and histograms are summed over every process, dead ones included, which is what a
+  counter means. A dead process's counters are folded into one archive file and its files
+  removed (`telemetry.multiproc`), so the directory holds the live processes only.
 - sessions_active and sessions_stalled are `livesum`: the sum over live processes only. A process
-  is live until `mark_process_dead(pid)` removes its files; livekit never calls it, so the service
-  sweeps dead pids (`sweep_dead`), and the worker may call `mark_dead` when a job process exits.
+  is live until its files are folded; livekit never calls `mark_process_dead`, so the service
+  sweeps dead pids (`sweep_dead`, zombies included), and the worker may call `mark_dead`.
 - build_info is `max`: every process writes 1 with the same labels, so there is one series of 1.
 - ready, draining and window_escalations belong to the worker's main process alone. They are not
   prometheus_client Gauges but a collector over three numbers (`_WorkerState`), registered like
@@ -38,14 +39,15 @@ import math
 import os
 import re
 import threading
-from collections.abc import Callable, Iterable, Iterator
-from pathlib import Path
+from collections.abc import Callable, Iterable
 from typing import Concatenate, Final, ParamSpec
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import mark_process_dead
 from prometheus_client.registry import Collector
+
+from realtime_supervisor.telemetry.multiproc import MultiprocDir, pid_alive, prepare_multiproc_dir
 
 __all__ = [
     "ACTIONS",
@@ -410,22 +412,7 @@ class SessionMetrics:
             self._m.sessions_stalled.dec()
 
 
-# -- multiprocess directory ------------------------------------------------------------------
-
-_LIVE_FILE = re.compile(r"^gauge_live[a-z]+_(\d+)\.db$")
-
-
-def prepare_multiproc_dir(path: str | os.PathLike[str]) -> Path:
-    """Create the directory if missing and delete its *.db files (a previous run's values).
-
-    Call it in the worker's main process before any job process starts and before any metric is
-    built there: a process keeps writing to the files it opened, deleted or not.
-    """
-    directory = Path(path)
-    directory.mkdir(parents=True, exist_ok=True)
-    for db in directory.glob("*.db"):
-        db.unlink(missing_ok=True)
-    return directory
+# -- multiprocess directory (realtime_supervisor.telemetry.multiproc) ---------------------------
 
 
 def mark_dead(pid: int, path: str | os.PathLike[str] | None = None) -> None:
@@ -433,32 +420,14 @@ def mark_dead(pid: int, path: str | os.PathLike[str] | None = None) -> None:
     mark_process_dead(pid, None if path is None else os.fspath(path))  # type: ignore[no-untyped-call]
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, someone else's
-        return True
-    return True
-
-
-def _live_pids(path: str | os.PathLike[str]) -> Iterator[int]:
-    for name in os.listdir(path):
-        if match := _LIVE_FILE.match(name):
-            yield int(match.group(1))
-
-
 def sweep_dead(
-    path: str | os.PathLike[str], *, alive: Callable[[int], bool] = _pid_alive
+    path: str | os.PathLike[str], *, alive: Callable[[int], bool] = pid_alive
 ) -> list[int]:
-    """Mark every process with live-gauge files that no longer exists as dead; return their pids.
+    """Fold every process that has files but no longer runs (zombies included); their pids.
 
     livekit never calls mark_process_dead, so a job process that crashed before its sessions ended
-    would keep them in sessions_active forever. Job processes are the worker's children, in the
-    same pid namespace, so "no such pid" is reliable (a reused pid only delays the sweep).
+    would keep them in sessions_active forever, and every finished job's files would stay. Job
+    processes are the worker's children, in the same pid namespace, so "no such pid" is reliable.
+    See `telemetry.multiproc` for the fold (counters kept exact in one archive).
     """
-    dead = sorted({pid for pid in _live_pids(path) if pid != os.getpid() and not alive(pid)})
-    for pid in dead:
-        mark_dead(pid, path)
-    return dead
+    return MultiprocDir(path, alive=alive).sweep()

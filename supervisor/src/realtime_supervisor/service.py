@@ -24,21 +24,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import glob
 import json
 import math
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, Final, Protocol
+from typing import Any, Final, Protocol, TypeVar
 
 from aiohttp import web
 from prometheus_client import REGISTRY, CollectorRegistry, values
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import Metric
-from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
 
@@ -51,8 +50,8 @@ from .metrics import (
     default_metrics,
     livekit_agents_version,
     supervisor_version,
-    sweep_dead,
 )
+from .telemetry.multiproc import MultiprocDir
 
 __all__ = [
     "EventWindow",
@@ -70,6 +69,15 @@ __all__ = [
 
 _log = lazy_logger(__name__)  # stdlib `realtime_supervisor.service` (see logs.py)
 _HEARTBEAT: Final = 0.5
+# Rendered /metrics bodies and the merged directory are shared for this long: a scrape every
+# 15 s (the chart's monitors) never sees the cache, a burst of requests shares one render.
+CACHE_TTL: Final = 1.0
+# A connection has this long to send a request head (idle and slow clients alike): scrapers and
+# probes send theirs at once.
+IDLE_TIMEOUT: Final = 5.0
+# Prometheus, the kubelet's probes and an operator's curl need a handful.
+MAX_CONNECTIONS: Final = 64
+_R = TypeVar("_R")
 
 
 # -- pure parts ---------------------------------------------------------------------------------
@@ -142,7 +150,11 @@ def _copy(metric: Metric, samples: Iterable[Sample]) -> Metric:
 
 
 def collect_families(
-    registry: Collector | None, multiproc_dir: str | None, *, files: str = "*.db"
+    registry: Collector | None,
+    multiproc_dir: str | None,
+    *,
+    files: str = "*.db",
+    shared: list[Metric] | None = None,
 ) -> list[Metric]:
     """The families to expose: the directory's (summed per multiprocess mode) and the registry's.
 
@@ -153,18 +165,18 @@ def collect_families(
       label set the directory's series is the one the job processes wrote (this process only
       builds those families, e.g. the sessions gauges at 0). Its other series are kept.
     Families only the registry has (lk_agents_* set in memory, ready/draining, process_*) pass.
+    `shared` is the directory already merged (`MultiprocDir.families`), to merge it only once.
     """
     if multiproc_dir is None:
         return list(registry.collect()) if registry is not None else []
-    paths = glob.glob(os.path.join(multiproc_dir, files))
-    merged = MultiProcessCollector.merge(paths, accumulate=True)  # type: ignore[no-untyped-call]
-    shared: dict[str, Metric] = {m.name: m for m in merged}
-    out = list(shared.values())
+    merged = MultiprocDir(multiproc_dir).families(files) if shared is None else shared
+    by_name: dict[str, Metric] = {m.name: m for m in merged}
+    out = list(by_name.values())
     if registry is None:
         return out
     file_backed = _is_file_backed()
     for family in registry.collect():
-        mine = shared.get(family.name)
+        mine = by_name.get(family.name)
         if mine is None:
             out.append(family)
             continue
@@ -210,10 +222,13 @@ class Totals:
     sessions_stalled: float = 0.0
     watchdog_errors: float = 0.0
     livekit_warnings: float = 0.0
+    # the learned-deadline gauge's series (read_learned): what the watchdog waits for now
+    learned: tuple[dict[str, Any], ...] = ()
 
 
 def read_totals(families: Iterable[Metric]) -> Totals:
     """Sum the families of the metrics contract into `Totals`."""
+    families = list(families)
     sums: dict[str, float] = {}
     by: dict[str, dict[str, float]] = {"stalls": {}, "recoveries": {}, "escalations": {}}
     label_of = {"stalls": "kind", "recoveries": "outcome", "escalations": "reason"}
@@ -238,6 +253,7 @@ def read_totals(families: Iterable[Metric]) -> Totals:
         sessions_stalled=sums.get("sessions_stalled", 0.0),
         watchdog_errors=sums.get("watchdog_errors", 0.0),
         livekit_warnings=sums.get("livekit_warnings", 0.0),
+        learned=tuple(read_learned(families)),
     )
 
 
@@ -288,6 +304,16 @@ class SupervisorService:
     livekit registers lk_agents_*); `multiproc_dir` the job processes' directory, or None when
     jobs run in this process. `is_connected` says whether the worker holds its LiveKit
     connection; it is called from the event loop.
+
+    It cannot starve livekit (rules):
+    1. Directory work (sweep, fold, merge, render) runs on the service's OWN executor, one thread,
+       never on the loop's default executor: livekit runs its load function there before answering
+       each job request.
+    2. Each kind of work runs once at a time; concurrent requests share the run in flight
+       (single flight) and the result for `cache_ttl` seconds: 200 scrapes cost one render.
+    3. /status answers from the poll's totals; it never merges the directory itself.
+    4. At most `max_connections` connections; a connection that sends no complete request head
+       within `idle_timeout` seconds (idle, or half-sent) is closed.
     """
 
     def __init__(
@@ -305,6 +331,9 @@ class SupervisorService:
         default_load: Callable[[object | None], float] = livekit_default_load,
         poll_interval: float = 1.0,
         loop_block_threshold: float = 30.0,
+        cache_ttl: float = CACHE_TTL,
+        idle_timeout: float = IDLE_TIMEOUT,
+        max_connections: int = MAX_CONNECTIONS,
     ) -> None:
         if drain_escalations < 1:
             raise ValueError(f"drain_escalations must be >= 1, got {drain_escalations!r}")
@@ -312,6 +341,7 @@ class SupervisorService:
         self._requested_port = port
         self._is_connected = is_connected
         self._dir = None if multiproc_dir is None else os.fspath(multiproc_dir)
+        self._files = None if self._dir is None else MultiprocDir(self._dir)
         self._registry: CollectorRegistry = REGISTRY if registry is None else registry
         if metrics is None:
             metrics = default_metrics() if registry is None else Metrics(registry)
@@ -321,6 +351,9 @@ class SupervisorService:
         self._default_load = default_load
         self._poll_interval = poll_interval
         self._block_threshold = loop_block_threshold
+        self._cache_ttl = cache_ttl
+        self._idle_timeout = idle_timeout
+        self._max_connections = max_connections
         self._escalations = EventWindow(drain_window)
         self._stalls = EventWindow(drain_window)
         self._recoveries: dict[str, EventWindow] = {
@@ -328,15 +361,20 @@ class SupervisorService:
             "failure": EventWindow(drain_window),
         }
         self._last: Totals | None = None
-        self._refresh_lock = asyncio.Lock()
+        self._shared: tuple[float, list[Metric]] | None = None  # (monotonic, merged directory)
+        self._rendered: dict[str, tuple[float, bytes]] = {}  # content type -> (monotonic, body)
+        self._in_flight: dict[str, asyncio.Future[Any]] = {}
+        self._executor: ThreadPoolExecutor | None = None
         # Read from livekit's executor thread by load(): a bool swap is atomic.
         self._draining = False
         self._reason: str | None = None
         self._connected = False
         self._runner: web.AppRunner | None = None
+        self._listener: asyncio.Server | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._last_beat = 0.0
         self._lag = 0.0
+        self.refused_connections = 0
 
     @classmethod
     def from_config(
@@ -358,16 +396,21 @@ class SupervisorService:
     @property
     def port(self) -> int:
         """The bound port (the real one when 0 was asked for)."""
-        if self._runner is not None:
-            for address in self._runner.addresses:
-                if isinstance(address, tuple) and len(address) >= 2:
-                    return int(address[1])
+        if self._listener is not None:
+            for sock in self._listener.sockets:
+                return int(sock.getsockname()[1])
         return self._requested_port
+
+    @property
+    def connections(self) -> int:
+        """Open HTTP connections."""
+        return len(self._runner.server.connections) if self._runner and self._runner.server else 0
 
     async def start(self) -> None:
         """Read the counters' baseline, bind the HTTP server, start the heartbeat and the poll."""
         if self._runner is not None:
             raise RuntimeError("SupervisorService already started")
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="realtime-supervisor-service")
         await self.refresh()
         app = web.Application()
         app.add_routes(
@@ -378,10 +421,14 @@ class SupervisorService:
                 web.get("/status", self._handle_status),
             ]
         )
-        runner = web.AppRunner(app, access_log=None)
+        # keepalive_timeout: aiohttp (3.10+) arms it at connect and closes a connection whose
+        # request head has not arrived by then, idle or half-sent alike (rule 4).
+        runner = web.AppRunner(app, access_log=None, keepalive_timeout=self._idle_timeout)
         await runner.setup()
         try:
-            await web.TCPSite(runner, self._host, self._requested_port).start()
+            self._listener = await asyncio.get_running_loop().create_server(
+                self._protocol, self._host, self._requested_port, reuse_address=True
+            )
         except BaseException:
             await runner.cleanup()
             raise
@@ -394,17 +441,31 @@ class SupervisorService:
         ]
         _log.info("service.started", host=self._host, port=self.port, multiproc_dir=self._dir)
 
+    def _protocol(self) -> asyncio.BaseProtocol:
+        """A connection's protocol: aiohttp's handler, or a refusal beyond the cap (rule 4)."""
+        assert self._runner is not None and self._runner.server is not None
+        if len(self._runner.server.connections) >= self._max_connections:
+            self.refused_connections += 1
+            return _Refuse()
+        return self._runner.server()
+
     async def aclose(self) -> None:
-        """Stop the tasks, then the server (reverse order of start)."""
+        """Stop the tasks, then the server, then the executor (reverse order of start)."""
         tasks, self._tasks = self._tasks, []
         for task in tasks:
             task.cancel()
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.close()
         runner, self._runner = self._runner, None
         if runner is not None:
             await runner.cleanup()
+        executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=False, cancel_futures=True)
 
     async def __aenter__(self) -> SupervisorService:
         await self.start()
@@ -439,40 +500,60 @@ class SupervisorService:
             base = _fallback_load()
         return decide_load(self._draining, base)
 
+    async def _single(self, key: str, work: Callable[[], _R]) -> _R:
+        """Run `work` on the service's executor, once at a time per key (rules 1 and 2)."""
+        running = self._in_flight.get(key)
+        if running is None:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(1, thread_name_prefix="realtime-supervisor")
+            loop = asyncio.get_running_loop()
+            running = asyncio.ensure_future(loop.run_in_executor(self._executor, work))
+            self._in_flight[key] = running
+            running.add_done_callback(lambda _: self._in_flight.pop(key, None))
+        # shield: a client that hangs up must not cancel the run the others wait on
+        result: _R = await asyncio.shield(running)
+        return result
+
+    def _snapshot(self) -> tuple[list[Metric], Totals]:
+        # Service thread: fold the dead processes, merge the rest once, sum the totals.
+        shared: list[Metric] | None = None
+        if self._files is not None:
+            try:
+                dead = self._files.sweep()
+                if dead:
+                    _log.info("service.dead_processes_folded", count=len(dead), pids=dead[:20])
+                shared = self._files.families()
+            except OSError:
+                _log.exception("service.directory_unreadable", multiproc_dir=self._dir)
+                shared = []
+        self._shared = (time.monotonic(), shared or [])
+        families = collect_families(self._registry, self._dir, shared=shared)
+        return shared or [], read_totals(families)
+
     async def refresh(self) -> None:
         """Read the counters, record what increased since the last reading, update the gauges."""
-        async with self._refresh_lock:
-            totals = await asyncio.to_thread(self._read_counters)
-            now = self._clock()
-            last, self._last = self._last, totals
-            if last is not None:
-                self._escalations.record(now, _increase(last.escalations, totals.escalations))
-                self._stalls.record(
-                    now, _increase(sum(last.stalls.values()), sum(totals.stalls.values()))
+        _, totals = await self._single("snapshot", self._snapshot)
+        now = self._clock()
+        last, self._last = self._last, totals
+        if last is not None:
+            self._escalations.record(now, _increase(last.escalations, totals.escalations))
+            self._stalls.record(
+                now, _increase(sum(last.stalls.values()), sum(totals.stalls.values()))
+            )
+            for outcome, window in self._recoveries.items():
+                window.record(
+                    now,
+                    _increase(
+                        last.recoveries.get(outcome, 0.0), totals.recoveries.get(outcome, 0.0)
+                    ),
                 )
-                for outcome, window in self._recoveries.items():
-                    window.record(
-                        now,
-                        _increase(
-                            last.recoveries.get(outcome, 0.0), totals.recoveries.get(outcome, 0.0)
-                        ),
-                    )
-                if totals.escalations > last.escalations:
-                    _log.info(
-                        "service.escalations",
-                        new=int(totals.escalations - last.escalations),
-                        in_window=self._escalations.count(now),
-                    )
-            self._update(now)
-
-    def _read_counters(self) -> Totals:
-        # Thread: reads the directory's counter files only, the cheap part of a scrape.
-        if self._dir is not None:
-            with contextlib.suppress(OSError):
-                dead = sweep_dead(self._dir)
-                if dead:
-                    _log.info("service.dead_processes_swept", pids=dead)
-        return read_totals(collect_families(self._registry, self._dir, files="counter_*.db"))
+            if totals.escalations > last.escalations:
+                _log.info(
+                    "service.escalations",
+                    new=int(totals.escalations - last.escalations),
+                    in_window=self._escalations.count(now),
+                )
+        self._update(now)
 
     def _update(self, now: float) -> None:
         count = self._escalations.count(now)
@@ -510,10 +591,31 @@ class SupervisorService:
 
     # -- handlers
 
-    async def _handle_metrics(self, request: web.Request) -> web.Response:
-        body, content_type = await asyncio.to_thread(
-            render_metrics, self._registry, self._dir, request.headers.get("Accept", "")
+    def _render(self, accept: str) -> tuple[bytes, str]:
+        # Service thread: the directory as merged within cache_ttl (by the poll, say), else now.
+        encoder, content_type = choose_encoder(accept)
+        shared = self._shared
+        if self._dir is not None and (
+            shared is None or time.monotonic() - shared[0] > self._cache_ttl
+        ):
+            shared = (time.monotonic(), self._snapshot()[0])
+        families = collect_families(
+            self._registry, self._dir, shared=None if shared is None else shared[1]
         )
+        body = encoder(_Families(families))
+        self._rendered[content_type] = (time.monotonic(), body)
+        return body, content_type
+
+    async def _handle_metrics(self, request: web.Request) -> web.Response:
+        accept = request.headers.get("Accept", "")
+        _, content_type = choose_encoder(accept)
+        cached = self._rendered.get(content_type)
+        if cached is not None and time.monotonic() - cached[0] <= self._cache_ttl:
+            body = cached[1]
+        else:
+            body, content_type = await self._single(
+                "render:" + content_type, lambda: self._render(accept)
+            )
         return web.Response(body=body, headers={"Content-Type": content_type})
 
     def _loop_state(self) -> tuple[bool, dict[str, Any]]:
@@ -547,8 +649,8 @@ class SupervisorService:
         return web.Response(status=200, text="ready\n")
 
     async def _handle_status(self, request: web.Request) -> web.Response:
-        families = await asyncio.to_thread(lambda: collect_families(self._registry, self._dir))
-        totals = read_totals(families)
+        # The poll's totals (rule 3): at most poll_interval old, and free to serve.
+        totals = self._last or Totals()
         now = self._clock()
         _, loop = self._loop_state()
         window = self._escalations.window
@@ -575,17 +677,32 @@ class SupervisorService:
             },
             "loop": loop,
             # learned thresholds: what the watchdog currently waits for, per deployment
-            "learned_deadlines": read_learned(families),
+            "learned_deadlines": list(totals.learned),
             "versions": {
                 "realtime_supervisor": supervisor_version(),
                 "livekit_agents": livekit_agents_version(),
             },
             "multiprocess": self._dir is not None,
+            "http": {
+                "connections": self.connections,
+                "refused_connections": self.refused_connections,
+            },
         }
         return web.Response(
             text=json.dumps(body, indent=2, sort_keys=True) + "\n",
             content_type="application/json",
         )
+
+
+class _Refuse(asyncio.Protocol):
+    """A connection beyond the cap: a short 503 and close, before reading anything."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.WriteTransport)
+        transport.write(
+            b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        )
+        transport.close()
 
 
 def _increase(before: float, after: float) -> int:

@@ -35,7 +35,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -99,6 +101,9 @@ from realtime_supervisor.records import (
 
 __all__ = ["Actions", "MetricsSink", "Watchdog", "WatchdogCounters"]
 
+# Per-stall samples kept in WatchdogCounters (recovery/silence seconds, detections).
+COUNTER_SAMPLES = 1000
+
 _FALLBACK_LOG = logging.getLogger(__name__)
 # Verdicts no recovery can fix: they cut short whatever recovery is running.
 _HOPELESS = frozenset({StallKind.DEAD_SESSION, StallKind.RECONNECT_STORM})
@@ -147,10 +152,13 @@ class WatchdogCounters:
     # action -> {"success": n, "failure": n}
     recoveries: dict[str, dict[str, int]] = field(default_factory=dict)
     escalation_reasons: dict[str, int] = field(default_factory=dict)
-    recovery_seconds: list[float] = field(default_factory=list)
-    silence_seconds: list[float] = field(default_factory=list)
+    # The last COUNTER_SAMPLES of each (a session can last hours): the counts above stay exact.
+    recovery_seconds: deque[float] = field(default_factory=lambda: deque(maxlen=COUNTER_SAMPLES))
+    silence_seconds: deque[float] = field(default_factory=lambda: deque(maxlen=COUNTER_SAMPLES))
     # (kind, silence_since, detected_at) per stall, on the watchdog's clock: for benchmarks
-    detections: list[tuple[str, float, float]] = field(default_factory=list)
+    detections: deque[tuple[str, float, float]] = field(
+        default_factory=lambda: deque(maxlen=COUNTER_SAMPLES)
+    )
 
     def _outcome(self, action: str, outcome: str) -> None:
         by = self.recoveries.setdefault(action, {"success": 0, "failure": 0})
@@ -314,7 +322,14 @@ class Watchdog:
         try:
             if isinstance(obs, LivekitWarning):
                 self._publish(WarningSeen(obs.kind.value))
-            self._feed(obs, self._clock() if at is None else at)
+            when = self._clock() if at is None else at
+            if not math.isfinite(when):
+                # A NaN time would make every deadline NaN and the timer fire at once, forever.
+                self._error("observe", ValueError(f"observation time is not finite: {when!r}"))
+                when = self._clock()
+                if not math.isfinite(when):
+                    return
+            self._feed(obs, when)
         except Exception as exc:
             self._error("observe", exc)
 
@@ -402,7 +417,14 @@ class Watchdog:
                 if self._timer_at <= deadline:
                     return
                 self._cancel_timer()
-            delay = max(0.0, deadline - self._clock())
+            delay = deadline - self._clock()
+            if not math.isfinite(delay):
+                # NaN compares false with everything: max(0.0, nan) is 0.0, a timer that fires
+                # at once and re-arms itself forever. No timer is better than a spinning one.
+                self._cancel_timer()
+                self._error("timer", ValueError(f"deadline is not finite: {deadline!r}"))
+                return
+            delay = max(0.0, delay)
             self._timer = asyncio.get_running_loop().call_later(delay, self._on_timer)
             self._timer_at = deadline
         except Exception as exc:

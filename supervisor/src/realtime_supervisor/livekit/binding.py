@@ -692,6 +692,7 @@ class _LogTap(logging.Filter):
         self._supervisors: weakref.WeakSet[Supervisor] = weakref.WeakSet()
         self._own_levels: dict[str, int] = {}  # each logger's level before we lowered it
         self._levels: dict[str, int] = {}  # the effective level the application had set
+        self.failures = 0  # records the tap could not route (also counted per session)
 
     def attach(self, sup: Supervisor) -> None:
         if not self._supervisors:
@@ -718,9 +719,18 @@ class _LogTap(logging.Filter):
         if record.levelno >= logging.WARNING:
             try:
                 self._route(record)
-            except Exception:  # never let the watchdog break livekit's logging
-                _log.debug("realtime-supervisor: log tap failed", exc_info=True)
+            except Exception as exc:  # never let the watchdog break livekit's logging
+                self._failed(exc)
         return record.levelno >= self._levels.get(record.name, logging.NOTSET)
+
+    def _failed(self, exc: Exception) -> None:
+        """Count a tap failure as a watchdog error of the session(s) it may have been about."""
+        self.failures += 1
+        sup = _CURRENT.get()
+        targets = [sup] if sup is not None and sup in self._supervisors else list(self._supervisors)
+        for target in targets:
+            with contextlib.suppress(Exception):
+                target.watchdog.report_error("log tap", exc)
 
     def _route(self, record: logging.LogRecord) -> None:
         message = record.getMessage()
