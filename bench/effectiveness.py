@@ -30,6 +30,9 @@ should have started the response.
 
 Writes bench/results/effectiveness-lk18.json and effectiveness-lk15.json (the 1.5.11 half runs in
 .venv-lk15 as a subprocess); bench/report.py turns them into RESULTS.md and the plots.
+
+Over the house limit on purpose: the scenario catalogue, the floors and the runner are read
+together when a floor moves.
 """
 
 from __future__ import annotations

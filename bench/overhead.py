@@ -20,6 +20,9 @@
 4. Scale: from the per-event cost and the measured event rate per session, the sessions one
    process can supervise with the watchdog under 2% of a core; then a real run with as many
    sessions as the machine handles, with the watchdog's measured share.
+
+Over the house limit on purpose: the crossover design, its twin processes and the scale run
+share their workload definitions.
 """
 
 from __future__ import annotations

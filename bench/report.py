@@ -2,6 +2,9 @@
 
 .venv/bin/python -m bench.report              # writes RESULTS.md and plots/*.png
 .venv/bin/python -m bench.report --readme     # prints the README's comparison table
+
+Over the house limit on purpose: every table of RESULTS.md is generated here, in the order it
+is printed.
 """
 
 from __future__ import annotations

@@ -1,4 +1,8 @@
-"""The chaos Realtime server on the wire (supervisor/chaos/server.py, __main__.py)."""
+"""The chaos Realtime server on the wire (supervisor/chaos/server.py, __main__.py).
+
+Over the house limit on purpose: the server's wire behaviour, one test per behaviour, sharing
+its connection helpers.
+"""
 
 from __future__ import annotations
 

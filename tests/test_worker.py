@@ -1,5 +1,9 @@
 """agent.worker: settings fail fast, the supervised session, and livekit's real AgentServer wired to
-the supervisor service (connection state, load, draining), against a fake LiveKit server."""
+the supervisor service (connection state, load, draining), against a fake LiveKit server.
+
+Over the house limit on purpose: one fake LiveKit server and its fixtures serve every test of
+the worker's wiring.
+"""
 
 from __future__ import annotations
 

@@ -54,6 +54,10 @@ flags (see there); the only private livekit access here, with a canary in tests/
 
 livekit (about 2 s to import) is imported only once the settings are valid, so a bad variable
 fails at once; job processes import it through the entrypoint.
+
+Over the house limit (about 670 lines) this round: settings, the job entrypoint, the service
+wiring and livekit's CLI are each small, but they share the start-up checks; splitting the
+start-up checks into their own module is the next step.
 """
 
 from __future__ import annotations

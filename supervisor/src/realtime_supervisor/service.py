@@ -18,6 +18,10 @@ IPC either) or the heartbeat task died. No session, LiveKit connection or stalle
 /metrics in multiprocess mode merges the directory's families with this process's own registry
 (livekit's lk_agents_* live there, and the worker-level gauges). See `collect_families` for how
 duplicates are avoided.
+
+Over the house limit (about 700 lines) on purpose: the HTTP handlers, the poll and the drain
+rule share one bounded executor, one cache and one lifecycle; the directory work itself lives in
+telemetry/multiproc.py.
 """
 
 from __future__ import annotations

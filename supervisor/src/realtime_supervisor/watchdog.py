@@ -29,6 +29,10 @@ handed to its sinks in order, its counters, the metrics, the log, then those the
 Errors are contained: anything raised by its own code, an action or a sink is recorded as
 `WatchdogErrored` (logged as `watchdog.error`, counted in `watchdog_error()`), and never raised
 into livekit.
+
+Over the house limit (about 650 lines) on purpose: the timer, the action runner and the
+outcome checks share the session's state and its ordering guarantees; split, each part would
+reach into the others' state.
 """
 
 from __future__ import annotations
