@@ -93,8 +93,8 @@ class OwnTime:
 
     @contextlib.contextmanager
     def installed(self) -> Iterator[OwnTime]:
+        from realtime_supervisor._watchdog import Watchdog
         from realtime_supervisor.livekit import binding
-        from realtime_supervisor.watchdog import Watchdog
 
         # every observation goes through Supervisor.observe; timers through Watchdog._on_timer;
         # the log tap filters livekit's records
@@ -398,7 +398,7 @@ def _quartiles(values: list[float]) -> tuple[float, float]:
 
 
 def _turn_events(frames: int) -> list[Any]:
-    from realtime_supervisor.observations import (
+    from realtime_supervisor._observations import (
         AgentAudioPlayed,
         AgentStateChanged,
         MessageItemAdded,
@@ -442,11 +442,11 @@ def _rate(fn: Callable[[int], int], seconds: float = 1.0) -> float:
 async def per_event() -> dict[str, Any]:
     from prometheus_client import CollectorRegistry
 
+    from realtime_supervisor._detector import Detector
+    from realtime_supervisor._observations import AgentAudioPlayed
+    from realtime_supervisor._watchdog import Watchdog
     from realtime_supervisor.config import WatchdogConfig
-    from realtime_supervisor.detector import Detector
     from realtime_supervisor.metrics import Metrics
-    from realtime_supervisor.observations import AgentAudioPlayed
-    from realtime_supervisor.watchdog import Watchdog
 
     config = WatchdogConfig()
     mix = _turn_events(50)

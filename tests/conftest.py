@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from realtime_supervisor import learned
+from realtime_supervisor import _learned as learned
 
 
 @pytest.fixture(autouse=True)

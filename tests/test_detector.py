@@ -1,6 +1,6 @@
 """The detector, row by row and rule by rule, with times passed in (no sleeps).
 
-Over the house limit on purpose: it mirrors detector.py's table and rules one test per behaviour,
+Over the house limit on purpose: it mirrors _detector.py's table and rules one test per behaviour,
 and is read next to it.
 """
 
@@ -12,8 +12,7 @@ from typing import Any
 
 import pytest
 
-from realtime_supervisor.config import WatchdogConfig
-from realtime_supervisor.detector import (
+from realtime_supervisor._detector import (
     TABLE,
     WARNING_EFFECTS,
     Detector,
@@ -25,7 +24,7 @@ from realtime_supervisor.detector import (
     Trigger,
     WarningEffect,
 )
-from realtime_supervisor.observations import (
+from realtime_supervisor._observations import (
     AgentAudioPlayed,
     AgentStateChanged,
     LivekitWarning,
@@ -47,6 +46,7 @@ from realtime_supervisor.observations import (
     UserSpeechStopped,
     WarningKind,
 )
+from realtime_supervisor.config import WatchdogConfig
 
 # Distinct timeouts, so that a test can tell which one armed a row.
 CONFIG = WatchdogConfig(

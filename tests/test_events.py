@@ -8,6 +8,9 @@ from typing import Any
 
 import pytest
 
+from realtime_supervisor._observations import AgentAudioPlayed, UserSpeechStopped
+from realtime_supervisor._records import CountingSink
+from realtime_supervisor._watchdog import Watchdog
 from realtime_supervisor.config import WatchdogConfig
 from realtime_supervisor.errors import ConfigError
 from realtime_supervisor.events import (
@@ -18,9 +21,6 @@ from realtime_supervisor.events import (
     RecoveryStarted,
     StallDetected,
 )
-from realtime_supervisor.observations import AgentAudioPlayed, UserSpeechStopped
-from realtime_supervisor.records import CountingSink
-from realtime_supervisor.watchdog import Watchdog
 
 from .harness import LK_VERSION, start_call
 

@@ -20,15 +20,15 @@ import pytest
 from livekit.agents import Agent, AgentSession
 from livekit.plugins import openai
 
+from realtime_supervisor._detector import Stall, StallKind
+from realtime_supervisor._learned import Learner
+from realtime_supervisor._observations import RealtimeError, UserSpeechStopped
+from realtime_supervisor._policy import Escalate, Failover, Policy, Reconnect, Reissue
+from realtime_supervisor._watchdog import Watchdog
 from realtime_supervisor.chaos.server import ChaosServer
 from realtime_supervisor.config import WatchdogConfig
-from realtime_supervisor.detector import Stall, StallKind
 from realtime_supervisor.errors import ConfigError
-from realtime_supervisor.learned import Learner
-from realtime_supervisor.observations import RealtimeError, UserSpeechStopped
-from realtime_supervisor.policy import Escalate, Failover, Policy, Reconnect, Reissue
 from realtime_supervisor.testing import RecordingAudioOutput, ScriptedCaller, session_options
-from realtime_supervisor.watchdog import Watchdog
 
 from .harness import LK_VERSION
 from .test_watchdog import FAST as WD_FAST

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from realtime_supervisor import config, metrics
-from realtime_supervisor.detector import StallKind as DetectorStallKind
+from realtime_supervisor._detector import StallKind as DetectorStallKind
+from realtime_supervisor._observations import WarningKind as ObservedWarningKind
 from realtime_supervisor.kinds import (
     WARNING_PREFIXES,
     EscalationReason,
@@ -12,7 +13,6 @@ from realtime_supervisor.kinds import (
     StallKind,
     WarningKind,
 )
-from realtime_supervisor.observations import WarningKind as ObservedWarningKind
 
 
 def test_every_warning_kind_has_exactly_one_message_prefix() -> None:

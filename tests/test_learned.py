@@ -7,10 +7,8 @@ import dataclasses
 import pytest
 from structlog.testing import capture_logs
 
-from realtime_supervisor.config import WatchdogConfig
-from realtime_supervisor.detector import Detector, Heard, ReplyExpected, Stall, StallKind
-from realtime_supervisor.errors import ConfigError
-from realtime_supervisor.learned import (
+from realtime_supervisor._detector import Detector, Heard, ReplyExpected, Stall, StallKind
+from realtime_supervisor._learned import (
     LearnedDeadline,
     Learner,
     QuantileWindow,
@@ -18,7 +16,7 @@ from realtime_supervisor.learned import (
     TurnSampler,
     default_learner,
 )
-from realtime_supervisor.observations import (
+from realtime_supervisor._observations import (
     AgentAudioPlayed,
     PlaybackFinished,
     ResponseCreated,
@@ -27,6 +25,8 @@ from realtime_supervisor.observations import (
     UserSpeechStarted,
     UserSpeechStopped,
 )
+from realtime_supervisor.config import WatchdogConfig
+from realtime_supervisor.errors import ConfigError
 
 CFG = WatchdogConfig(
     learned_min_samples=5,

@@ -12,6 +12,8 @@ import structlog
 from structlog.testing import capture_logs
 
 from realtime_supervisor import logs
+from realtime_supervisor._observations import AgentAudioPlayed, UserSpeechStopped
+from realtime_supervisor._watchdog import Watchdog
 from realtime_supervisor.config import WatchdogConfig
 from realtime_supervisor.errors import ConfigError
 from realtime_supervisor.logs import (
@@ -22,8 +24,6 @@ from realtime_supervisor.logs import (
     redact_logging,
     secrets_from_env,
 )
-from realtime_supervisor.observations import AgentAudioPlayed, UserSpeechStopped
-from realtime_supervisor.watchdog import Watchdog
 
 OPENAI_KEY = "sk-proj-Abc123Def456Ghi789Jkl012Mno345"
 JWT = (

@@ -5,10 +5,9 @@ from typing import Any
 
 import pytest
 
-from realtime_supervisor.config import WatchdogConfig
-from realtime_supervisor.detector import Stall, StallKind
-from realtime_supervisor.observations import WarningKind
-from realtime_supervisor.policy import (
+from realtime_supervisor._detector import Stall, StallKind
+from realtime_supervisor._observations import WarningKind
+from realtime_supervisor._policy import (
     REPEAT_INSTRUCTIONS,
     Escalate,
     Policy,
@@ -17,6 +16,7 @@ from realtime_supervisor.policy import (
     reconnect_wait,
     reconnect_waits,
 )
+from realtime_supervisor.config import WatchdogConfig
 
 
 def stall(

@@ -9,9 +9,8 @@ import pytest
 import structlog
 from structlog.testing import capture_logs
 
-from realtime_supervisor.config import WatchdogConfig
-from realtime_supervisor.detector import Stall, StallKind
-from realtime_supervisor.observations import (
+from realtime_supervisor._detector import Stall, StallKind
+from realtime_supervisor._observations import (
     AgentAudioPlayed,
     AgentStateChanged,
     LivekitWarning,
@@ -22,8 +21,9 @@ from realtime_supervisor.observations import (
     UserSpeechStopped,
     WarningKind,
 )
-from realtime_supervisor.policy import REPEAT_INSTRUCTIONS
-from realtime_supervisor.watchdog import Watchdog
+from realtime_supervisor._policy import REPEAT_INSTRUCTIONS
+from realtime_supervisor._watchdog import Watchdog
+from realtime_supervisor.config import WatchdogConfig
 
 # Short real timeouts keep each test well under a second.
 FAST = WatchdogConfig(

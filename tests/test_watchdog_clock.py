@@ -6,8 +6,8 @@ import asyncio
 import math
 from typing import Any
 
-from realtime_supervisor.observations import AgentAudioPlayed, UserSpeechStopped
-from realtime_supervisor.watchdog import COUNTER_SAMPLES, Watchdog, WatchdogCounters
+from realtime_supervisor._observations import AgentAudioPlayed, UserSpeechStopped
+from realtime_supervisor._watchdog import COUNTER_SAMPLES, Watchdog, WatchdogCounters
 from tests.test_watchdog import FAST, FakeActions
 
 

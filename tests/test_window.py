@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from realtime_supervisor.window import SlidingWindow
+from realtime_supervisor._window import SlidingWindow
 
 
 def test_counts_events_in_the_half_open_window() -> None:

@@ -360,7 +360,7 @@ def test_the_watchdog_is_built_once_at_start_and_a_failure_names_the_variable(
     """check_start builds a real Watchdog from the settings, as each job will; if that raises
     (here: a detector that overflows on a setting), start exits 2 naming the variable that
     differs from its default and makes it fail, before any call."""
-    import realtime_supervisor.watchdog as watchdog_module
+    import realtime_supervisor._watchdog as watchdog_module
 
     built: list[object] = []
     real = watchdog_module.Watchdog

@@ -225,8 +225,8 @@ def check_watchdog(config: WatchdogConfig) -> None:
 
 
 def _dry_run(config: WatchdogConfig) -> None:
-    from realtime_supervisor.policy import reconnect_waits
-    from realtime_supervisor.watchdog import Watchdog
+    from realtime_supervisor._policy import reconnect_waits
+    from realtime_supervisor._watchdog import Watchdog
 
     class _Inert:
         async def reissue(self, instructions: str | None) -> None: ...

@@ -217,7 +217,7 @@ class WatchdogConfig:
     # Waits 0.5, 1, 2 (+ jitter): all attempts fit well inside one recovery timeout's worth.
     # Floor 0.5 s, the first wait: a smaller cap turns the backoff into a tight loop.
     reconnect_backoff_max: float = _seconds(4.0, 0.5, 60.0)
-    # Learned thresholds (realtime_supervisor.learned): wait `learned_margin` x the p99 of the
+    # Learned thresholds (realtime_supervisor._learned): wait `learned_margin` x the p99 of the
     # deployment's recent healthy latencies, never below `learned_floor` nor above the fixed
     # timeouts above. On by default for the acknowledgement deadline (ack_timeout) only;
     # `learned_reply` also shortens the patient reply_timeout and recovery_timeout from the

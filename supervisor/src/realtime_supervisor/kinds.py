@@ -93,7 +93,7 @@ class EscalationReason(StrEnum):
 
 
 class Deadline(StrEnum):
-    """A timeout a learned threshold can govern (realtime_supervisor.learned); the metric label
+    """A timeout a learned threshold can govern (realtime_supervisor._learned); the metric label
     `deadline`, named as the WatchdogConfig field it replaces."""
 
     ACK_TIMEOUT = "ack_timeout"

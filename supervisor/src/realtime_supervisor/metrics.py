@@ -89,7 +89,7 @@ ACTIONS: Final = tuple(a.value for a in Rung)
 OUTCOMES: Final = tuple(o.value for o in Outcome)
 ESCALATION_REASONS: Final = tuple(r.value for r in EscalationReason)
 WARNING_KINDS: Final = tuple(k.value for k in WarningKind)
-# the timeout fields a learned threshold can govern (realtime_supervisor.learned.GOVERNS)
+# the timeout fields a learned threshold can govern (realtime_supervisor._learned.GOVERNS)
 LEARNED_DEADLINES: Final = tuple(d.value for d in Deadline)
 OTHER: Final = "other"
 _MAX_LABEL: Final = 64

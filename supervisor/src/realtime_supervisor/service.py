@@ -45,8 +45,8 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
 
+from realtime_supervisor._window import SlidingWindow
 from realtime_supervisor.logs import lazy_logger
-from realtime_supervisor.window import SlidingWindow
 
 from .metrics import (
     PREFIX,

@@ -31,13 +31,9 @@ from typing import Any
 from livekit.agents import AgentSession
 from livekit.agents.voice.io import AudioOutput
 
-from ..config import WatchdogConfig
-from ..detector import Stall
-from ..errors import RecoveryError
-from ..events import EventEmitter, EventType
-from ..kinds import WARNING_PREFIXES
-from ..learned import LearnedDeadline, Learner, SessionLearning, default_learner
-from ..observations import (
+from .._detector import Stall
+from .._learned import LearnedDeadline, Learner, SessionLearning, default_learner
+from .._observations import (
     AgentAudioPlayed,
     AgentStateChanged,
     LivekitWarning,
@@ -57,8 +53,12 @@ from ..observations import (
     UserSpeechStopped,
     WarningKind,
 )
-from ..records import Sink
-from ..watchdog import Watchdog
+from .._records import Sink
+from .._watchdog import Watchdog
+from ..config import WatchdogConfig
+from ..errors import RecoveryError
+from ..events import EventEmitter, EventType
+from ..kinds import WARNING_PREFIXES
 from . import _private
 
 __all__ = ["Escalation", "Supervisor", "reconnectable"]

@@ -1,6 +1,6 @@
 """Stalls and recoveries on the session's OpenTelemetry trace (optional: opentelemetry-api).
 
-A sink of the watchdog's records (see `records.py`). With livekit's tracer (1.8:
+A sink of the watchdog's records (see `_records.py`). With livekit's tracer (1.8:
 `livekit.agents.telemetry.tracer`, live once the application calls
 `telemetry.set_tracer_provider`), each record becomes part of the session's trace, under
 livekit's `agent_session` span:
@@ -21,8 +21,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from .._records import Record
 from ..events import Escalated, RecoveryFinished, RecoveryStarted, StallDetected
-from ..records import Record
 
 __all__ = ["TraceSink"]
 

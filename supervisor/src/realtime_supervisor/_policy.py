@@ -20,10 +20,10 @@ from dataclasses import dataclass
 from tenacity import RetryCallState, Retrying
 from tenacity.wait import wait_base, wait_exponential_jitter
 
+from realtime_supervisor._detector import Stall
+from realtime_supervisor._window import SlidingWindow
 from realtime_supervisor.config import WatchdogConfig
-from realtime_supervisor.detector import Stall
 from realtime_supervisor.kinds import EscalationReason, Rung, StallKind, WarningKind
-from realtime_supervisor.window import SlidingWindow
 
 __all__ = [
     "FAILOVER_REASONS",

@@ -22,7 +22,7 @@ An action waits (for the interrupted response to close, for a reconnect), so the
 held-back action is skipped, not failed, and arms nothing (the caller's turn end arms no_reply
 afresh). Dead sessions and reconnect storms only escalate.
 
-It records each step once: a typed record (`records.py`: StallDetected, RecoveryStarted, ...)
+It records each step once: a typed record (`_records.py`: StallDetected, RecoveryStarted, ...)
 handed to its sinks in order, its counters, the metrics, the log, then those the application gave
 (the Supervisor's events, traces).
 
@@ -49,8 +49,7 @@ from typing import Any, Protocol
 
 from tenacity import AsyncRetrying, RetryCallState, stop_after_attempt
 
-from realtime_supervisor.config import WatchdogConfig
-from realtime_supervisor.detector import (
+from realtime_supervisor._detector import (
     INERT,
     Detector,
     Finding,
@@ -59,16 +58,8 @@ from realtime_supervisor.detector import (
     Stall,
     StallKind,
 )
-from realtime_supervisor.events import (
-    Escalated,
-    RecoveryFinished,
-    RecoveryStarted,
-    StallDetected,
-)
-from realtime_supervisor.kinds import Rung
-from realtime_supervisor.learned import SessionLearning, TurnSampler
-from realtime_supervisor.logs import get_logger
-from realtime_supervisor.observations import (
+from realtime_supervisor._learned import SessionLearning, TurnSampler
+from realtime_supervisor._observations import (
     AgentAudioPlayed,
     LivekitWarning,
     Observation,
@@ -76,7 +67,7 @@ from realtime_supervisor.observations import (
     ServerProgress,
     TurnDeclined,
 )
-from realtime_supervisor.policy import (
+from realtime_supervisor._policy import (
     Action,
     Escalate,
     Failover,
@@ -85,7 +76,7 @@ from realtime_supervisor.policy import (
     Reissue,
     reconnect_wait,
 )
-from realtime_supervisor.records import (
+from realtime_supervisor._records import (
     LogRecorder,
     MetricsRecorder,
     Record,
@@ -102,6 +93,15 @@ from realtime_supervisor.records import (
     WarningSeen,
     WatchdogErrored,
 )
+from realtime_supervisor.config import WatchdogConfig
+from realtime_supervisor.events import (
+    Escalated,
+    RecoveryFinished,
+    RecoveryStarted,
+    StallDetected,
+)
+from realtime_supervisor.kinds import Rung
+from realtime_supervisor.logs import get_logger
 
 __all__ = ["Actions", "MetricsSink", "Watchdog", "WatchdogCounters"]
 
@@ -228,7 +228,7 @@ class Watchdog:
         base = logger if logger is not None else get_logger()
         self._log: Any = base.bind(**dict(context or {}))
         self.counters = WatchdogCounters()
-        # One record per event, through every sink in order: see records.py.
+        # One record per event, through every sink in order: see _records.py.
         own: list[Sink] = [self.counters]
         if metrics is not None:
             own.append(MetricsRecorder(metrics))

@@ -65,9 +65,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
-from realtime_supervisor.config import WatchdogConfig
-from realtime_supervisor.kinds import StallKind
-from realtime_supervisor.observations import (
+from realtime_supervisor._observations import (
     AgentAudioPlayed,
     AgentStateChanged,
     LivekitWarning,
@@ -89,6 +87,8 @@ from realtime_supervisor.observations import (
     UserSpeechStopped,
     WarningKind,
 )
+from realtime_supervisor.config import WatchdogConfig
+from realtime_supervisor.kinds import StallKind
 
 __all__ = [
     "INERT",
@@ -387,7 +387,7 @@ class Detector:
     ) -> None:
         self._config = config
         # A row's timeout field -> seconds, asked at each arming: the config's value, unless the
-        # shell resolves it otherwise (learned thresholds: realtime_supervisor.learned).
+        # shell resolves it otherwise (learned thresholds: realtime_supervisor._learned).
         self._timeout: Callable[[str], float] = timeouts or (
             lambda field: float(getattr(config, field))
         )

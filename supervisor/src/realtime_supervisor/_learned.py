@@ -35,16 +35,16 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from realtime_supervisor.config import WatchdogConfig
-from realtime_supervisor.detector import Finding, Heard, ReplyExpected, Stall
-from realtime_supervisor.kinds import Deadline
-from realtime_supervisor.observations import (
+from realtime_supervisor._detector import Finding, Heard, ReplyExpected, Stall
+from realtime_supervisor._observations import (
     Observation,
     ResponseCreated,
     ToolCallStarted,
     TurnDeclined,
     UserSpeechStarted,
 )
+from realtime_supervisor.config import WatchdogConfig
+from realtime_supervisor.kinds import Deadline
 
 __all__ = [
     "GOVERNS",
