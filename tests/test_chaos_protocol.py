@@ -17,10 +17,10 @@ from pydantic import TypeAdapter
 from realtime_supervisor.chaos import ChaosServer, records
 from realtime_supervisor.chaos.protocol import CLIENT_EVENT_TYPES, Invalid, is_beta
 from realtime_supervisor.chaos.settings import Settings
+from tests.wire import Client, Event, connect
 
-from .test_chaos_server import Event, Raw, _no_extras, connect
-from .test_chaos_server import http as http
-from .test_chaos_server import make_server as make_server
+from .test_chaos_server import CHAOS_SERVER_DEFAULTS as CHAOS_SERVER_DEFAULTS
+from .test_chaos_server import _no_extras
 
 GA_SESSION = {"type": "realtime"}
 
@@ -38,7 +38,7 @@ def validate(events: list[Event], *, beta: bool) -> None:
         assert _no_extras(model) == [], (event["type"], _no_extras(model))
 
 
-async def update(c: Raw, **session: Any) -> Event:
+async def update(c: Client, **session: Any) -> Event:
     """Send a session.update; returns the `session.updated` or the `error` it got."""
     start = len(c.seen)
     await c.send(type="session.update", event_id="su", session=session)
@@ -257,7 +257,7 @@ async def test_bad_frames_get_the_real_error_codes_and_the_connection_survives(
     assert all(f"'{t}'" in e4["error"]["message"] for t in CLIENT_EVENT_TYPES)
     await c.send(type="response.create")
     assert (await c.until("response.done"))["response"]["status"] == "completed"
-    assert not c.closed.is_set()
+    assert not c.ended.is_set()
     validate(c.seen, beta=False)
 
 
