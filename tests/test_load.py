@@ -28,14 +28,11 @@ from realtime_supervisor_agent.load import (
 from tests.test_worker import (
     _OURS,
     GUARD,
-    SECRETS,
     VALID,
     FakeLiveKit,
     livekit,  # noqa: F401  (fixture)
     restore_environ,  # noqa: F401  (fixture)
-    run_worker,
-    settings,
-    stop_worker,
+    running_worker,
 )
 
 GIB = 1 << 30
@@ -191,20 +188,10 @@ async def test_livekit_reports_full_from_memory_with_cpu_idle(
     reports FULL to LiveKit and refuses an offered job; memory freed, it is available again."""
     from livekit.protocol import agent as lk_agent
 
-    from realtime_supervisor_agent import worker
-
     root = _v2(tmp_path / "cgroup", limit=str(2 * GIB), current=2 * GIB)
-    w = worker.build_worker(
-        settings(),
-        service_options={"default_load": CapacityLoad(4, cpu=_idle_cpu, cgroup_root=root)},
-        ws_url=livekit.url,
-        api_key=SECRETS["LIVEKIT_API_KEY"],
-        api_secret=SECRETS["LIVEKIT_API_SECRET"],
-        port=0,
-        num_idle_processes=0,
-    )
-    task = await run_worker(w)
-    try:
+    async with running_worker(
+        livekit, default_load=CapacityLoad(4, cpu=_idle_cpu, cgroup_root=root)
+    ):
         await asyncio.wait_for(livekit.registered.wait(), GUARD)
         full = await livekit.wait_update(lambda u: u.status == lk_agent.WorkerStatus.WS_FULL)
         assert full.load == 1.0
@@ -213,8 +200,6 @@ async def test_livekit_reports_full_from_memory_with_cpu_idle(
         _v2(root, limit=str(2 * GIB), current=GIB // 4)
         back = await livekit.wait_update(lambda u: u.status == lk_agent.WorkerStatus.WS_AVAILABLE)
         assert back.load == pytest.approx(0.125)
-    finally:
-        await stop_worker(w, task)
 
 
 @pytest.mark.parametrize("value", ["0", "1001", "lots"])
