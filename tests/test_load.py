@@ -16,11 +16,11 @@ from types import SimpleNamespace
 import pytest
 
 from realtime_supervisor.errors import ConfigError
+from realtime_supervisor_agent.config import AgentConfig, AgentConfigError
 from realtime_supervisor_agent.load import (
     DEFAULT_MAX_CALLS,
     LOAD_THRESHOLD,
     CapacityLoad,
-    max_calls_from_env,
     memory_fraction,
 )
 
@@ -143,27 +143,36 @@ def test_unreadable_parts_never_raise(tmp_path: Path) -> None:
     ],
 )
 def test_max_calls_bounds(raw: str, problem: str) -> None:
-    """AGENT_MAX_CALLS outside 1..1000 is refused, naming the variable and what it accepts."""
+    """AGENT_MAX_CALLS outside 1..1000 is refused by the agent's settings reader, naming the
+    variable, the accepted range and the value, together with the other settings' problems."""
     with pytest.raises(ConfigError) as info:
-        max_calls_from_env({"AGENT_MAX_CALLS": raw})
+        AgentConfig.from_env({"OPENAI_API_KEY": "k", "AGENT_MAX_CALLS": raw})
     assert info.value.field == "AGENT_MAX_CALLS"
-    assert "1..1000" in str(info.value) and problem in str(info.value)
+    assert "AGENT_MAX_CALLS: expected an integer 1..1000 (calls per pod)" in str(info.value)
+    assert problem in str(info.value)
+    # The collect-all-errors rule: one error lists every bad variable, in the variables' order.
+    with pytest.raises(AgentConfigError) as both:
+        AgentConfig.from_env({"AGENT_VOICE": "a b", "AGENT_MAX_CALLS": raw})
+    assert [name for name, _ in both.value.problems] == [
+        "OPENAI_API_KEY",
+        "AGENT_VOICE",
+        "AGENT_MAX_CALLS",
+    ]
 
 
 def test_max_calls_default_and_value() -> None:
-    assert max_calls_from_env({}) == DEFAULT_MAX_CALLS == 20
-    assert max_calls_from_env({"AGENT_MAX_CALLS": " 12 "}) == 12
+    assert AgentConfig.from_env({"OPENAI_API_KEY": "k"}).max_calls == DEFAULT_MAX_CALLS == 20
+    assert AgentConfig.from_env({"OPENAI_API_KEY": "k", "AGENT_MAX_CALLS": " 12 "}).max_calls == 12
     with pytest.raises(ValueError, match="max_calls"):
         CapacityLoad(0)
 
 
-def test_worker_reports_the_capacity_load(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_worker_reports_the_capacity_load(tmp_path: Path) -> None:
     """build_worker wires the capacity load into livekit's AgentServer: before the service
     exists the worker reports it, and the service gets it as its default load."""
     from realtime_supervisor_agent.worker import build_worker, load_settings
 
-    monkeypatch.setenv("AGENT_MAX_CALLS", "4")
-    settings = load_settings({"OPENAI_API_KEY": "fake"})
+    settings = load_settings({"OPENAI_API_KEY": "fake", "AGENT_MAX_CALLS": "4"})
     worker = build_worker(settings, port=0, num_idle_processes=0)
     meter = worker._service_options["default_load"]
     assert isinstance(meter, CapacityLoad) and meter.max_calls == 4

@@ -304,15 +304,8 @@ def _check_port_free(host: str, port: int) -> None:
             ) from exc
 
 
-def _check_max_calls() -> None:
-    from realtime_supervisor_agent.load import max_calls_from_env
-
-    max_calls_from_env()
-
-
 def check_start(settings: Settings) -> None:
-    """Every check that needs more than the values: models, watchdog, the call limit, port,
-    metrics directory.
+    """Every check that needs more than the values: models, watchdog, port, metrics directory.
 
     All run, and their problems are reported together (one SettingsError).
     """
@@ -320,7 +313,6 @@ def check_start(settings: Settings) -> None:
     checks: tuple[Callable[[], None], ...] = (
         lambda: check_models(settings.agent),
         lambda: check_watchdog(settings.watchdog),
-        _check_max_calls,
         lambda: _check_port_free(settings.service.http_host, settings.service.http_port),
         lambda: check_multiproc_dir(settings.service.multiproc_dir),
     )
@@ -585,7 +577,10 @@ def build_worker(
     from realtime_supervisor_agent.load import CapacityLoad
 
     # The service's load is the capacity load (CPU, memory, calls) unless a caller sets its own.
-    service_options = {"default_load": CapacityLoad.from_env(), **(service_options or {})}
+    service_options = {
+        "default_load": CapacityLoad(settings.agent.max_calls),
+        **(service_options or {}),
+    }
     holder: list[Worker] = []
 
     def load(server: AgentServer) -> float:
