@@ -31,7 +31,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from structlog.testing import capture_logs
 
 from realtime_supervisor.config import ServiceConfig, WatchdogConfig
-from realtime_supervisor_agent import worker
+from realtime_supervisor_agent import checks, worker
 from realtime_supervisor_agent.config import AgentConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -336,8 +336,8 @@ def test_an_unusable_multiproc_dir_exits_2_naming_it(
 
 def test_a_creatable_multiproc_dir_is_accepted(tmp_path: Path) -> None:
     """The last level is created by the worker; an existing writable directory is fine."""
-    worker.check_multiproc_dir(str(tmp_path / "metrics"))
-    worker.check_multiproc_dir(str(tmp_path))
+    checks.check_multiproc_dir(str(tmp_path / "metrics"))
+    checks.check_multiproc_dir(str(tmp_path))
 
 
 @pytest.mark.parametrize(
@@ -388,8 +388,8 @@ def test_the_watchdog_is_built_once_at_start_and_a_failure_names_the_variable(
 
 def test_the_watchdog_dry_run_passes_with_valid_settings() -> None:
     """The defaults and the extremes inside the bounds build a watchdog."""
-    worker.check_watchdog(WatchdogConfig())
-    worker.check_watchdog(
+    checks.check_watchdog(WatchdogConfig())
+    checks.check_watchdog(
         WatchdogConfig(storm_reconnects=100, budget_max_recoveries=20, reconnect_attempts=10)
     )
 
