@@ -1,4 +1,4 @@
-"""The command lines' shared argparse pieces (`realtime-supervisor chaos` and `simulate`).
+"""The command lines' shared argparse pieces (`realtime-supervisor chaos`, `simulate`, bench).
 
 One parser class and one set of value types, so every flag refuses bad input the same way: the
 flag named by argparse, what is accepted, what was given, exit status 2.
@@ -41,7 +41,7 @@ def count(text: str) -> int:
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
     if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
     return value
 
 
