@@ -47,15 +47,30 @@ async def make_server(request: pytest.FixtureRequest) -> AsyncIterator[Any]:
 
 
 @pytest.fixture
-def respond(http: aiohttp.ClientSession, make_server: Any, request: pytest.FixtureRequest) -> Any:
-    """`server, c = await respond(faults, **kw)`: a chaos server (`make_server`), a raw client
-    on its session s1 (`tests.wire.connect` with the module's `CHAOS_CONNECT` keywords), and
-    `response.create` sent: how most wire tests begin."""
+def open_client(
+    http: aiohttp.ClientSession, make_server: Any, request: pytest.FixtureRequest
+) -> Any:
+    """`server, c = await open_client(faults, beta=False, **kw)`: a chaos server
+    (`make_server(faults, **kw)`) and a raw client on its session s1 (`tests.wire.connect`, on
+    Azure's legacy path with `beta`, with the module's `CHAOS_CONNECT` keywords)."""
     options: dict[str, Any] = getattr(request.module, "CHAOS_CONNECT", {})
 
-    async def go(faults: str = "clean", **kw: Any) -> tuple[ChaosServer, wire.Client]:
+    async def go(
+        faults: str = "clean", *, beta: bool = False, **kw: Any
+    ) -> tuple[ChaosServer, wire.Client]:
         server = await make_server(faults, **kw)
-        client = await wire.connect(http, server, **options)
+        return server, await wire.connect(http, server, beta=beta, **options)
+
+    return go
+
+
+@pytest.fixture
+def respond(open_client: Any) -> Any:
+    """`server, c = await respond(faults, **kw)`: `open_client`, then `response.create` sent:
+    how most wire tests begin."""
+
+    async def go(faults: str = "clean", **kw: Any) -> tuple[ChaosServer, wire.Client]:
+        server, client = await open_client(faults, **kw)
         await client.send(type="response.create")
         return server, client
 

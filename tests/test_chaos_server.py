@@ -225,12 +225,9 @@ async def test_every_server_event_validates_with_the_sdk_models(
 # -- 2. malformed client events ------------------------------------------------------------
 
 
-async def test_malformed_events_get_errors_and_the_connection_survives(
-    http: aiohttp.ClientSession, make_server: Any
-) -> None:
+async def test_malformed_events_get_errors_and_the_connection_survives(open_client: Any) -> None:
     """Bad JSON, a missing type, a wrong field type or an unknown type each get an `error`."""
-    server = await make_server()
-    c = await connect(http, server)
+    server, c = await open_client()
     await c.until("session.created")
     await c.ws.send_str("{nope")
     e1 = await c.until("error")
@@ -277,12 +274,9 @@ async def test_malformed_events_get_errors_and_the_connection_survives(
 # -- 3. VAD --------------------------------------------------------------------------------
 
 
-async def test_vad_turn_gives_the_full_user_turn_and_a_server_response(
-    http: aiohttp.ClientSession, make_server: Any
-) -> None:
+async def test_vad_turn_gives_the_full_user_turn_and_a_server_response(open_client: Any) -> None:
     """A burst then 600 ms of silence: started, stopped, committed, item, transcript, response."""
-    server = await make_server()
-    c = await connect(http, server)
+    server, c = await open_client()
     await c.speak(500, 600)
     done = await c.until("response.done")
     order = [
@@ -322,11 +316,10 @@ async def test_vad_turn_gives_the_full_user_turn_and_a_server_response(
     ids=["null", "create_response-false"],
 )
 async def test_turn_detection_settings_disable_auto_responses(
-    http: aiohttp.ClientSession, make_server: Any, turn_detection: dict[str, Any] | None
+    turn_detection: dict[str, Any] | None, open_client: Any
 ) -> None:
     """turn_detection null (no VAD at all) or create_response false: no server response."""
-    server = await make_server()
-    c = await connect(http, server)
+    server, c = await open_client()
     await c.send(
         type="session.update",
         session={"type": "realtime", "audio": {"input": {"turn_detection": turn_detection}}},
@@ -548,12 +541,9 @@ async def test_drop_mid_closes_the_socket_and_the_session_survives_reconnect(
     assert len(server.sessions) == 2
 
 
-async def test_no_response_never_creates_a_response(
-    http: aiohttp.ClientSession, make_server: Any
-) -> None:
+async def test_no_response_never_creates_a_response(open_client: Any) -> None:
     """no_response: nothing answers the response.create; the onset is when it arrived."""
-    server = await make_server("no_response")
-    c = await connect(http, server)
+    server, c = await open_client("no_response")
     await c.until("session.created")
     before = time.monotonic()
     await c.send(type="response.create", event_id="rc1")
@@ -576,12 +566,9 @@ async def test_failed_response(respond: Any) -> None:
     assert server.sessions["s1"].answered == 0
 
 
-async def test_error_event_replaces_the_response(
-    http: aiohttp.ClientSession, make_server: Any
-) -> None:
+async def test_error_event_replaces_the_response(open_client: Any) -> None:
     """error_event: an `error` (server_error) naming the response.create, and no response."""
-    server = await make_server("error_event")
-    c = await connect(http, server)
+    _, c = await open_client("error_event")
     await c.send(type="response.create", event_id="rc9")
     err = await c.until("error")
     assert err["error"]["type"] == "server_error"
@@ -589,12 +576,9 @@ async def test_error_event_replaces_the_response(
     assert "response.created" not in [e["type"] for e in await c.quiet(0.3)] + c.types()
 
 
-async def test_fatal_error_is_insufficient_quota_and_sticks(
-    http: aiohttp.ClientSession, make_server: Any
-) -> None:
+async def test_fatal_error_is_insufficient_quota_and_sticks(open_client: Any) -> None:
     """fatal_error: response.done failed and an error, code insufficient_quota, for every retry."""
-    server = await make_server("fatal_error")
-    c = await connect(http, server)
+    server, c = await open_client("fatal_error")
     for _ in range(2):
         await c.send(type="response.create", event_id="rcf")
         done = await c.until("response.done")
@@ -620,12 +604,9 @@ async def test_flap_closes_every_new_connection(http: aiohttp.ClientSession, res
     assert not other.ended.is_set()
 
 
-async def test_slow_first_audio_delays_the_first_delta(
-    http: aiohttp.ClientSession, make_server: Any
-) -> None:
+async def test_slow_first_audio_delays_the_first_delta(open_client: Any) -> None:
     """slow_first_audio=0.6: the first audio comes at least 0.6 s after response.created."""
-    server = await make_server("slow_first_audio=0.6,clean")
-    c = await connect(http, server)
+    _, c = await open_client("slow_first_audio=0.6,clean")
     gaps = []
     for _ in range(2):
         await c.send(type="response.create")

@@ -142,11 +142,10 @@ async def test_tcp_drop_ends_the_connection_without_a_close_frame(
 
 
 async def test_fatal_close_errors_and_closes_at_once_and_every_reconnect_too(
-    http: aiohttp.ClientSession, make_server: Any
+    http: aiohttp.ClientSession, open_client: Any
 ) -> None:
     """fatal_close: error insufficient_quota and the close together; each new socket the same."""
-    server = await make_server("fatal_close")
-    c = await connect(http, server)
+    server, c = await open_client("fatal_close")
     await c.until("session.created")
     await c.send(type="response.create", event_id="rc1")
     err = await c.until("error")
@@ -194,11 +193,10 @@ async def test_session_limit_closes_mid_reply_with_1001_and_a_reconnect_is_clean
     [("incomplete", "max_output_tokens"), ("content_filter", "content_filter")],
 )
 async def test_an_incomplete_response_cuts_the_answer_and_closes_every_part(
-    http: aiohttp.ClientSession, make_server: Any, kind: str, reason: str
+    kind: str, reason: str, open_client: Any
 ) -> None:
     """incomplete=1: one delta, then the *.done events and response.done incomplete."""
-    server = await make_server(f"{kind}=1")
-    c = await connect(http, server)
+    server, c = await open_client(f"{kind}=1")
     await c.send(type="response.create")
     done = await c.until("response.done")
     assert len(c.audio()) == 1  # of ten
