@@ -1,7 +1,7 @@
 """The chaos Realtime server on the wire (supervisor/chaos/server.py, __main__.py).
 
-Over the house limit on purpose: the server's wire behaviour, one test per behaviour, sharing
-its connection helpers.
+Over the house limit on purpose: the server's wire behaviour, one test per behaviour. The raw
+client is tests/wire.py's; the server and client fixtures are conftest's.
 """
 
 from __future__ import annotations
