@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -218,6 +219,12 @@ def _fallback_note(eff: dict[str, Any]) -> str:
             "worker builds it from `AGENT_FALLBACK_*`); the faulted turn is judged, the turns "
             "after the failover are the fallback's and are not. Without a fallback the same "
             "faults escalate (their rows above)."
+        )
+    version = tuple(int(x) for x in re.findall(r"\d+", str(eff["livekit_agents"]))[:2])
+    if version >= (1, 8):
+        return (
+            "No `+fallback` rows in these results (measured before the bench ran them; "
+            "`python -m bench.effectiveness` runs them on livekit 1.8+)."
         )
     return (
         f"No `+fallback` rows: livekit-agents {eff['livekit_agents']} has no "
