@@ -386,14 +386,21 @@ def test_the_fallback_option_is_refused_where_it_cannot_run() -> None:
     from realtime_supervisor.errors import ConfigError
     from realtime_supervisor_agent.fallback import has_fallback_adapter
     from realtime_supervisor_agent.simulate import SimulateOptions
+    from realtime_supervisor_agent.simulate.cli import build_parser, options_from_args
 
     with pytest.raises(ConfigError, match=r"--fallback.*embedded"):
         SimulateOptions(fallback=True, realtime_url="ws://127.0.0.1:1")
     names = {sc.name for sc in quick_plan().scenarios}
+    args = build_parser().parse_args(["--fallback", "--faults", "flap"])
     if has_fallback_adapter():
         assert SimulateOptions(fallback=True).fallback
+        (options,) = options_from_args(args, env={})
+        assert options.fallback and options.faults == "flap"
+        assert not options_from_args(build_parser().parse_args([]), env={})[0].fallback
         assert {f"{k}+fallback" for k in STICKY} <= names
     else:
         with pytest.raises(ConfigError, match=r"--fallback.*RealtimeModelFallbackAdapter"):
             SimulateOptions(fallback=True)
+        with pytest.raises(ConfigError, match=r"--fallback"):
+            options_from_args(args, env={})
         assert not any(n.endswith("+fallback") for n in names)
