@@ -1,6 +1,6 @@
 """Benchmarks 1 and 2: effectiveness over the fault catalogue, and detection latency.
 
-    .venv/bin/python -m bench.effectiveness            # both livekit versions in turn, ~20 min
+    .venv/bin/python -m bench.effectiveness            # both livekit versions in turn, ~30 min
     .venv/bin/python -m bench.effectiveness --quick    # the CI variant: watchdog only, < 90 s
 
 Every fault kind of the chaos catalogue, and a clean corpus that must never look like a stall, is
@@ -15,8 +15,11 @@ A run is `simulate.run()`: real `AgentSession`s with the real plugin against the
 server, callers that speak, listen and give up after `patience` seconds of silence. Per fault kind
 each session takes 6 turns, three of them faulted: one per pair of turns, its place in the pair
 drawn from the seed (three faults a session stay within the watchdog's recovery budget of three
-a minute, which this benchmark is not about). `fatal_error` and `flap` are sticky (every later
-turn fails too): turn 2 of 3.
+a minute, which this benchmark is not about). `fatal_error`, `flap` and `fatal_close` are sticky
+(every later turn fails too): turn 2 of 3; they must escalate. On livekit 1.8 they run again as
+`<kind>+fallback` with a fallback model configured (`simulate --fallback`: a second, clean chaos
+server behind livekit's RealtimeModelFallbackAdapter), where the faulted turn must be answered;
+livekit 1.5.11 has no adapter, so its half has no fallback rows.
 
 Caller silence is what the caller lived through: `gap`, the longest stretch without agent audio
 from the end of their turn until the answer had played (for a reply that never starts, the whole

@@ -176,7 +176,12 @@ def effectiveness_section(tag: str, label: str, eff: dict[str, Any]) -> str:
                 "",
             ]
             if eff.get("never_worse")
-            else []
+            else [
+                "Never worse than stock (whole answer heard p95, watchdog against stock): not in "
+                "these results (measured before the bench recorded when the answer had been "
+                "heard); the next `python -m bench.effectiveness` adds the table and its floor.",
+                "",
+            ]
         ),
         "Detection latency (watchdog; from the fault's onset at the chaos server, and from the "
         "start of the silence as the watchdog measured it):",
@@ -673,11 +678,14 @@ def results_md() -> str:
         "make bench                   # all of the below, after setting up both venvs",
         "make setup setup-compat      # the two venvs (livekit-agents 1.8.x and 1.5.11)",
         "VIRTUAL_ENV=$PWD/.venv .venv/bin/uv pip install -e '.[bench]'   # plots (matplotlib)",
-        ".venv/bin/python -m bench.effectiveness   # 1 + 2: both livekit versions (~20 min)",
+        ".venv/bin/python -m bench.effectiveness   # 1 + 2: both livekit versions (~30 min)",
         ".venv/bin/python -m bench.overhead        # 3: CPU, event cost, memory, scale (~25 min)",
         ".venv/bin/python -m bench.scrape          # 4: /metrics with 200 job processes (~30 s)",
         ".venv/bin/python -m bench.report          # this file and bench/plots/*.png",
         ".venv/bin/python -m bench.effectiveness --quick   # the CI variant (tests/test_bench.py)",
+        "# a short check of a few rows (one seed, one session, this venv only, results elsewhere):",
+        ".venv/bin/python -m bench.effectiveness --this-venv-only --only 'dead_mid|fallback' \\",
+        "    --modes watchdog --seeds 1 --sessions 1 --out /tmp/bench-check",
         "```",
         "",
         "The hand-written timer is `HandWrittenTimer` in "
