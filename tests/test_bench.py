@@ -62,7 +62,15 @@ def test_the_watchdog_holds_the_behaviour_floors(quick: dict[str, Any]) -> None:
     (a shared 2-core machine moves latencies, not behaviour), so none is asserted here."""
     behaviour = [f for f in quick["floors"] if not f["timing"]]
     broken = [f for f in behaviour if not f["holds"] and _key(f) not in KNOWN_BROKEN]
-    assert not broken, json.dumps(broken, indent=1)
+    # with what the watchdog did in those rows, to tell a lost turn from a wrong verdict
+    scopes = {f["scope"] for f in broken}
+    did = [
+        {k: r.get(k) for k in ("scenario", "stalls", "recoveries", "escalation_reasons")}
+        | {"warnings": r.get("livekit_warnings")}
+        for r in quick["rows"]
+        if r["scenario"] in scopes
+    ]
+    assert not broken, json.dumps({"broken": broken, "rows": did}, indent=1, default=str)
     judged = {f["floor"] for f in behaviour}
     assert {
         "answered %",
