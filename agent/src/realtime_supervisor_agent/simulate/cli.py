@@ -105,6 +105,13 @@ def build_parser() -> argparse.ArgumentParser:
         "the silence before its next turn (default: never)",
     )
     p.add_argument(
+        "--fallback",
+        action="store_true",
+        help="give the session a fallback model: a second, clean chaos server, joined to the "
+        "primary by livekit's RealtimeModelFallbackAdapter as the worker does with "
+        "AGENT_FALLBACK_* (embedded server, livekit 1.8+)",
+    )
+    p.add_argument(
         "--log-level",
         default=None,
         type=str.upper,
@@ -156,6 +163,7 @@ def options_from_args(
         watchdog=watchdog,
         timer_seconds=args.timer_seconds,
         noise=args.noise,
+        fallback=args.fallback,
     )
     if args.compare:
         return [dataclasses.replace(base, mode="none"), base]
