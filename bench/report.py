@@ -183,11 +183,19 @@ def effectiveness_section(tag: str, label: str, eff: dict[str, Any]) -> str:
                 "",
             ]
         ),
-        "Detection latency (watchdog; from the fault's onset at the chaos server, and from the "
-        "start of the silence as the watchdog measured it):",
+        "Detection latency (watchdog; from the fault's onset at the chaos server, from when the "
+        "caller's silence began (the floor's reference), and from the start of the silence as "
+        "the watchdog measured it):",
         "",
         table(
-            ("fault", "verdicts", "threshold s", "from onset p50/p95/max s", "from silence start"),
+            (
+                "fault",
+                "verdicts",
+                "threshold s",
+                "from onset p50/p95/max s",
+                "from the caller's silence",
+                "from silence start",
+            ),
             [
                 (
                     d["fault"],
@@ -196,6 +204,7 @@ def effectiveness_section(tag: str, label: str, eff: dict[str, Any]) -> str:
                     if d["threshold"] is None
                     else f"{d['threshold']:g} ({d['threshold_field'] or 'immediate'})",
                     _s(d["from_onset"]),
+                    _s(d["from_heard"]) if d.get("from_heard") else "-",
                     _s(d["from_silence"]),
                 )
                 for d in eff["detection"]
@@ -278,10 +287,7 @@ def _floors(floors: list[dict[str, Any]], scoped: bool) -> str:
 
 # Why a floor does not hold, by (floor prefix, scope); the figures come from the JSON.
 WHY: dict[tuple[str, str], str] = {
-    ("detection latency", "stall_mid"): (
-        "audio in flight when the server stops, plus event-loop lag on a shared machine (see "
-        "the loop lag above); from silence start it is on the threshold."
-    ),
+    ("detection latency", "stall_mid"): "event-loop lag on a shared machine (see the loop lag).",
     ("detection latency", "error_event"): "event-loop lag on a shared machine.",
     ("detection latency", "no_response"): "event-loop lag on a shared machine.",
     ("detection latency", "failed_response"): "event-loop lag on a shared machine.",
@@ -735,8 +741,12 @@ def results_md() -> str:
         "failover counted, nothing escalated.",
         "- **detection latency**: the fault's onset as the chaos server recorded it (for no_reply "
         "faults: when it should have started the response) to the watchdog's verdict, one "
-        "monotonic clock. `from silence start` starts where the watchdog's own clock started "
-        "(last audio heard, turn end, or the warning).",
+        "monotonic clock. The floor is judged from `the caller's silence`: the later of the "
+        "onset and the end of the audio the speaker was still playing (the realistic server "
+        "sends audio faster than real time, so a fault mid-reply is heard only when the audio "
+        "already sent has played, and until then nothing is silent). `from silence start` "
+        "starts where the watchdog's own clock started (last audio heard, turn end, or the "
+        "warning).",
         "- **actions** (clean corpus): stalls declared plus escalations (watchdog), times fired "
         "(timer).",
         "- **behaviour and timing floors**: behaviour floors (answered, the verdict each fault "
