@@ -438,3 +438,16 @@ def test_detection_latency_is_judged_from_when_the_caller_heard_the_fault() -> N
         if f["floor"].startswith("detection latency")
     ]
     assert not latency["holds"]
+
+
+def test_the_report_writes_the_readme_block_between_its_markers_and_nothing_else() -> None:
+    """The README's benchmark figures are generated: the block between the markers is replaced,
+    the text around it kept, and splicing twice changes nothing."""
+    from bench.report import README_END, README_START, splice_readme
+
+    text = f"intro\n{README_START}\nold figures\n{README_END}\nafter\n"
+    once = splice_readme(text, "new figures")
+    assert once == f"intro\n{README_START}\nnew figures\n{README_END}\nafter\n"
+    assert splice_readme(once, "new figures") == once
+    readme = (Path(__file__).parent.parent / "README.md").read_text("utf-8")
+    assert README_START in readme and README_END in readme
