@@ -430,7 +430,7 @@ def test_detection_latency_is_judged_from_when_the_caller_heard_the_fault() -> N
         if f["floor"].startswith("detection latency")
     ]
     assert latency["value"] == pytest.approx(2.0)
-    assert latency["holds"] is (2.0 <= WATCHDOG["audio_gap_timeout"] + 0.1)
+    assert latency["holds"]  # 2.0 s against audio_gap_timeout + 0.1
     late = dict(d, from_heard={"p50": 4.0, "p95": 4.0, "max": 4.0})
     (latency,) = [
         f
