@@ -641,7 +641,7 @@ def test_reconnect_window_is_bounded() -> None:
     d = detector(storm_reconnects=3, storm_window=1000.0)
     for i in range(10_000):
         d.observe(SessionReconnected(), i * 1.0)
-    assert len(d._reconnects) <= 4
+    assert len(d._reconnects._events) <= 4
 
 
 def test_playback_finished_after_the_response_is_done_disarms_the_gap() -> None:

@@ -87,6 +87,7 @@ from realtime_supervisor._observations import (
     UserSpeechStopped,
     WarningKind,
 )
+from realtime_supervisor._window import SlidingWindow
 from realtime_supervisor.config import WatchdogConfig
 from realtime_supervisor.kinds import StallKind
 
@@ -418,7 +419,8 @@ class Detector:
         # What the next immediate verdict (dead_session, reconnect_storm) reports.
         self._detail = ""
         self._fatal_warning: WarningKind | None = None
-        self._reconnects: deque[float] = deque(maxlen=config.storm_reconnects + 1)
+        # a storm is storm_reconnects + 1 of them: older ones never matter
+        self._reconnects = SlidingWindow(config.storm_window, cap=config.storm_reconnects + 1)
 
     # -- read-only facts for the shell ---------------------------------------------------------
 
@@ -657,13 +659,14 @@ class Detector:
 
     def _reconnected(self, now: float) -> tuple[Trigger, ...]:
         window = self._reconnects
-        window.append(now)
-        while window and window[0] < now - self._config.storm_window:
-            window.popleft()
-        if len(window) <= self._config.storm_reconnects:
+        window.record(now)
+        count = window.count(now)
+        if count <= self._config.storm_reconnects:
             return ()
+        oldest = window.oldest(now)
+        span = 0.0 if oldest is None else now - oldest
         self._detail = (
-            f"{len(window)} reconnects in {now - window[0]:.1f} s "
+            f"{count} reconnects in {span:.1f} s "
             f"(limit {self._config.storm_reconnects} in {self._config.storm_window:g} s)"
         )
         # The storm is this incident: a new one needs storm_reconnects + 1 more reconnects.
