@@ -105,11 +105,12 @@ NEVER_WORSE_SLACK = 0.5
 # The floors' thresholds: which WatchdogConfig field bounds each fault's silence, and the slack
 # the issue allows on top (1.5 s for a re-issue, 5 s when the connection is re-established).
 SILENCE_LIMIT: dict[str, tuple[str, float]] = {
-    # never acknowledged (or failed before a sound): found at ack_timeout, answered 0.5 s later;
-    # 1.5 + 0.5 = the issue's 2.0 s
-    "no_response": ("ack_timeout", 0.5),
-    "failed_response": ("ack_timeout", 0.5),
-    "error_event": ("ack_timeout", 0.5),
+    # never acknowledged (or failed before a sound): found at ack_timeout after the server's
+    # VAD ended the turn (a few hundred ms after the caller stopped), answered as fast as any
+    # reply (about 0.6 s); 1.0 + 1.0 = the issue's 2.0 s
+    "no_response": ("ack_timeout", 1.0),
+    "failed_response": ("ack_timeout", 1.0),
+    "error_event": ("ack_timeout", 1.0),
     "stall_mid": ("audio_gap_timeout", 1.5),
     "late_resume": ("audio_gap_timeout", 1.5),
     # the socket drops: livekit reconnects, logs the discarded generation, the watchdog re-asks

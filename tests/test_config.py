@@ -19,7 +19,7 @@ def test_watchdog_defaults_match_the_contract() -> None:
     config = WatchdogConfig.from_env({})
     assert config == WatchdogConfig()
     assert config.enabled is True
-    assert (config.reply_timeout, config.audio_gap_timeout, config.warning_grace) == (5.0, 2.0, 1.0)
+    assert (config.reply_timeout, config.audio_gap_timeout, config.warning_grace) == (5.0, 3.0, 1.0)
     assert config.recovery_timeout == 5.0
     assert (config.budget_max_recoveries, config.budget_window) == (3, 60.0)
     assert (config.storm_reconnects, config.storm_window) == (5, 30.0)

@@ -184,9 +184,13 @@ class WatchdogConfig:
     # Ceiling 60 s: a caller does not wait a minute in silence.
     reply_timeout: float = _seconds(5.0, 1.5, 60.0)
     # A hole in an open response's audio. The API streams faster than real time and the output is
-    # paced, so 2 s without a frame is far beyond network jitter: the server has stopped sending.
+    # paced, so seconds without a frame are far beyond network jitter. 3 s, not less: a network
+    # hiccup that freezes the socket for ~2.5 s and then resumes is worth waiting for (re-asking
+    # restarts the answer from its first word: measured, the whole answer came 0.6 s later than
+    # stock's with 2 s), and livekit's false-interruption pause is 2 s (it resumes the reply by
+    # itself). A reply that stopped for good is found 1 s later than with 2 s.
     # Floor 0.5 s: the jitter buffer and a slow network hold frames back a few hundred ms.
-    audio_gap_timeout: float = _seconds(2.0, 0.5, 30.0)
+    audio_gap_timeout: float = _seconds(3.0, 0.5, 30.0)
     # Silence after a livekit warning that means a reply was lost. The warning is itself evidence,
     # so a short grace (enough for a follow-on item to start playing) suffices. Floor 0.2 s: a
     # follow-on item needs that long to reach the output. At most reply_timeout (cross-field).
@@ -195,9 +199,13 @@ class WatchdogConfig:
     recovery_timeout: float = _seconds(5.0, 1.5, 60.0)
     # Turn end (or any reply request, ours included) -> the server's response.created. The real
     # API acknowledges in about 0.3 s even when the reply itself is slow (a reasoning model, a
-    # slow first audio); nothing by 1.5 s means the request was lost (or the socket is dead).
+    # slow first audio); nothing by 1 s (three times that) means the request was lost (or the
+    # socket is dead). Not learned in most calls: livekit runs each call in its own process, and
+    # a process learns only after learned_min_samples turns, so the fixed value is what a caller
+    # usually gets; 1 s keeps a lost reply under 2 s of silence. A late acknowledgement costs a
+    # re-ask, never a second reply (the API refuses a response while one is open).
     # Floor 0.2 s (a loaded network's round trip), ceiling 30 s.
-    ack_timeout: float = _seconds(1.5, 0.2, 30.0)
+    ack_timeout: float = _seconds(1.0, 0.2, 30.0)
     # Acknowledged, then no server event of any kind: the reply stopped making progress. Above
     # a slow but healthy first audio (about 4 s of nothing after the response's first events).
     progress_timeout: float = _seconds(5.0, 0.5, 120.0)
@@ -223,7 +231,7 @@ class WatchdogConfig:
     # `learned_reply` also shortens the patient reply_timeout and recovery_timeout from the
     # first-audio latency (off: it would cut a deployment's rare slow but healthy replies). x2
     # over p99: an acknowledgement twice as late as the slowest of a hundred is not jitter. The
-    # floor (1 s, three times the real API's usual 0.3 s) keeps a fast deployment on a loaded
+    # floor (0.6 s, twice the real API's usual 0.3 s) keeps a fast deployment on a loaded
     # machine from being judged on scheduling noise. 200 turns is a few minutes of one busy
     # worker: recent enough to follow a deployment that slows down, large enough for p99 to be
     # the second slowest; 20 before trusting it (p99 is then the slowest). At most
@@ -231,7 +239,7 @@ class WatchdogConfig:
     learned_enabled: bool = True
     learned_reply: bool = False
     learned_margin: float = _factor(2.0, 1.0, 10.0)
-    learned_floor: float = _seconds(1.0, 0.2, 30.0)
+    learned_floor: float = _seconds(0.6, 0.2, 30.0)
     learned_window: int = _count(200, 20, 10_000)
     learned_min_samples: int = _count(20, 1, 10_000)
 
