@@ -60,6 +60,7 @@ from ..errors import RecoveryError
 from ..events import EventEmitter, EventType
 from ..kinds import WARNING_PREFIXES
 from . import _private
+from .cue import CuePlayer, HoldCue
 
 __all__ = ["Escalation", "Supervisor", "reconnectable"]
 
@@ -126,6 +127,8 @@ class Supervisor:
 
     `on` registers callbacks for the watchdog's events (`realtime_supervisor.events`); with
     livekit's tracer provider set (1.8), stalls and recoveries also appear on the session's trace.
+    `hold_cue` (`HoldCue.chime()`, a WAV): a short sound played while a recovery runs, never
+    counted as the answer (`livekit/cue.py`).
     """
 
     def __init__(
@@ -140,6 +143,7 @@ class Supervisor:
         context: Mapping[str, str] | None = None,
         clock: Callable[[], float] = time.monotonic,
         learner: Learner | None = None,
+        hold_cue: HoldCue | None = None,
     ) -> None:
         self._session = session
         self._config = config or WatchdogConfig()
@@ -189,6 +193,11 @@ class Supervisor:
         self._events_seen = 0  # raw server events heard: did the server answer anything since?
         self._hooks: list[_EmitHook] = []
         self._failed_over = False  # switched to the fallback model (once per session)
+        self.cue = CuePlayer(session, hold_cue) if hold_cue is not None else None
+        if self.cue is not None:
+            cue = self.cue
+            self._events.on("recovery_started", lambda _ev: cue.arm())
+            self._events.on("escalated", lambda _ev: cue.stop())
         _CURRENT.set(self)
 
     @property
@@ -345,6 +354,8 @@ class Supervisor:
         self.observe(SessionClosed())
 
     def _on_speech_started(self, _ev: Any) -> None:
+        if self.cue is not None:
+            self.cue.stop()  # never over the caller (livekit stops it too: allow_interruptions)
         self._install_audio_tap()
         self.observe(UserSpeechStarted())
 
@@ -427,6 +438,7 @@ class Supervisor:
         stuck = self._open_response
         seen = self._events_seen
         await asyncio.wait_for(self._session.interrupt(force=True), REISSUE_TIMEOUT)
+        self._play_cue()  # after the interrupt, which would cut it
         if stuck is not None and self._open_response == stuck:
             # never re-ask while the interrupted response may still finish: see the constant
             with contextlib.suppress(TimeoutError):
@@ -448,6 +460,7 @@ class Supervisor:
         if restart is not None:
             # livekit's public restart: interrupts, replays the chat context on a new socket
             await restart()
+            self._play_cue()
         else:
             inner = _openai_session(rt)
             if _private.connection_loop_done(inner):
@@ -459,6 +472,7 @@ class Supervisor:
                 await asyncio.wait_for(self._session.interrupt(force=True), REISSUE_TIMEOUT)
             # the plugin sees the socket close, reconnects and replays the conversation
             await _private.close_socket(ws)
+            self._play_cue()
         try:
             await asyncio.wait_for(self._reconnected.wait(), self._config.recovery_timeout)
         except TimeoutError as e:
@@ -492,11 +506,20 @@ class Supervisor:
         self._reconnected.clear()
         self._failed_over = True  # logged and counted by the watchdog (action="failover")
         await adapter.restart_session(switch_model=True)
+        self._play_cue()
         try:
             await asyncio.wait_for(self._reconnected.wait(), self._config.recovery_timeout)
         except TimeoutError as e:
             raise RecoveryError("the fallback realtime session did not come up") from e
         return self._generate_reply(None)
+
+    def _play_cue(self) -> None:
+        """The hold cue, if one is armed by this recovery and the caller is silent."""
+        if self.cue is not None:
+            try:
+                self.cue.play_if_due(may_speak=self.watchdog.may_speak())
+            except Exception as exc:  # a cue is a courtesy: never fail the recovery for it
+                self.watchdog.report_error("hold cue", exc)
 
     def _generate_reply(self, instructions: str | None) -> bool:
         """Ask for the watchdog's reply, unless the caller now speaks or the agent was heard.
@@ -647,6 +670,7 @@ class _AudioTap:
         self._capture_original = out.capture_frame
         self.last_frame_at: float | None = None
         self._playing = False
+        self._cue_segment = False  # the playback in progress is the hold cue's
         # shadows the class's method on this instance only; `detach` removes it
         self._hook = self._capture  # one bound method, so that `installed` can compare identity
         setattr(out, "capture_frame", self._hook)  # noqa: B010
@@ -662,9 +686,14 @@ class _AudioTap:
             del self.out.capture_frame
 
     def _capture(self, frame: Any) -> Awaitable[None]:
+        sup = self._sup
+        if sup is not None and sup.cue is not None and sup.cue.is_current():
+            # the hold cue is not the answer: no audio_at, no AgentAudioPlayed, and its
+            # playback's end is not the reply's
+            self._cue_segment = True
+            return self._capture_original(frame)
         now = self._clock()
         last, self.last_frame_at = self.last_frame_at, now
-        sup = self._sup
         if sup is not None:
             sup.watchdog.audio_at = now
             if not self._playing or last is None or now - last >= AUDIO_NEWS_GAP:
@@ -673,6 +702,11 @@ class _AudioTap:
         return self._capture_original(frame)
 
     def _on_playback_finished(self, ev: Any) -> None:
+        if self._cue_segment:
+            # the cue's playback ended (the action's interrupt ended the stuck reply's before
+            # the cue started: the cue plays after it)
+            self._cue_segment = False
+            return
         self._playing = False  # the next reply's first frame is news
         if self._sup is not None:
             self._sup.observe(PlaybackFinished(interrupted=bool(getattr(ev, "interrupted", False))))

@@ -1,0 +1,160 @@
+"""The hold cue: played only during a recovery, never counted as the answer, never over it.
+
+Real sessions against the chaos server, heard through the recording output; the judge's rule 5
+(the cue is not an answer) and the cue's settings are pure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import wave
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from realtime_supervisor.chaos import tone_of
+from realtime_supervisor.errors import ConfigError
+from realtime_supervisor.livekit.cue import MAX_SECONDS, HoldCue
+from realtime_supervisor.testing import PlayedFrame
+from realtime_supervisor_agent.simulate.judge import answer_in, overlapping
+
+from .harness import start_call
+
+CHIME = HoldCue.chime()
+
+
+async def until(check: Any, limit: float = 20.0) -> None:
+    async with asyncio.timeout(limit):
+        while not check():
+            await asyncio.sleep(0.02)
+
+
+# -- the sound ----------------------------------------------------------------------------------
+
+
+def test_the_chime_is_short_soft_and_never_read_as_a_chaos_tone() -> None:
+    """0.6 s of 24 kHz PCM16; every loud frame reads as "cue", none as answer or preamble."""
+    assert CHIME.sample_rate == 24000 and abs(CHIME.seconds - 0.6) < 0.01
+    kinds = {tone_of(f.data.tobytes()[:960], 24000) for f in CHIME.audio_frames()}
+    assert "cue" in kinds
+    assert not kinds & {"answer", "preamble"}
+
+
+# -- the judge's rule 5 -------------------------------------------------------------------------
+
+
+def frames(start: float, seconds: float, kind: str | None, segment: int) -> list[PlayedFrame]:
+    level = 4000 if kind == "cue" else 6000
+    return [PlayedFrame(start + 0.1 * i, 0.1, kind, level, segment) for i in range(round(seconds / 0.1))]
+
+
+def test_the_judge_never_takes_the_cue_for_the_answer() -> None:
+    """A cue segment (with its quiet, toneless tail) answers nothing, by tones (rule 1) or by a
+    completed response heard whole (rule 2); the answer after it is the answer."""
+    cue = frames(10.2, 0.5, "cue", 1) + frames(10.7, 0.1, None, 1)
+    from realtime_supervisor_agent.simulate.judge import Response
+
+    done = [Response("r1", created_at=10.1, audio_seconds=0.6, status="completed")]
+    finished = {1: (10.8, False)}
+    assert answer_in(cue, after=10.0, reply_seconds=1.0, finished=finished) == (None, None)
+    assert answer_in(cue, after=10.0, reply_seconds=None, finished=finished, responses=done) == (
+        None,
+        None,
+    )
+    answer = frames(11.0, 1.0, "answer", 2)
+    got = answer_in(cue + answer, after=10.0, reply_seconds=1.0, finished=finished)
+    assert got == (11.0, 2)
+    assert not overlapping(cue + answer)  # the cue is not a numbered response
+    assert overlapping(cue + frames(10.5, 1.0, "answer", 2))  # but over the answer it overlaps
+
+
+# -- the setting --------------------------------------------------------------------------------
+
+
+def write_wav(path: Path, *, seconds: float, channels: int = 1, width: int = 2) -> Path:
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(channels)
+        w.setsampwidth(width)
+        w.setframerate(16000)
+        w.writeframes(b"\x01\x00" * int(16000 * seconds) * channels * (width // 2 or 1))
+    return path
+
+
+def test_the_setting_accepts_off_chime_and_a_short_mono_wav(tmp_path: Path) -> None:
+    assert HoldCue.from_setting(None) is None and HoldCue.from_setting("off") is None
+    assert HoldCue.from_setting("chime") == CHIME
+    cue = HoldCue.from_setting(str(write_wav(tmp_path / "ok.wav", seconds=0.5)))
+    assert cue is not None and cue.sample_rate == 16000 and abs(cue.seconds - 0.5) < 1e-3
+
+
+@pytest.mark.parametrize(
+    ("name", "make", "said"),
+    [
+        ("beep", None, "expected off, chime or a path to a .wav file"),
+        ("missing.wav", None, "does not exist"),
+        ("long.wav", {"seconds": MAX_SECONDS + 1}, f"at most {MAX_SECONDS} s"),
+        ("stereo.wav", {"seconds": 0.2, "channels": 2}, "2 channels (expected mono)"),
+    ],
+)
+def test_a_bad_setting_names_the_variable_and_what_is_accepted(
+    tmp_path: Path, name: str, make: dict[str, Any] | None, said: str
+) -> None:
+    value = name if make is None and "." not in name else str(tmp_path / name)
+    if make is not None:
+        write_wav(tmp_path / name, **make)
+    with pytest.raises(ConfigError) as err:
+        HoldCue.from_setting(value, field="AGENT_HOLD_CUE")
+    assert err.value.field == "AGENT_HOLD_CUE"
+    assert said in str(err.value)
+
+
+# -- real sessions ------------------------------------------------------------------------------
+
+
+@pytest.mark.livekit
+@pytest.mark.compat
+@pytest.mark.timeout(90)
+async def test_a_recovered_turn_plays_the_cue_then_the_answer_and_counts_only_the_answer() -> None:
+    """no_response, cue on: the caller hears the cue during the recovery, then the answer, in
+    separate playbacks that never overlap; the recovery succeeded at the answer's first frame,
+    not the cue's (the tap skipped the cue)."""
+    finished: list[Any] = []
+    async with start_call("no_response", supervised=True, hold_cue=CHIME) as call:
+        sup = call.supervisor
+        assert sup is not None and sup.cue is not None
+        sup.on("recovery_finished", finished.append)
+        ended = await call.speak()
+        assert await call.answered_after(ended, within=30)
+        await until(lambda: sup.watchdog.counters.recoveries_succeeded == 1)
+        heard = call.speaker.frames_after(ended)
+    assert sup.cue.played == 1
+    cue = [f for f in heard if f.kind == "cue"]
+    answer = [f for f in heard if f.kind == "answer"]
+    assert cue and answer
+    assert {f.segment for f in cue}.isdisjoint({f.segment for f in answer})
+    cue_end = max(f.at + f.duration for f in cue)
+    assert cue_end <= answer[0].at + 1e-3  # the answer after the cue, never over it
+    assert not overlapping(heard)
+    (done,) = finished
+    assert done.outcome == "success" and done.seconds is not None
+    # Judged at the answer's audio, not the cue's: frames are handed to the output up to 0.2 s
+    # before they play, so a success judged on the cue would fall before cue[0].at, one judged
+    # on the answer after the cue's end less that lookahead.
+    assert done.at >= cue[0].at + 0.3
+    assert sup.watchdog.audio_at is not None and sup.watchdog.audio_at >= answer[0].at - 0.25
+
+
+@pytest.mark.livekit
+@pytest.mark.compat
+@pytest.mark.timeout(60)
+async def test_a_clean_turn_with_the_cue_on_plays_no_cue() -> None:
+    async with start_call("clean", supervised=True, hold_cue=CHIME) as call:
+        ended = await call.speak()
+        assert await call.answered_after(ended, within=20)
+        await asyncio.sleep(0.5)
+        heard = call.speaker.frames_after(ended)
+        sup = call.supervisor
+    assert sup is not None and sup.cue is not None and sup.cue.played == 0
+    assert not [f for f in heard if f.kind == "cue"]
+    assert sup.watchdog.counters.stalls == 0
