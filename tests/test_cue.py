@@ -15,7 +15,7 @@ import pytest
 
 from realtime_supervisor.chaos import tone_of
 from realtime_supervisor.errors import ConfigError
-from realtime_supervisor.livekit.cue import MAX_SECONDS, HoldCue
+from realtime_supervisor.cue import MAX_SECONDS, HoldCue
 from realtime_supervisor.testing import PlayedFrame
 from realtime_supervisor_agent.simulate.judge import answer_in, overlapping
 

@@ -410,6 +410,7 @@ def supervise(
     Built first so that livekit's log records from the session's tasks (which copy the context
     at creation) can be told apart per session.
     """
+    from realtime_supervisor.cue import HoldCue
     from realtime_supervisor.livekit.binding import Supervisor
 
     cfg = settings.agent
@@ -421,6 +422,8 @@ def supervise(
         model=model_label(cfg),
         metrics=metrics,
         context=context,
+        # AGENT_HOLD_CUE: validated with the settings; None when off
+        hold_cue=HoldCue.from_setting(cfg.hold_cue, field="AGENT_HOLD_CUE"),
     )
 
 

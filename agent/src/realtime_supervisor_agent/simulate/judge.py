@@ -14,7 +14,7 @@ Rules (tests/test_judge.py holds each):
 3. The caller's longest silence: the longest stretch in [start, end] with no frame playing.
 4. Overlapping replies: two responses interleaved (A, B, A) or two segments playing at once.
 5. The hold cue is not an answer: a playback segment with any frame of the cue's chime (kind
-   "cue", see `realtime_supervisor.livekit.cue`) is skipped by rules 1 and 2, whatever else it
+   "cue", see `realtime_supervisor.cue`) is skipped by rules 1 and 2, whatever else it
    holds (its quiet tail reads as no tone at all); it still counts as sound for rule 3 and as a
    segment for rule 4 (a cue over an answer is an overlap).
 """

@@ -56,11 +56,11 @@ from .._observations import (
 from .._records import Sink
 from .._watchdog import Watchdog
 from ..config import WatchdogConfig
+from ..cue import CuePlayer, HoldCue
 from ..errors import RecoveryError
 from ..events import EventEmitter, EventType
 from ..kinds import WARNING_PREFIXES
 from . import _private
-from .cue import CuePlayer, HoldCue
 
 __all__ = ["Escalation", "Supervisor", "reconnectable"]
 
@@ -128,7 +128,7 @@ class Supervisor:
     `on` registers callbacks for the watchdog's events (`realtime_supervisor.events`); with
     livekit's tracer provider set (1.8), stalls and recoveries also appear on the session's trace.
     `hold_cue` (`HoldCue.chime()`, a WAV): a short sound played while a recovery runs, never
-    counted as the answer (`livekit/cue.py`).
+    counted as the answer (`realtime_supervisor.cue`).
     """
 
     def __init__(

@@ -18,6 +18,9 @@ Rules (tests/test_cue.py holds each):
    `MAX_SECONDS`).
 4. Not in the conversation: `add_to_chat_ctx=False`; no TTS is needed (`say` with `audio`).
 
+livekit-free at import (the worker validates its settings before importing livekit); the
+binding (`livekit/binding.py`) holds the `CuePlayer`.
+
 The built-in chime is synthesised at first use (two soft notes, C6 then E6, 24 kHz mono PCM16):
 no binary file to ship, and its pitch (above 950 Hz) is told apart from the chaos server's tones
 (440 and 660 Hz) by `chaos.tone_of`, so simulations never count it as an answer.
@@ -31,12 +34,13 @@ from array import array
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-from livekit import rtc
+from .chaos.tones import CUE_NOTES_HZ
+from .errors import ConfigError
 
-from ..chaos.tones import CUE_NOTES_HZ
-from ..errors import ConfigError
+if TYPE_CHECKING:
+    from livekit import rtc
 
 __all__ = ["MAX_SECONDS", "CuePlayer", "HoldCue"]
 
@@ -127,6 +131,8 @@ class HoldCue:
         return cls.from_wav(text, field=field)
 
     def audio_frames(self) -> Sequence[rtc.AudioFrame]:
+        from livekit import rtc  # here: settings are checked before livekit is imported
+
         per = int(self.sample_rate * FRAME_SECONDS)
         step = 2 * per
         return [
