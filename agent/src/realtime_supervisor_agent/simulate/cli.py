@@ -146,6 +146,12 @@ def build_parser() -> argparse.ArgumentParser:
         "the silence before its next turn (default: never)",
     )
     p.add_argument(
+        "--hold-cue",
+        default="off",
+        help="the supervised agent plays this while it recovers: off, chime or a PCM16 mono "
+        ".wav path (default off); per-turn details then show first_sound_seconds",
+    )
+    p.add_argument(
         "--log-level",
         default=None,
         type=str.upper,
@@ -197,6 +203,7 @@ def options_from_args(
         watchdog=watchdog,
         timer_seconds=args.timer_seconds,
         noise=args.noise,
+        hold_cue=args.hold_cue,
     )
     if args.compare:
         return [dataclasses.replace(base, mode="none"), base]

@@ -53,6 +53,8 @@ class SimulateOptions:
     # the caller makes a short loud noise this long into each reply, and another in the silence
     # before its next turn (None: never)
     noise: float | None = None
+    # the hold cue the supervised agent plays while it recovers: off | chime | a .wav path
+    hold_cue: str = "off"
 
     def __post_init__(self) -> None:
         def positive_int(flag: str, value: object) -> None:
@@ -115,6 +117,9 @@ class SimulateOptions:
             raise ConfigError("--api-key", "expected a non-empty key")
         if not isinstance(self.watchdog, WatchdogConfig):
             raise ConfigError("watchdog", "expected a WatchdogConfig")
+        from realtime_supervisor.cue import HoldCue
+
+        HoldCue.from_setting(self.hold_cue, field="--hold-cue")
 
     @property
     def embedded(self) -> bool:
