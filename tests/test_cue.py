@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from realtime_supervisor.chaos import tone_of
-from realtime_supervisor.errors import ConfigError
 from realtime_supervisor.cue import MAX_SECONDS, HoldCue
+from realtime_supervisor.errors import ConfigError
 from realtime_supervisor.testing import PlayedFrame
 from realtime_supervisor_agent.simulate.judge import answer_in, overlapping
 
@@ -25,8 +25,11 @@ CHIME = HoldCue.chime()
 
 
 async def until(check: Any, limit: float = 20.0) -> None:
+    """Poll `check` on the loop; the limit only guards against a hung watchdog."""
     async with asyncio.timeout(limit):
-        while not check():
+        while True:
+            if check():
+                return
             await asyncio.sleep(0.02)
 
 
@@ -46,7 +49,9 @@ def test_the_chime_is_short_soft_and_never_read_as_a_chaos_tone() -> None:
 
 def frames(start: float, seconds: float, kind: str | None, segment: int) -> list[PlayedFrame]:
     level = 4000 if kind == "cue" else 6000
-    return [PlayedFrame(start + 0.1 * i, 0.1, kind, level, segment) for i in range(round(seconds / 0.1))]
+    return [
+        PlayedFrame(start + 0.1 * i, 0.1, kind, level, segment) for i in range(round(seconds / 0.1))
+    ]
 
 
 def test_the_judge_never_takes_the_cue_for_the_answer() -> None:
@@ -109,6 +114,44 @@ def test_a_bad_setting_names_the_variable_and_what_is_accepted(
     assert said in str(err.value)
 
 
+def test_the_worker_refuses_a_bad_agent_hold_cue_naming_the_variable(tmp_path: Path) -> None:
+    """AGENT_HOLD_CUE is read with the other AGENT_* settings: one error line naming it."""
+    from realtime_supervisor_agent.worker import SettingsError, load_settings
+
+    env = {"OPENAI_API_KEY": "sk-test", "AGENT_HOLD_CUE": "beep"}
+    with pytest.raises(SettingsError) as err:
+        load_settings(env)
+    assert "AGENT_HOLD_CUE: 'beep' is not accepted; expected off, chime" in str(err.value)
+    stereo = write_wav(tmp_path / "s.wav", seconds=0.2, channels=2)
+    with pytest.raises(SettingsError, match=r"AGENT_HOLD_CUE: .*expected mono"):
+        load_settings({**env, "AGENT_HOLD_CUE": str(stereo)})
+    assert load_settings({**env, "AGENT_HOLD_CUE": "chime"}).agent.hold_cue == "chime"
+    assert load_settings({"OPENAI_API_KEY": "sk-test"}).agent.hold_cue == "off"
+
+
+def test_simulate_refuses_a_bad_hold_cue_naming_the_flag() -> None:
+    from realtime_supervisor_agent.simulate.options import SimulateOptions
+
+    assert SimulateOptions(hold_cue="chime").hold_cue == "chime"
+    with pytest.raises(ConfigError) as err:
+        SimulateOptions(hold_cue="loud")
+    assert err.value.field == "--hold-cue"
+
+
+@pytest.mark.livekit
+async def test_the_worker_attaches_the_cue_only_when_set() -> None:
+    """`supervise` gives the Supervisor the cue of AGENT_HOLD_CUE, and none when off."""
+    from livekit.agents import AgentSession
+
+    from realtime_supervisor_agent.worker import load_settings, supervise
+
+    for value, expected in (("chime", CHIME), ("off", None)):
+        settings = load_settings({"OPENAI_API_KEY": "sk-test", "AGENT_HOLD_CUE": value})
+        sup = supervise(AgentSession(), settings, context={}, metrics=None)
+        assert (sup.cue.cue if sup.cue is not None else None) == expected
+        await sup.aclose()
+
+
 # -- real sessions ------------------------------------------------------------------------------
 
 
@@ -158,3 +201,18 @@ async def test_a_clean_turn_with_the_cue_on_plays_no_cue() -> None:
     assert sup is not None and sup.cue is not None and sup.cue.played == 0
     assert not [f for f in heard if f.kind == "cue"]
     assert sup.watchdog.counters.stalls == 0
+
+
+@pytest.mark.compat
+def test_livekit_still_offers_what_the_cue_uses() -> None:
+    """Canary (public API, 1.5.11 and 1.8.9): `say` with audio and no chat entry, the session's
+    current speech (how the tap tells the cue's frames), and a handle's done/interrupt."""
+    import inspect
+
+    from livekit.agents import AgentSession
+    from livekit.agents.voice import SpeechHandle
+
+    params = inspect.signature(AgentSession.say).parameters
+    assert {"audio", "add_to_chat_ctx", "allow_interruptions"} <= set(params)
+    assert isinstance(inspect.getattr_static(AgentSession, "current_speech"), property)
+    assert callable(SpeechHandle.done) and callable(SpeechHandle.interrupt)

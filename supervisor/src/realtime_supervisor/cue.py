@@ -197,11 +197,7 @@ class CuePlayer:
     def is_current(self) -> bool:
         """The session is playing the cue now (its frames are not the answer)."""
         handle = self._handle
-        return (
-            handle is not None
-            and not handle.done()
-            and self._session.current_speech is handle
-        )
+        return handle is not None and not handle.done() and self._session.current_speech is handle
 
     def stop(self) -> None:
         """Stop the cue now (the caller speaks, the watchdog escalated) and drop an armed one."""

@@ -1,7 +1,7 @@
 """The chaos server's reply tones: answers at 440 Hz, preambles at 660 Hz, numbered by amplitude.
 
-`tone_of` also names the hold cue's chime ("cue", notes above 950 Hz, `realtime_supervisor.cue`), so a
-recording can tell the cue from an answer: a cue is never an answer.
+`tone_of` also names the hold cue's chime ("cue": notes above 950 Hz, `realtime_supervisor.cue`),
+so a recording can tell the cue from an answer: a cue is never an answer.
 
 Pure: PCM16 little-endian mono bytes in and out. The amplitude carries the response's sequence
 number in the session, so a recording sink can tell not only that a turn was answered but by
