@@ -7,6 +7,7 @@ Real sessions against the chaos server, heard through the recording output; the 
 from __future__ import annotations
 
 import asyncio
+import time
 import wave
 from pathlib import Path
 from typing import Any
@@ -216,3 +217,36 @@ def test_livekit_still_offers_what_the_cue_uses() -> None:
     assert {"audio", "add_to_chat_ctx", "allow_interruptions"} <= set(params)
     assert isinstance(inspect.getattr_static(AgentSession, "current_speech"), property)
     assert callable(SpeechHandle.done) and callable(SpeechHandle.interrupt)
+
+
+@pytest.mark.livekit
+@pytest.mark.compat
+@pytest.mark.timeout(90)
+async def test_the_cue_stops_when_the_caller_speaks() -> None:
+    """A 2 s cue, and the caller speaks 0.3 s into it: the cue stops (never over the caller)
+    long before its end, and the caller's turn is answered after it."""
+    from realtime_supervisor.chaos import tone
+
+    long_cue = HoldCue(tone(1200.0, start=0, count=2 * 24000, amplitude=4000))
+    async with start_call("clean", supervised=True, hold_cue=long_cue) as call:
+        sup = call.supervisor
+        assert sup is not None and sup.cue is not None
+        # livekit 1.8 discards the caller's audio during the session's first agent speech
+        # (its AEC warm-up, 3 s): a first turn, answered, before the cue
+        assert await call.answered_after(await call.speak(), within=20)
+        await asyncio.sleep(3.5)
+        start = time.monotonic()
+        sup.cue.arm()  # as recovery_started does
+        assert sup.cue.play_if_due(may_speak=True)
+        first = await asyncio.wait_for(call.speaker.wait_for_audio_after(start, kind="cue"), 20)
+        await asyncio.sleep(max(0.0, first.at + 0.3 - time.monotonic()))
+        ended = await call.speak()
+        assert await call.answered_after(ended, within=30)
+        heard = call.speaker.frames_after(start)
+        assert not sup.cue.playing
+    cue = [f for f in heard if f.kind == "cue"]
+    answer = [f for f in heard if f.kind == "answer"]
+    cue_end = max(f.at + f.duration for f in cue)
+    assert cue_end < first.at + 1.5  # cut: played whole it would end at first.at + 2
+    assert cue_end <= answer[0].at + 1e-3
+    assert sup.watchdog.counters.stalls == 0

@@ -12,10 +12,12 @@ Rules (tests/test_cue.py holds each):
    every speech, which would cut the cue at once), never on a clean turn.
 2. Never over the caller: not started while the caller speaks, and stopped when they start
    (`allow_interruptions=True` lets livekit stop it too).
-3. Never over the answer: livekit plays one speech at a time, so the answer waits for the cue.
-   A realtime reply's request is sent only once its speech may play, so the answer comes at most
-   the cue's length later: the cue is short (the built-in chime is 0.6 s; a file is limited to
-   `MAX_SECONDS`).
+3. Never over the answer: livekit plays one speech at a time, and a realtime reply's request is
+   sent only once its speech may play. So the binding asks for the reply once the cue has ended
+   (not before: the watchdog's acknowledgement deadline would run while livekit holds the request
+   back), and the answer comes at most the cue's length later: the cue is short (the built-in
+   chime is 0.6 s; a file is limited to `MAX_SECONDS`). A reply the server starts by itself waits
+   in livekit's queue and plays right after the cue.
 4. Not in the conversation: `add_to_chat_ctx=False`; no TTS is needed (`say` with `audio`).
 
 livekit-free at import (the worker validates its settings before importing livekit); the
@@ -28,6 +30,7 @@ no binary file to ship, and its pitch (above 950 Hz) is told apart from the chao
 
 from __future__ import annotations
 
+import asyncio
 import math
 import wave
 from array import array
@@ -188,6 +191,18 @@ class CuePlayer:
             return False
         self.played += 1
         return True
+
+    async def wait(self, limit: float) -> None:
+        """Until the cue has finished (or was stopped); stopped if it outlasts `limit`."""
+        handle = self._handle
+        if handle is None or handle.done():
+            return
+        done = asyncio.Event()
+        handle.add_done_callback(lambda _h: done.set())
+        try:
+            await asyncio.wait_for(done.wait(), limit)
+        except TimeoutError:
+            self.stop()
 
     @property
     def playing(self) -> bool:

@@ -81,6 +81,7 @@ CANCEL_CONFIRM_TIMEOUT = 1.5
 # timestamp, which the watchdog reads before each judgement, so no verdict misses it; longer than
 # a frame, or every frame would be news (sinks pace frames at their own length).
 AUDIO_NEWS_GAP = 0.5
+CUE_SLACK = 1.0  # a hold cue that outlasts its own length by this much is stopped
 _MAX_OPEN = 8  # open responses remembered at most (the real API has one at a time)
 
 
@@ -448,6 +449,7 @@ class Supervisor:
                 # the connection is dead without a close frame. A reply asked for into it is
                 # lost too; the next rung (a reconnect) is the one that can help.
                 raise RecoveryError("the server did not answer the cancel: the connection is dead")
+        await self._cue_played()
         return self._generate_reply(instructions)
 
     async def _reconnect(self) -> bool:
@@ -477,6 +479,7 @@ class Supervisor:
             await asyncio.wait_for(self._reconnected.wait(), self._config.recovery_timeout)
         except TimeoutError as e:
             raise RecoveryError("the realtime session did not reconnect") from e
+        await self._cue_played()
         return self._generate_reply(None)
 
     def _adapter(self) -> Any:
@@ -511,6 +514,7 @@ class Supervisor:
             await asyncio.wait_for(self._reconnected.wait(), self._config.recovery_timeout)
         except TimeoutError as e:
             raise RecoveryError("the fallback realtime session did not come up") from e
+        await self._cue_played()
         return self._generate_reply(None)
 
     def _play_cue(self) -> None:
@@ -520,6 +524,13 @@ class Supervisor:
                 self.cue.play_if_due(may_speak=self.watchdog.may_speak())
             except Exception as exc:  # a cue is a courtesy: never fail the recovery for it
                 self.watchdog.report_error("hold cue", exc)
+
+    async def _cue_played(self) -> None:
+        """Wait for the hold cue to end before asking for the reply (see `realtime_supervisor.cue`,
+        rule 3): livekit would hold the request back behind it anyway, and the watchdog's
+        acknowledgement deadline starts when the action returns."""
+        if self.cue is not None and self.cue.playing:
+            await self.cue.wait(self.cue.cue.seconds + CUE_SLACK)
 
     def _generate_reply(self, instructions: str | None) -> bool:
         """Ask for the watchdog's reply, unless the caller now speaks or the agent was heard.
