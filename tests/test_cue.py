@@ -250,3 +250,29 @@ async def test_the_cue_stops_when_the_caller_speaks() -> None:
     assert cue_end < first.at + 1.5  # cut: played whole it would end at first.at + 2
     assert cue_end <= answer[0].at + 1e-3
     assert sup.watchdog.counters.stalls == 0
+
+
+@pytest.mark.livekit
+@pytest.mark.timeout(90)
+async def test_simulate_measures_the_first_sound_apart_from_the_answer() -> None:
+    """simulate --hold-cue chime: on the recovered turn the first sound (the cue) comes before
+    the answer and is not the answer; on the clean turn there is no cue, so they coincide."""
+    import realtime_supervisor_agent.models  # noqa: F401 - imported outside the run's loop
+    from realtime_supervisor_agent.simulate import SimulateOptions, run
+
+    summary = await run(
+        SimulateOptions(
+            sessions=1,
+            turns=2,
+            patience=9.0,
+            faults="no_response,clean",
+            hold_cue="chime",
+            api_key="sk-cue-{i}",
+        )
+    )
+    assert summary.turns_answered == 2 and summary.overlapping_replies == 0
+    faulted, clean = summary.turn_details
+    assert faulted["fault"] == "no_response" and clean["fault"] is None
+    # nothing played before the recovery: the first sound is the cue, then the answer
+    assert faulted["first_sound_seconds"] + 0.5 <= faulted["silence_seconds"]
+    assert clean["first_sound_seconds"] == clean["silence_seconds"]
