@@ -68,6 +68,15 @@ def test_the_judge_never_takes_the_cue_for_the_answer() -> None:
         None,
         None,
     )
+    # rule 2 (no chaos tones): a cue played after the response was created does not add to
+    # the response's audio heard whole
+    cut = frames(11.0, 0.4, None, 2)
+    both = {1: (10.8, False), 2: (11.4, False)}
+    long_done = [Response("r1", created_at=10.1, audio_seconds=1.0, status="completed")]
+    kw: dict[str, Any] = {"after": 10.0, "reply_seconds": None, "responses": long_done}
+    assert answer_in(cue + cut, finished=both, **kw) == (None, None)
+    whole = frames(11.0, 1.0, None, 2)
+    assert answer_in(cue + whole, finished={**both, 2: (12.0, False)}, **kw) == (11.0, 2)
     answer = frames(11.0, 1.0, "answer", 2)
     got = answer_in(cue + answer, after=10.0, reply_seconds=1.0, finished=finished)
     assert got == (11.0, 2)
