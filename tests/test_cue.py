@@ -236,7 +236,7 @@ async def test_the_cue_stops_when_the_caller_speaks() -> None:
     long before its end, and the caller's turn is answered after it."""
     from realtime_supervisor.chaos import tone
 
-    long_cue = HoldCue(tone(1200.0, start=0, count=2 * 24000, amplitude=4000))
+    long_cue = HoldCue(tone(1400.0, start=0, count=2 * 24000, amplitude=4000))
     async with start_call("clean", supervised=True, hold_cue=long_cue) as call:
         sup = call.supervisor
         assert sup is not None and sup.cue is not None

@@ -23,8 +23,8 @@ Rules (tests/test_cue.py holds each):
 livekit-free at import (the worker validates its settings before importing livekit); the
 binding (`livekit/binding.py`) holds the `CuePlayer`.
 
-The built-in chime is synthesised at first use (two soft notes, C6 then E6, 24 kHz mono PCM16):
-no binary file to ship, and its pitch (above 950 Hz) is told apart from the chaos server's tones
+The built-in chime is synthesised when asked for (two soft notes, E6 then G6, 24 kHz mono PCM16):
+no binary file to ship, and its pitch (1.2-1.7 kHz) is told apart from the chaos server's tones
 (440 and 660 Hz) by `chaos.tone_of`, so simulations never count it as an answer.
 """
 

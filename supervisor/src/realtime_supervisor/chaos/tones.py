@@ -1,6 +1,6 @@
 """The chaos server's reply tones: answers at 440 Hz, preambles at 660 Hz, numbered by amplitude.
 
-`tone_of` also names the hold cue's chime ("cue": notes above 950 Hz, `realtime_supervisor.cue`),
+`tone_of` also names the hold cue's chime ("cue": 1.2-1.7 kHz, `realtime_supervisor.cue`),
 so a recording can tell the cue from an answer: a cue is never an answer.
 
 Pure: PCM16 little-endian mono bytes in and out. The amplitude carries the response's sequence
@@ -31,10 +31,10 @@ __all__ = [
 
 ANSWER_HZ: Final = 440.0
 PREAMBLE_HZ: Final = 660.0
-# The hold cue's chime (C6 then E6) and the band read as a cue: far above both reply tones.
-CUE_NOTES_HZ: Final = (1046.5, 1318.5)
-CUE_MIN_HZ: Final = 950.0
-_CUE_MAX_HZ: Final = 1600.0
+# The hold cue's chime (E6 then G6) and the band read as a cue: far above both reply tones.
+CUE_NOTES_HZ: Final = (1318.5, 1568.0)
+CUE_MIN_HZ: Final = 1200.0
+_CUE_MAX_HZ: Final = 1700.0
 AMPLITUDE_BASE: Final = 6000
 AMPLITUDE_STEP: Final = 500
 _AMPLITUDE_SLOTS: Final = 40  # 6000 .. 25500: loud enough to classify, far from clipping
