@@ -437,6 +437,9 @@ def prewarm(proc: JobProcess) -> None:
     # Built now, not on the first call: the process's series (build_info, the zeros that let
     # increase() see a first event) exist from its start.
     default_metrics()
+    from realtime_supervisor.cue import HoldCue
+
+    HoldCue.from_setting(settings.agent.hold_cue)  # the chime is synthesised once, here
     proc.userdata[_SETTINGS_KEY] = settings
 
 

@@ -31,6 +31,7 @@ no binary file to ship, and its pitch (1.2-1.7 kHz) is told apart from the chaos
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
 import wave
 from array import array
@@ -54,6 +55,7 @@ _NOTE_SECONDS: Final = 0.3
 _PEAK: Final = 4000  # soft: about a third of the chaos answers' loudness, far from clipping
 
 
+@functools.cache  # built once per process, not per call
 def _chime_pcm() -> bytes:
     """Two notes with a quick attack and an exponential decay, joined without a click."""
     samples = array("h")
