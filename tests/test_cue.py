@@ -285,3 +285,31 @@ async def test_simulate_measures_the_first_sound_apart_from_the_answer() -> None
     # nothing played before the recovery: the first sound is the cue, then the answer
     assert faulted["first_sound_seconds"] + 0.5 <= faulted["silence_seconds"]
     assert clean["first_sound_seconds"] == clean["silence_seconds"]
+
+
+@pytest.mark.livekit
+@pytest.mark.timeout(90)
+async def test_a_reply_stalled_mid_way_gets_the_cue_between_the_stuck_part_and_the_answer() -> None:
+    """stall_mid, cue on: the stuck reply's first deltas, then the cue (its own playback, after
+    the interrupt), then the whole answer; nothing overlaps; the recovery succeeded after the
+    cue ended."""
+    finished: list[Any] = []
+    async with start_call("stall_mid", supervised=True, hold_cue=CHIME) as call:
+        sup = call.supervisor
+        assert sup is not None and sup.cue is not None
+        sup.on("recovery_finished", finished.append)
+        ended = await call.speak()
+        onset = await call.fault_onset()
+        assert await call.answered_after(onset, within=30)
+        await until(lambda: sup.watchdog.counters.recoveries_succeeded == 1)
+        heard = call.speaker.frames_after(ended)
+    cue = [f for f in heard if f.kind == "cue"]
+    answer = [f for f in heard if f.kind == "answer"]
+    stuck = [f for f in answer if f.segment < cue[0].segment]
+    after = [f for f in answer if f.segment > cue[-1].segment]
+    assert stuck and after and sup.cue.played == 1
+    assert max(f.at + f.duration for f in stuck) <= cue[0].at + 1e-3
+    assert max(f.at + f.duration for f in cue) <= after[0].at + 1e-3
+    assert not overlapping(heard)
+    (done,) = finished
+    assert done.outcome == "success" and done.at >= cue[0].at + 0.3
