@@ -288,6 +288,7 @@ async def test_simulate_measures_the_first_sound_apart_from_the_answer() -> None
 
 
 @pytest.mark.livekit
+@pytest.mark.compat
 @pytest.mark.timeout(90)
 async def test_a_reply_stalled_mid_way_gets_the_cue_between_the_stuck_part_and_the_answer() -> None:
     """stall_mid, cue on: the stuck reply's first deltas, then the cue (its own playback, after
