@@ -6,7 +6,9 @@ This is the only module (with `_private`) that imports livekit. It listens to
 - the audio handed to the output (the time of each frame, and the end of each playback),
 - livekit's own log records, for the warnings that mean a reply was lost,
 and performs `reissue` (interrupt, then `generate_reply`), `reconnect` (a fresh websocket that
-keeps the conversation, then a reply) and `escalate` (the application's hook).
+keeps the conversation, then a reply) and `escalate` (the application's hook). With a hold cue
+(`realtime_supervisor.cue`) it plays the cue during a recovery; the audio tap skips the cue's
+frames, so only the answer counts as the agent's audio.
 
 About 650 lines, over the house limit on purpose this round: the taps (`_AudioTap`, `_LogTap`,
 `_EmitHook`) are to move to `livekit/taps.py` in the planned consolidation; they stay here while
