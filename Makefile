@@ -46,11 +46,11 @@ typecheck: setup
 	$(VENV)/bin/mypy
 
 pytest: setup tools
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q --durations=15
 
 # The oldest supported livekit-agents (1.5.11, the release with the original report's bug).
 pytest-compat: setup-compat
-	$(VENV15)/bin/pytest -q -m compat
+	$(VENV15)/bin/pytest -q -m compat --durations=10
 
 test: lint typecheck pytest pytest-compat
 

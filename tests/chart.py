@@ -36,6 +36,7 @@ CREDENTIALS = {
     "OPENAI_API_KEY",
     "AZURE_OPENAI_API_KEY",
     "AZURE_OPENAI_AD_TOKEN",
+    "AGENT_FALLBACK_API_KEY",
 }
 STANDARD_LABELS = (
     "app.kubernetes.io/name",
@@ -185,6 +186,7 @@ def _env(container: dict[str, Any]) -> dict[str, str]:
         "OPENAI_API_KEY": "fake-openai-key",
         "AZURE_OPENAI_API_KEY": "fake-azure-key",
         "AZURE_OPENAI_AD_TOKEN": "fake-entra-token",
+        "AGENT_FALLBACK_API_KEY": "fake-fallback-key",
     }
     env: dict[str, str] = {}
     for entry in container["env"]:

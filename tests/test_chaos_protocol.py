@@ -17,10 +17,10 @@ from pydantic import TypeAdapter
 from realtime_supervisor.chaos import ChaosServer, records
 from realtime_supervisor.chaos.protocol import CLIENT_EVENT_TYPES, Invalid, is_beta
 from realtime_supervisor.chaos.settings import Settings
+from tests.wire import Client, Event, connect
 
-from .test_chaos_server import Event, Raw, _no_extras, connect
-from .test_chaos_server import http as http
-from .test_chaos_server import make_server as make_server
+from .test_chaos_server import CHAOS_SERVER_DEFAULTS as CHAOS_SERVER_DEFAULTS
+from .test_chaos_server import _no_extras
 
 GA_SESSION = {"type": "realtime"}
 
@@ -38,7 +38,7 @@ def validate(events: list[Event], *, beta: bool) -> None:
         assert _no_extras(model) == [], (event["type"], _no_extras(model))
 
 
-async def update(c: Raw, **session: Any) -> Event:
+async def update(c: Client, **session: Any) -> Event:
     """Send a session.update; returns the `session.updated` or the `error` it got."""
     start = len(c.seen)
     await c.send(type="session.update", event_id="su", session=session)
@@ -54,12 +54,10 @@ async def update(c: Raw, **session: Any) -> Event:
 
 
 async def test_session_update_needs_its_type_and_refuses_unknown_fields_whole(
-    http: aiohttp.ClientSession,
-    make_server: Any,
+    open_client: Any,
 ) -> None:
     """No session.type, or an unknown field anywhere, and nothing of the update applies."""
-    server = await make_server()
-    c = await connect(http, server)
+    _, c = await open_client()
     await c.until("session.created")
     e = await update(c, instructions="A")
     assert e["type"] == "error"
@@ -113,13 +111,10 @@ def test_only_preview_or_pre_ga_azure_versions_speak_beta() -> None:
 
 @pytest.mark.parametrize("beta", [False, True], ids=["ga", "azure-beta"])
 async def test_transcription_only_when_configured_and_after_the_reply_began(
-    http: aiohttp.ClientSession,
-    make_server: Any,
-    beta: bool,
+    beta: bool, open_client: Any
 ) -> None:
     """Off by default; configured, it arrives transcription_delay after the commit."""
-    server = await make_server(transcription_delay=0.6)
-    c = await connect(http, server, beta=beta)
+    _, c = await open_client(transcription_delay=0.6, beta=beta)
     await c.speak()
     await c.until("response.done")
     await c.quiet(0.8)
@@ -144,13 +139,9 @@ async def test_transcription_only_when_configured_and_after_the_reply_began(
 # -- modalities, tools, items --------------------------------------------------------------
 
 
-async def test_text_only_responses_send_text_and_no_audio(
-    http: aiohttp.ClientSession,
-    make_server: Any,
-) -> None:
+async def test_text_only_responses_send_text_and_no_audio(open_client: Any) -> None:
     """output_modalities ["text"] (per session, or per response) gives text deltas, no audio."""
-    server = await make_server()
-    c = await connect(http, server)
+    _, c = await open_client()
     await c.send(type="response.create", response={"output_modalities": ["text"]})
     done = await c.until("response.done")
     types = c.types()
@@ -170,13 +161,10 @@ async def test_text_only_responses_send_text_and_no_audio(
 
 @pytest.mark.parametrize("beta", [False, True], ids=["ga", "azure-beta"])
 async def test_a_tool_call_names_its_function_where_the_protocol_has_the_field(
-    http: aiohttp.ClientSession,
-    make_server: Any,
-    beta: bool,
+    beta: bool, open_client: Any
 ) -> None:
     """tool_call: arguments.done carries `name` on GA; every event validates."""
-    server = await make_server("tool_call=2")
-    c = await connect(http, server, beta=beta)
+    _, c = await open_client("tool_call=2", beta=beta)
     await c.send(type="response.create")
     done = await c.until("response.function_call_arguments.done")
     await c.until("response.done")
@@ -206,14 +194,10 @@ async def test_a_tool_call_names_its_function_where_the_protocol_has_the_field(
     ],
 )
 async def test_a_malformed_item_is_refused_not_echoed(
-    http: aiohttp.ClientSession,
-    make_server: Any,
-    item: dict[str, Any],
-    param: str,
+    item: dict[str, Any], param: str, open_client: Any
 ) -> None:
     """A malformed item gets an error naming the field; a valid one is echoed valid."""
-    server = await make_server()
-    c = await connect(http, server)
+    _, c = await open_client()
     await c.send(type="conversation.item.create", event_id="ic", item=item)
     e = await c.until("error")
     assert e["error"]["param"] == param
@@ -231,12 +215,10 @@ async def test_a_malformed_item_is_refused_not_echoed(
 
 
 async def test_bad_frames_get_the_real_error_codes_and_the_connection_survives(
-    http: aiohttp.ClientSession,
-    make_server: Any,
+    open_client: Any,
 ) -> None:
     """invalid_json (even nested 100000 deep), invalid_event (binary), unknown types listed."""
-    server = await make_server()
-    c = await connect(http, server)
+    _, c = await open_client()
     await c.until("session.created")
     await c.ws.send_str("[" * 100_000 + "]" * 100_000)  # RecursionError in json.loads
     e1 = await c.until("error")
@@ -257,17 +239,13 @@ async def test_bad_frames_get_the_real_error_codes_and_the_connection_survives(
     assert all(f"'{t}'" in e4["error"]["message"] for t in CLIENT_EVENT_TYPES)
     await c.send(type="response.create")
     assert (await c.until("response.done"))["response"]["status"] == "completed"
-    assert not c.closed.is_set()
+    assert not c.ended.is_set()
     validate(c.seen, beta=False)
 
 
-async def test_server_errors_have_a_null_code_and_the_session_id(
-    http: aiohttp.ClientSession,
-    make_server: Any,
-) -> None:
+async def test_server_errors_have_a_null_code_and_the_session_id(open_client: Any) -> None:
     """error_event: type server_error, code null, a long message naming the session."""
-    server = await make_server("error_event")
-    c = await connect(http, server)
+    _, c = await open_client("error_event")
     created = await c.until("session.created")
     await c.send(type="response.create")
     e = await c.until("error")
@@ -282,13 +260,10 @@ async def test_server_errors_have_a_null_code_and_the_session_id(
 
 @pytest.mark.parametrize("beta", [False, True], ids=["ga", "azure-beta"])
 async def test_a_cancelled_reply_closes_its_parts_before_response_done(
-    http: aiohttp.ClientSession,
-    make_server: Any,
-    beta: bool,
+    beta: bool, open_client: Any
 ) -> None:
     """Cancelled mid-answer: the *.done events (item incomplete), response.done, rate limits."""
-    server = await make_server(reply_seconds=3.0, pace="realtime")
-    c = await connect(http, server, beta=beta)
+    _, c = await open_client(reply_seconds=3.0, pace="realtime", beta=beta)
     await c.send(type="response.create")
     await c.until("response.audio.delta" if beta else "response.output_audio.delta")
     await c.send(type="response.cancel")

@@ -1,7 +1,7 @@
 """The chaos Realtime server on the wire (supervisor/chaos/server.py, __main__.py).
 
-Over the house limit on purpose: the server's wire behaviour, one test per behaviour, sharing
-its connection helpers.
+Over the house limit on purpose: the server's wire behaviour, one test per behaviour. The raw
+client is tests/wire.py's; the server and client fixtures are conftest's.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -22,128 +21,12 @@ import aiohttp
 import pytest
 from pydantic import BaseModel, TypeAdapter
 
-from realtime_supervisor.chaos import ChaosServer, tone, tone_of
+from realtime_supervisor.chaos import ChaosServer, tone_of
 from realtime_supervisor.chaos.__main__ import main as cli_main
+from tests.wire import API_VERSION, RATE, Event, connect, pcm_b64, silence
 
-RATE = 24000
-API_VERSION = "2024-10-01-preview"
-Event = dict[str, Any]
-
-
-def pcm_b64(pcm: bytes) -> str:
-    return base64.b64encode(pcm).decode()
-
-
-def speech(ms: int) -> bytes:
-    return tone(300.0, start=0, count=RATE * ms // 1000, amplitude=8000)
-
-
-def silence(ms: int) -> bytes:
-    return b"\x00\x00" * (RATE * ms // 1000)
-
-
-class Raw:
-    """A raw websocket client that keeps every server event."""
-
-    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
-        self.ws = ws
-        self.seen: list[Event] = []
-        self.closed = asyncio.Event()
-        self._queue: asyncio.Queue[Event | None] = asyncio.Queue()
-        self._task = asyncio.create_task(self._read())
-
-    async def _read(self) -> None:
-        async for msg in self.ws:
-            if msg.type == aiohttp.WSMsgType.TEXT:
-                event = json.loads(msg.data)
-                event["_at"] = time.monotonic()
-                self.seen.append(event)
-                self._queue.put_nowait(event)
-        self.closed.set()
-        self._queue.put_nowait(None)
-
-    async def send(self, **event: Any) -> None:
-        await self.ws.send_str(json.dumps(event))
-
-    async def until(self, type_: str, within: float = 5.0) -> Event:
-        """The next event of `type_` (others are skipped but kept in `seen`)."""
-        async with asyncio.timeout(within):
-            while True:
-                event = await self._queue.get()
-                if event is None:
-                    raise AssertionError(f"socket closed while waiting for {type_}")
-                if event["type"] == type_:
-                    return event
-
-    async def quiet(self, seconds: float) -> list[Event]:
-        """Everything that arrives within `seconds` (a guard, not a sleep in logic)."""
-        got: list[Event] = []
-        try:
-            async with asyncio.timeout(seconds):
-                while True:
-                    event = await self._queue.get()
-                    if event is None:
-                        return got
-                    got.append(event)
-        except TimeoutError:
-            return got
-
-    async def speak(self, ms: int = 500, pause_ms: int = 600) -> None:
-        """Send a tone burst then silence in 100 ms appends, as the plugin does."""
-        pcm = speech(ms) + silence(pause_ms)
-        step = RATE // 10 * 2
-        for i in range(0, len(pcm), step):
-            await self.send(type="input_audio_buffer.append", audio=pcm_b64(pcm[i : i + step]))
-
-    def types(self) -> list[str]:
-        return [e["type"] for e in self.seen]
-
-    async def close(self) -> None:
-        await self.ws.close()
-        self._task.cancel()
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
-async def connect(
-    http: aiohttp.ClientSession,
-    server: ChaosServer,
-    *,
-    beta: bool = False,
-    session: str | None = "s1",
-    key: str = "sk-test",
-) -> Raw:
-    query = f"&chaos_session={session}" if session else ""
-    if beta:
-        url = server.azure_endpoint.replace("http", "ws", 1)
-        url += f"/openai/realtime?api-version={API_VERSION}&deployment=dep{query}"
-        headers = {"api-key": key}
-    else:
-        url = f"{server.url}/realtime?model=gpt-realtime{query}"
-        headers = {"Authorization": f"Bearer {key}"}
-    ws = await http.ws_connect(url, headers=headers)
-    return Raw(ws)
-
-
-@pytest.fixture
-async def make_server() -> AsyncIterator[Any]:
-    servers: list[ChaosServer] = []
-
-    async def make(faults: str = "clean", **kw: Any) -> ChaosServer:
-        kw.setdefault("reply_seconds", 0.3)
-        kw.setdefault("transcription_delay", 0.2)
-        server = ChaosServer(faults=faults, **kw)
-        await server.start()
-        servers.append(server)
-        return server
-
-    yield make
-    for server in servers:
-        await server.aclose()
+# The caller's defaults here: short replies, a prompt transcript (conftest's make_server).
+CHAOS_SERVER_DEFAULTS = {"reply_seconds": 0.3, "transcription_delay": 0.2}
 
 
 # -- 1. every server event validates with the openai SDK's own models ----------------------
@@ -280,7 +163,7 @@ async def _drive_everything(
         elif faults.startswith(("incomplete", "content_filter")):
             await c.until("rate_limits.updated")
         else:
-            await asyncio.wait_for(c.closed.wait(), 5)
+            await asyncio.wait_for(c.ended.wait(), 5)
         seen += c.seen
         await c.close()
     return seen
@@ -342,12 +225,9 @@ async def test_every_server_event_validates_with_the_sdk_models(
 # -- 2. malformed client events ------------------------------------------------------------
 
 
-async def test_malformed_events_get_errors_and_the_connection_survives(
-    http: aiohttp.ClientSession, make_server: Any
-) -> None:
+async def test_malformed_events_get_errors_and_the_connection_survives(open_client: Any) -> None:
     """Bad JSON, a missing type, a wrong field type or an unknown type each get an `error`."""
-    server = await make_server()
-    c = await connect(http, server)
+    server, c = await open_client()
     await c.until("session.created")
     await c.ws.send_str("{nope")
     e1 = await c.until("error")
@@ -394,12 +274,9 @@ async def test_malformed_events_get_errors_and_the_connection_survives(
 # -- 3. VAD --------------------------------------------------------------------------------
 
 
-async def test_vad_turn_gives_the_full_user_turn_and_a_server_response(
-    http: aiohttp.ClientSession, make_server: Any
-) -> None:
+async def test_vad_turn_gives_the_full_user_turn_and_a_server_response(open_client: Any) -> None:
     """A burst then 600 ms of silence: started, stopped, committed, item, transcript, response."""
-    server = await make_server()
-    c = await connect(http, server)
+    server, c = await open_client()
     await c.speak(500, 600)
     done = await c.until("response.done")
     order = [
@@ -439,11 +316,10 @@ async def test_vad_turn_gives_the_full_user_turn_and_a_server_response(
     ids=["null", "create_response-false"],
 )
 async def test_turn_detection_settings_disable_auto_responses(
-    http: aiohttp.ClientSession, make_server: Any, turn_detection: dict[str, Any] | None
+    turn_detection: dict[str, Any] | None, open_client: Any
 ) -> None:
     """turn_detection null (no VAD at all) or create_response false: no server response."""
-    server = await make_server()
-    c = await connect(http, server)
+    server, c = await open_client()
     await c.send(
         type="session.update",
         session={"type": "realtime", "audio": {"input": {"turn_detection": turn_detection}}},
@@ -468,13 +344,9 @@ async def test_turn_detection_settings_disable_auto_responses(
     assert server.sessions["s1"].answered == 1
 
 
-async def test_speech_during_a_response_cancels_it(
-    http: aiohttp.ClientSession, make_server: Any
-) -> None:
+async def test_speech_during_a_response_cancels_it(respond: Any) -> None:
     """Barge-in: speech_started while a reply plays ends it with response.done cancelled."""
-    server = await make_server(reply_seconds=2.0)
-    c = await connect(http, server)
-    await c.send(type="response.create")
+    server, c = await respond(reply_seconds=2.0)
     await c.until("response.output_audio.delta")
     await c.speak(300, 0)
     done = await c.until("response.done")
@@ -560,13 +432,9 @@ async def test_a_reply_is_a_paced_marked_tone_with_transcript(
     assert done["response"]["usage"]["total_tokens"] > 0
 
 
-async def test_second_create_while_active_is_refused(
-    http: aiohttp.ClientSession, make_server: Any
-) -> None:
+async def test_second_create_while_active_is_refused(respond: Any) -> None:
     """A response.create during a running response gets an error naming the active response."""
-    server = await make_server(reply_seconds=1.0)
-    c = await connect(http, server)
-    await c.send(type="response.create")
+    _, c = await respond(reply_seconds=1.0)
     created = await c.until("response.created")
     await c.send(type="response.create", event_id="second")
     err = await c.until("error")
@@ -578,13 +446,9 @@ async def test_second_create_while_active_is_refused(
 # -- 4. faults on the wire -----------------------------------------------------------------
 
 
-async def test_multi_message_sends_preamble_then_answer(
-    http: aiohttp.ClientSession, make_server: Any
-) -> None:
+async def test_multi_message_sends_preamble_then_answer(respond: Any) -> None:
     """multi_message: two message items in one response, 660 Hz preamble then 440 Hz answer."""
-    server = await make_server("multi_message")
-    c = await connect(http, server)
-    await c.send(type="response.create")
+    server, c = await respond("multi_message")
     done = await c.until("response.done")
     items = [e["item"]["id"] for e in c.seen if e["type"] == "response.output_item.added"]
     assert len(items) == 2
@@ -598,13 +462,9 @@ async def test_multi_message_sends_preamble_then_answer(
     assert server.sessions["s1"].items == 2
 
 
-async def test_multi_message_empty_sends_an_empty_first_item(
-    http: aiohttp.ClientSession, make_server: Any
-) -> None:
+async def test_multi_message_empty_sends_an_empty_first_item(respond: Any) -> None:
     """multi_message_empty: the first item has no content and no audio; the second answers."""
-    server = await make_server("multi_message_empty")
-    c = await connect(http, server)
-    await c.send(type="response.create")
+    _, c = await respond("multi_message_empty")
     done = await c.until("response.done")
     items = [e["item"]["id"] for e in c.seen if e["type"] == "response.output_item.added"]
     assert len(items) == 2
@@ -616,18 +476,14 @@ async def test_multi_message_empty_sends_an_empty_first_item(
     assert {tone_of(x, RATE) for x in _audio(c.seen, items[1])} == {"answer"}
 
 
-async def test_stall_mid_stops_audio_and_never_finishes_until_cancelled(
-    http: aiohttp.ClientSession, make_server: Any
-) -> None:
+async def test_stall_mid_stops_audio_and_never_finishes_until_cancelled(respond: Any) -> None:
     """stall_mid=2: two deltas, then silence with the socket open; response.cancel ends it."""
-    server = await make_server("stall_mid=2", reply_seconds=1.0)
-    c = await connect(http, server)
-    await c.send(type="response.create")
+    server, c = await respond("stall_mid=2", reply_seconds=1.0)
     await c.until("response.created")
     after = await c.quiet(0.8)
     assert len(_audio(c.seen)) == 2
     assert "response.done" not in [e["type"] for e in after]
-    assert not c.closed.is_set()
+    assert not c.ended.is_set()
     inj = server.sessions["s1"].injected
     assert [(i.kind, i.value, i.turn) for i in inj] == [("stall_mid", 2, 1)]
     last_delta = [e["_at"] for e in c.seen if e["type"] == "response.output_audio.delta"][-1]
@@ -643,11 +499,9 @@ async def test_stall_mid_stops_audio_and_never_finishes_until_cancelled(
     assert server.sessions["s1"].turns == 1
 
 
-async def test_stall_mid_zero_sends_no_audio(http: aiohttp.ClientSession, make_server: Any) -> None:
+async def test_stall_mid_zero_sends_no_audio(respond: Any) -> None:
     """stall_mid=0: response.created, then nothing at all."""
-    server = await make_server("stall_mid=0")
-    c = await connect(http, server)
-    await c.send(type="response.create")
+    _, c = await respond("stall_mid=0")
     await c.until("response.created")
     await c.quiet(0.5)
     assert _audio(c.seen) == []
@@ -661,7 +515,7 @@ async def test_drop_mid_closes_the_socket_and_the_session_survives_reconnect(
     server = await make_server("drop_mid=1")
     c = await connect(http, server, session=None, key="sk-one")
     await c.send(type="response.create")
-    await asyncio.wait_for(c.closed.wait(), 5)
+    await asyncio.wait_for(c.ended.wait(), 5)
     assert len(_audio(c.seen)) == 1
     assert "response.done" not in c.types()
     (key,) = server.sessions
@@ -680,19 +534,16 @@ async def test_drop_mid_closes_the_socket_and_the_session_survives_reconnect(
     assert done["response"]["status"] == "completed"
     # the caller's next turn faults again; another credential is another session
     await c2.speak()
-    await asyncio.wait_for(c2.closed.wait(), 5)
+    await asyncio.wait_for(c2.ended.wait(), 5)
     c3 = await connect(http, server, session=None, key="sk-two")
     await c3.send(type="response.create")
-    await asyncio.wait_for(c3.closed.wait(), 5)
+    await asyncio.wait_for(c3.ended.wait(), 5)
     assert len(server.sessions) == 2
 
 
-async def test_no_response_never_creates_a_response(
-    http: aiohttp.ClientSession, make_server: Any
-) -> None:
+async def test_no_response_never_creates_a_response(open_client: Any) -> None:
     """no_response: nothing answers the response.create; the onset is when it arrived."""
-    server = await make_server("no_response")
-    c = await connect(http, server)
+    server, c = await open_client("no_response")
     await c.until("session.created")
     before = time.monotonic()
     await c.send(type="response.create", event_id="rc1")
@@ -704,11 +555,9 @@ async def test_no_response_never_creates_a_response(
     assert (await c.until("response.done"))["response"]["status"] == "completed"
 
 
-async def test_failed_response(http: aiohttp.ClientSession, make_server: Any) -> None:
+async def test_failed_response(respond: Any) -> None:
     """failed_response: response.created, then response.done failed with an error."""
-    server = await make_server("failed_response")
-    c = await connect(http, server)
-    await c.send(type="response.create")
+    server, c = await respond("failed_response")
     await c.until("response.created")
     done = await c.until("response.done")
     assert done["response"]["status"] == "failed"
@@ -717,12 +566,9 @@ async def test_failed_response(http: aiohttp.ClientSession, make_server: Any) ->
     assert server.sessions["s1"].answered == 0
 
 
-async def test_error_event_replaces_the_response(
-    http: aiohttp.ClientSession, make_server: Any
-) -> None:
+async def test_error_event_replaces_the_response(open_client: Any) -> None:
     """error_event: an `error` (server_error) naming the response.create, and no response."""
-    server = await make_server("error_event")
-    c = await connect(http, server)
+    _, c = await open_client("error_event")
     await c.send(type="response.create", event_id="rc9")
     err = await c.until("error")
     assert err["error"]["type"] == "server_error"
@@ -730,12 +576,9 @@ async def test_error_event_replaces_the_response(
     assert "response.created" not in [e["type"] for e in await c.quiet(0.3)] + c.types()
 
 
-async def test_fatal_error_is_insufficient_quota_and_sticks(
-    http: aiohttp.ClientSession, make_server: Any
-) -> None:
+async def test_fatal_error_is_insufficient_quota_and_sticks(open_client: Any) -> None:
     """fatal_error: response.done failed and an error, code insufficient_quota, for every retry."""
-    server = await make_server("fatal_error")
-    c = await connect(http, server)
+    server, c = await open_client("fatal_error")
     for _ in range(2):
         await c.send(type="response.create", event_id="rcf")
         done = await c.until("response.done")
@@ -747,30 +590,23 @@ async def test_fatal_error_is_insufficient_quota_and_sticks(
     assert server.sessions["s1"].injected_kinds() == ["fatal_error", "fatal_error"]
 
 
-async def test_flap_closes_every_new_connection(
-    http: aiohttp.ClientSession, make_server: Any
-) -> None:
+async def test_flap_closes_every_new_connection(http: aiohttp.ClientSession, respond: Any) -> None:
     """flap: the faulted socket closes, then each new connection of the session closes at once."""
-    server = await make_server("flap")
-    c = await connect(http, server)
-    await c.send(type="response.create")
-    await asyncio.wait_for(c.closed.wait(), 5)
+    server, c = await respond("flap")
+    await asyncio.wait_for(c.ended.wait(), 5)
     for _ in range(3):
         again = await connect(http, server)
-        await asyncio.wait_for(again.closed.wait(), 5)
+        await asyncio.wait_for(again.ended.wait(), 5)
         assert again.seen == []
     assert server.sessions["s1"].connections == 4
     other = await connect(http, server, session="s2")
     assert (await other.until("session.created"))["type"] == "session.created"
-    assert not other.closed.is_set()
+    assert not other.ended.is_set()
 
 
-async def test_slow_first_audio_delays_the_first_delta(
-    http: aiohttp.ClientSession, make_server: Any
-) -> None:
+async def test_slow_first_audio_delays_the_first_delta(open_client: Any) -> None:
     """slow_first_audio=0.6: the first audio comes at least 0.6 s after response.created."""
-    server = await make_server("slow_first_audio=0.6,clean")
-    c = await connect(http, server)
+    _, c = await open_client("slow_first_audio=0.6,clean")
     gaps = []
     for _ in range(2):
         await c.send(type="response.create")
@@ -782,13 +618,9 @@ async def test_slow_first_audio_delays_the_first_delta(
     assert gaps[1] < 0.3
 
 
-async def test_long_answer_sets_the_answer_length(
-    http: aiohttp.ClientSession, make_server: Any
-) -> None:
+async def test_long_answer_sets_the_answer_length(respond: Any) -> None:
     """long_answer=0.7: seven 100 ms deltas instead of the default length."""
-    server = await make_server("long_answer=0.7", delta_seconds=0.05)
-    c = await connect(http, server)
-    await c.send(type="response.create")
+    _, c = await respond("long_answer=0.7", delta_seconds=0.05)
     await c.until("response.done")
     assert len(_audio(c.seen)) == 14
 
@@ -897,7 +729,7 @@ async def test_aclose_is_prompt_with_a_stalled_response(http: aiohttp.ClientSess
         await c.until("response.output_audio.delta")
         t0 = time.monotonic()
     assert time.monotonic() - t0 < 2.5
-    await asyncio.wait_for(c.closed.wait(), 3)
+    await asyncio.wait_for(c.ended.wait(), 3)
 
 
 # -- CLI -----------------------------------------------------------------------------------

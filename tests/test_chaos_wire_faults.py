@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
-import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -18,109 +15,25 @@ import pytest
 
 from realtime_supervisor.chaos import DEFAULT_PACE, ChaosServer, parse_pace
 from realtime_supervisor.errors import ConfigError
+from tests import wire
+from tests.wire import Client, Event
 
-Event = dict[str, Any]
-
-
-class Client:
-    """A raw websocket client that keeps every frame, pings and close included."""
-
-    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
-        self.ws = ws
-        self.seen: list[Event] = []
-        self.pings = 0
-        self.end: aiohttp.WSMsgType | None = None  # how the socket ended, as the client saw it
-        self.ended = asyncio.Event()
-        self._new = asyncio.Event()
-        self._task = asyncio.create_task(self._read())
-
-    async def _read(self) -> None:
-        while True:
-            msg = await self.ws.receive()
-            if msg.type == aiohttp.WSMsgType.TEXT:
-                event = json.loads(msg.data)
-                event["_at"] = time.monotonic()
-                self.seen.append(event)
-                self._new.set()
-            elif msg.type == aiohttp.WSMsgType.PING:
-                self.pings += 1
-                await self.ws.pong(msg.data)
-            elif msg.type in (aiohttp.WSMsgType.PONG,):
-                continue
-            else:
-                self.end = msg.type
-                self.ended.set()
-                self._new.set()
-                return
-
-    async def send(self, **event: Any) -> None:
-        await self.ws.send_str(json.dumps(event))
-
-    async def until(self, type_: str, *, after: int = 0, within: float = 5.0) -> Event:
-        """The first event of `type_` at index >= `after` in `seen`."""
-        async with asyncio.timeout(within):
-            while True:
-                for event in self.seen[after:]:
-                    if event["type"] == type_:
-                        return event
-                if self.ended.is_set():
-                    raise AssertionError(f"socket ended ({self.end}) before {type_}")
-                self._new.clear()
-                await self._new.wait()
-
-    def types(self) -> list[str]:
-        return [e["type"] for e in self.seen]
-
-    def audio(self) -> list[Event]:
-        return [e for e in self.seen if e["type"] == "response.output_audio.delta"]
-
-    async def close(self) -> None:
-        self._task.cancel()
-        await self.ws.close()
+# conftest's make_server and respond: 1 s replies; pings are the server's here, the client
+# counts and answers them itself.
+CHAOS_SERVER_DEFAULTS = {"reply_seconds": 1.0}
+CHAOS_CONNECT = {"autoping": False}
 
 
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
-@pytest.fixture
-async def make_server() -> AsyncIterator[Any]:
-    servers: list[ChaosServer] = []
-
-    async def make(faults: str = "clean", **kw: Any) -> ChaosServer:
-        kw.setdefault("reply_seconds", 1.0)
-        server = ChaosServer(faults=faults, **kw)
-        await server.start()
-        servers.append(server)
-        return server
-
-    yield make
-    for server in servers:
-        await server.aclose()
-
-
-async def connect(
-    http: aiohttp.ClientSession, server: ChaosServer, *, session: str = "s1", **kw: Any
-) -> Client:
-    url = f"{server.url}/realtime?model=gpt-realtime&chaos_session={session}"
-    ws = await http.ws_connect(
-        url, headers={"Authorization": "Bearer sk-test"}, autoping=False, **kw
-    )
-    return Client(ws)
+async def connect(http: aiohttp.ClientSession, server: ChaosServer, **kw: Any) -> Client:
+    return await wire.connect(http, server, **CHAOS_CONNECT, **kw)
 
 
 # -- pace ----------------------------------------------------------------------------------
 
 
-async def test_response_done_arrives_while_most_of_the_reply_is_still_to_play(
-    http: aiohttp.ClientSession, make_server: Any
-) -> None:
+async def test_response_done_arrives_while_most_of_the_reply_is_still_to_play(respond: Any) -> None:
     """Default pace: a 2 s reply is sent whole, response.done included, within about 0.5 s."""
-    server = await make_server(reply_seconds=2.0)
-    c = await connect(http, server)
-    await c.send(type="response.create")
+    server, c = await respond(reply_seconds=2.0)
     created = await c.until("response.created")
     done = await c.until("response.done")
     audio_seconds = len(c.audio()) * server.delta_seconds
@@ -199,13 +112,9 @@ async def test_dead_mid_goes_silent_without_a_close_and_answers_nothing(
     assert server.sessions["s1"].answered == 1
 
 
-async def test_dead_mid_keeps_the_socket_open(
-    http: aiohttp.ClientSession, make_server: Any
-) -> None:
+async def test_dead_mid_keeps_the_socket_open(respond: Any) -> None:
     """Without a client heartbeat, a dead connection just hangs: open, silent, unclosed."""
-    server = await make_server("dead_mid=1")
-    c = await connect(http, server)
-    await c.send(type="response.create")
+    _, c = await respond("dead_mid=1")
     await c.until("response.output_audio.delta")
     await asyncio.sleep(1.0)
     assert not c.ended.is_set()
@@ -214,12 +123,10 @@ async def test_dead_mid_keeps_the_socket_open(
 
 
 async def test_tcp_drop_ends_the_connection_without_a_close_frame(
-    http: aiohttp.ClientSession, make_server: Any
+    http: aiohttp.ClientSession, respond: Any
 ) -> None:
     """tcp_drop=2: two deltas, then the TCP connection is gone; no close frame, no done."""
-    server = await make_server("tcp_drop=2")
-    c = await connect(http, server)
-    await c.send(type="response.create")
+    server, c = await respond("tcp_drop=2")
     await asyncio.wait_for(c.ended.wait(), 3)
     assert c.end != aiohttp.WSMsgType.CLOSE  # a close frame would arrive as CLOSE
     assert c.ws.close_code == aiohttp.WSCloseCode.ABNORMAL_CLOSURE
@@ -235,11 +142,10 @@ async def test_tcp_drop_ends_the_connection_without_a_close_frame(
 
 
 async def test_fatal_close_errors_and_closes_at_once_and_every_reconnect_too(
-    http: aiohttp.ClientSession, make_server: Any
+    http: aiohttp.ClientSession, open_client: Any
 ) -> None:
     """fatal_close: error insufficient_quota and the close together; each new socket the same."""
-    server = await make_server("fatal_close")
-    c = await connect(http, server)
+    server, c = await open_client("fatal_close")
     await c.until("session.created")
     await c.send(type="response.create", event_id="rc1")
     err = await c.until("error")
@@ -262,12 +168,10 @@ async def test_fatal_close_errors_and_closes_at_once_and_every_reconnect_too(
 
 
 async def test_session_limit_closes_mid_reply_with_1001_and_a_reconnect_is_clean(
-    http: aiohttp.ClientSession, make_server: Any
+    http: aiohttp.ClientSession, respond: Any
 ) -> None:
     """session_limit=2: mid-reply, session_expired and a close 1001 naming the 60 minutes."""
-    server = await make_server("session_limit=2")
-    c = await connect(http, server)
-    await c.send(type="response.create")
+    server, c = await respond("session_limit=2")
     err = await c.until("error")
     await asyncio.wait_for(c.ended.wait(), 3)
     assert err["error"]["code"] == "session_expired"
@@ -289,11 +193,10 @@ async def test_session_limit_closes_mid_reply_with_1001_and_a_reconnect_is_clean
     [("incomplete", "max_output_tokens"), ("content_filter", "content_filter")],
 )
 async def test_an_incomplete_response_cuts_the_answer_and_closes_every_part(
-    http: aiohttp.ClientSession, make_server: Any, kind: str, reason: str
+    kind: str, reason: str, open_client: Any
 ) -> None:
     """incomplete=1: one delta, then the *.done events and response.done incomplete."""
-    server = await make_server(f"{kind}=1")
-    c = await connect(http, server)
+    server, c = await open_client(f"{kind}=1")
     await c.send(type="response.create")
     done = await c.until("response.done")
     assert len(c.audio()) == 1  # of ten
@@ -333,13 +236,9 @@ def _open_responses(events: list[Event]) -> int:
     return most
 
 
-async def test_late_resume_never_has_two_responses_open(
-    http: aiohttp.ClientSession, make_server: Any
-) -> None:
+async def test_late_resume_never_has_two_responses_open(respond: Any) -> None:
     """A cancel and a re-issue during late_resume's pause: the original ends before the next."""
-    server = await make_server("late_resume=0.8")
-    c = await connect(http, server)
-    await c.send(type="response.create")
+    server, c = await respond("late_resume=0.8")
     await c.until("response.created")
     for _ in range(300):  # until the pause begins (a guard of 3 s)
         if server.sessions["s1"].injected:
@@ -358,13 +257,9 @@ async def test_late_resume_never_has_two_responses_open(
     assert all(not (onset + 0.05 < e["_at"] < onset + 0.75) for e in c.seen)
 
 
-async def test_late_resume_resumes_the_original_when_nobody_cancels(
-    http: aiohttp.ClientSession, make_server: Any
-) -> None:
+async def test_late_resume_resumes_the_original_when_nobody_cancels(respond: Any) -> None:
     """Left alone, the original resumes after the pause and completes."""
-    server = await make_server("late_resume=0.5")
-    c = await connect(http, server)
-    await c.send(type="response.create")
+    _, c = await respond("late_resume=0.5")
     done = await c.until("response.done")
     assert done["response"]["status"] == "completed"
     assert len(c.audio()) == 10

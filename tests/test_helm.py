@@ -30,7 +30,8 @@ from realtime_supervisor.config import (
     WatchdogConfig,
 )
 from realtime_supervisor_agent.config import _VARIABLES as AGENT_VARIABLES
-from realtime_supervisor_agent.config import AgentConfig
+from realtime_supervisor_agent.fallback import FALLBACK_VARIABLES
+from realtime_supervisor_agent.worker import load_settings
 from tests.chart import (
     CHART,
     CI_VALUES,
@@ -172,6 +173,8 @@ def test_schema_closes_every_object() -> None:
         (("--set", "agent.turnDetection=push_to_talk"), "agent.turnDetection must be one of"),
         (("--set", "monitor.kind=Probe"), "monitor.kind must be one of"),
         (("--set", "agent.holdCue=beep"), "agent.holdCue: Does not match pattern"),
+        (("--set", "agent.fallback.provider=gcp"), "agent.fallback.provider must be one of"),
+        (("--set", "agent.fallback.region=eu"), "agent.fallback: Additional property region"),
         (("--set", "watchdog.ladder={reissue,restart}"), "watchdog.ladder.1 must be one of"),
         (("--set", "securityContext.runAsNonRoot=false"), "securityContext.runAsNonRoot"),
         (
@@ -333,6 +336,46 @@ def test_own_image_render(helm: Any) -> None:
             ("--set", "agent.provider=azure", "--set", "agent.azure.deployment=rt"),
             "agent.azure.endpoint is required when agent.provider=azure",
         ),
+        (
+            ("--set", "agent.fallback.model=gpt-realtime-mini"),
+            "agent.fallback.model applies only with agent.fallback.provider set",
+        ),
+        (
+            ("--set", "secrets.keys.fallbackApiKey=FALLBACK_KEY"),
+            "secrets.keys.fallbackApiKey applies only with agent.fallback.provider set",
+        ),
+        (
+            (
+                "--set",
+                "agent.fallback.provider=azure",
+                "--set",
+                "agent.fallback.azure.deployment=rt",
+                "--set",
+                "secrets.keys.fallbackApiKey=FALLBACK_KEY",
+            ),
+            "agent.fallback.azure.endpoint is required when agent.fallback.provider=azure",
+        ),
+        (
+            (
+                "--set",
+                "agent.fallback.provider=openai",
+                "--set",
+                "agent.fallback.azure.endpoint=https://contoso.openai.azure.com",
+            ),
+            "agent.fallback.azure.endpoint applies only to agent.fallback.provider=azure",
+        ),
+        (
+            (
+                "--set",
+                "agent.fallback.provider=azure",
+                "--set",
+                "agent.fallback.azure.endpoint=https://contoso.openai.azure.com",
+                "--set",
+                "agent.fallback.azure.deployment=rt",
+            ),
+            "agent.fallback.provider=azure with agent.provider=openai needs "
+            "secrets.keys.fallbackApiKey",
+        ),
     ],
 )
 def test_template_refuses_settings_the_agent_would_refuse(
@@ -433,11 +476,61 @@ def test_rendered_environment_is_accepted_by_the_application(
     """The worker's rendered environment passes AgentConfig, WatchdogConfig and ServiceConfig."""
     worker = _worker(_render(helm, *args))
     env = _env(worker)
-    AgentConfig.from_env(env, require_livekit=True)
-    WatchdogConfig.from_env(env)
-    service = ServiceConfig.from_env(env)
+    # The worker's own reader: the agent, watchdog, service and fallback settings, all problems.
+    service = load_settings(env, require_livekit=True).service
     assert service.http_port == {p["name"]: p["containerPort"] for p in worker["ports"]}["metrics"]
     assert service.multiproc_dir == env["PROMETHEUS_MULTIPROC_DIR"]
+
+
+@pytest.mark.tools
+def test_fallback_from_values_reaches_the_worker(helm: Any) -> None:
+    """ci/fallback: AGENT_FALLBACK_* on the container, its key a secretKeyRef, and the worker's
+    reader builds the fallback from them; without agent.fallback no AGENT_FALLBACK_* at all."""
+    worker = _worker(_render(helm, "-f", str(CHART / "ci" / "fallback-values.yaml")))
+    entries = {e["name"]: e for e in worker["env"]}
+    assert entries["AGENT_FALLBACK_API_KEY"] == {
+        "name": "AGENT_FALLBACK_API_KEY",
+        "valueFrom": {
+            "secretKeyRef": {"name": "realtime-agent-credentials", "key": "AZURE_FALLBACK_API_KEY"}
+        },
+    }
+    plain = {n: e.get("value") for n, e in entries.items() if n.startswith("AGENT_FALLBACK_")}
+    assert plain == {
+        "AGENT_FALLBACK_PROVIDER": "azure",
+        "AGENT_FALLBACK_MODEL": "gpt-realtime",
+        "AGENT_FALLBACK_AZURE_ENDPOINT": "https://contoso-voice-westeurope.openai.azure.com",
+        "AGENT_FALLBACK_AZURE_DEPLOYMENT": "gpt-realtime",
+        "AGENT_FALLBACK_API_VERSION": "2024-10-01-preview",
+        "AGENT_FALLBACK_API_KEY": None,
+    }
+    fallback = load_settings(_env(worker), require_livekit=True).fallback
+    assert fallback is not None and fallback.provider == "azure"
+    assert fallback.azure_deployment == "gpt-realtime"
+    assert fallback.azure_api_key == "fake-fallback-key"
+
+    # Same provider, no key of its own: the primary's key serves, no AGENT_FALLBACK_API_KEY.
+    same = _worker(
+        _render(
+            helm,
+            *SECRET,
+            "--set",
+            "agent.fallback.provider=openai",
+            "--set",
+            "agent.fallback.model=gpt-realtime-mini",
+        )
+    )
+    names = {e["name"] for e in same["env"]}
+    assert {"AGENT_FALLBACK_PROVIDER", "AGENT_FALLBACK_MODEL"} <= names
+    assert "AGENT_FALLBACK_API_KEY" not in names
+    assert "AGENT_FALLBACK_AZURE_ENDPOINT" not in names
+    fallback = load_settings(_env(same), require_livekit=True).fallback
+    assert fallback is not None and fallback.model == "gpt-realtime-mini"
+    assert fallback.openai_api_key == "fake-openai-key"
+
+    # Not configured: nothing of the fallback on the container, and no fallback in the worker.
+    default = _worker(_render(helm, *SECRET))
+    assert [e["name"] for e in default["env"] if e["name"].startswith("AGENT_FALLBACK_")] == []
+    assert load_settings(_env(default), require_livekit=True).fallback is None
 
 
 @pytest.mark.tools
@@ -448,6 +541,7 @@ def test_every_setting_has_a_value(helm: Any) -> None:
         rendered |= {e["name"] for e in _worker(_render(helm, "-f", str(path)))["env"]}
     wanted = (
         set(AGENT_VARIABLES.values())
+        | set(FALLBACK_VARIABLES.values())
         | set(_WATCHDOG_VARIABLES)
         | set(_SERVICE_VARIABLES)
         | {"PROMETHEUS_MULTIPROC_DIR", "LIVEKIT_URL", "LIVEKIT_API_KEY", "LIVEKIT_API_SECRET"}

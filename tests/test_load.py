@@ -16,11 +16,11 @@ from types import SimpleNamespace
 import pytest
 
 from realtime_supervisor.errors import ConfigError
+from realtime_supervisor_agent.config import AgentConfig, AgentConfigError
 from realtime_supervisor_agent.load import (
     DEFAULT_MAX_CALLS,
     LOAD_THRESHOLD,
     CapacityLoad,
-    max_calls_from_env,
     memory_fraction,
 )
 
@@ -28,14 +28,11 @@ from realtime_supervisor_agent.load import (
 from tests.test_worker import (
     _OURS,
     GUARD,
-    SECRETS,
     VALID,
     FakeLiveKit,
     livekit,  # noqa: F401  (fixture)
     restore_environ,  # noqa: F401  (fixture)
-    run_worker,
-    settings,
-    stop_worker,
+    running_worker,
 )
 
 GIB = 1 << 30
@@ -146,27 +143,36 @@ def test_unreadable_parts_never_raise(tmp_path: Path) -> None:
     ],
 )
 def test_max_calls_bounds(raw: str, problem: str) -> None:
-    """AGENT_MAX_CALLS outside 1..1000 is refused, naming the variable and what it accepts."""
+    """AGENT_MAX_CALLS outside 1..1000 is refused by the agent's settings reader, naming the
+    variable, the accepted range and the value, together with the other settings' problems."""
     with pytest.raises(ConfigError) as info:
-        max_calls_from_env({"AGENT_MAX_CALLS": raw})
+        AgentConfig.from_env({"OPENAI_API_KEY": "k", "AGENT_MAX_CALLS": raw})
     assert info.value.field == "AGENT_MAX_CALLS"
-    assert "1..1000" in str(info.value) and problem in str(info.value)
+    assert "AGENT_MAX_CALLS: expected an integer 1..1000 (calls per pod)" in str(info.value)
+    assert problem in str(info.value)
+    # The collect-all-errors rule: one error lists every bad variable, in the variables' order.
+    with pytest.raises(AgentConfigError) as both:
+        AgentConfig.from_env({"AGENT_VOICE": "a b", "AGENT_MAX_CALLS": raw})
+    assert [name for name, _ in both.value.problems] == [
+        "OPENAI_API_KEY",
+        "AGENT_VOICE",
+        "AGENT_MAX_CALLS",
+    ]
 
 
 def test_max_calls_default_and_value() -> None:
-    assert max_calls_from_env({}) == DEFAULT_MAX_CALLS == 20
-    assert max_calls_from_env({"AGENT_MAX_CALLS": " 12 "}) == 12
+    assert AgentConfig.from_env({"OPENAI_API_KEY": "k"}).max_calls == DEFAULT_MAX_CALLS == 20
+    assert AgentConfig.from_env({"OPENAI_API_KEY": "k", "AGENT_MAX_CALLS": " 12 "}).max_calls == 12
     with pytest.raises(ValueError, match="max_calls"):
         CapacityLoad(0)
 
 
-def test_worker_reports_the_capacity_load(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_worker_reports_the_capacity_load(tmp_path: Path) -> None:
     """build_worker wires the capacity load into livekit's AgentServer: before the service
     exists the worker reports it, and the service gets it as its default load."""
     from realtime_supervisor_agent.worker import build_worker, load_settings
 
-    monkeypatch.setenv("AGENT_MAX_CALLS", "4")
-    settings = load_settings({"OPENAI_API_KEY": "fake"})
+    settings = load_settings({"OPENAI_API_KEY": "fake", "AGENT_MAX_CALLS": "4"})
     worker = build_worker(settings, port=0, num_idle_processes=0)
     meter = worker._service_options["default_load"]
     assert isinstance(meter, CapacityLoad) and meter.max_calls == 4
@@ -191,20 +197,10 @@ async def test_livekit_reports_full_from_memory_with_cpu_idle(
     reports FULL to LiveKit and refuses an offered job; memory freed, it is available again."""
     from livekit.protocol import agent as lk_agent
 
-    from realtime_supervisor_agent import worker
-
     root = _v2(tmp_path / "cgroup", limit=str(2 * GIB), current=2 * GIB)
-    w = worker.build_worker(
-        settings(),
-        service_options={"default_load": CapacityLoad(4, cpu=_idle_cpu, cgroup_root=root)},
-        ws_url=livekit.url,
-        api_key=SECRETS["LIVEKIT_API_KEY"],
-        api_secret=SECRETS["LIVEKIT_API_SECRET"],
-        port=0,
-        num_idle_processes=0,
-    )
-    task = await run_worker(w)
-    try:
+    async with running_worker(
+        livekit, default_load=CapacityLoad(4, cpu=_idle_cpu, cgroup_root=root)
+    ):
         await asyncio.wait_for(livekit.registered.wait(), GUARD)
         full = await livekit.wait_update(lambda u: u.status == lk_agent.WorkerStatus.WS_FULL)
         assert full.load == 1.0
@@ -213,8 +209,6 @@ async def test_livekit_reports_full_from_memory_with_cpu_idle(
         _v2(root, limit=str(2 * GIB), current=GIB // 4)
         back = await livekit.wait_update(lambda u: u.status == lk_agent.WorkerStatus.WS_AVAILABLE)
         assert back.load == pytest.approx(0.125)
-    finally:
-        await stop_worker(w, task)
 
 
 @pytest.mark.parametrize("value", ["0", "1001", "lots"])

@@ -8,6 +8,7 @@ the worker's wiring.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -30,7 +31,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from structlog.testing import capture_logs
 
 from realtime_supervisor.config import ServiceConfig, WatchdogConfig
-from realtime_supervisor_agent import worker
+from realtime_supervisor_agent import checks, worker
 from realtime_supervisor_agent.config import AgentConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -335,8 +336,8 @@ def test_an_unusable_multiproc_dir_exits_2_naming_it(
 
 def test_a_creatable_multiproc_dir_is_accepted(tmp_path: Path) -> None:
     """The last level is created by the worker; an existing writable directory is fine."""
-    worker.check_multiproc_dir(str(tmp_path / "metrics"))
-    worker.check_multiproc_dir(str(tmp_path))
+    checks.check_multiproc_dir(str(tmp_path / "metrics"))
+    checks.check_multiproc_dir(str(tmp_path))
 
 
 @pytest.mark.parametrize(
@@ -387,8 +388,8 @@ def test_the_watchdog_is_built_once_at_start_and_a_failure_names_the_variable(
 
 def test_the_watchdog_dry_run_passes_with_valid_settings() -> None:
     """The defaults and the extremes inside the bounds build a watchdog."""
-    worker.check_watchdog(WatchdogConfig())
-    worker.check_watchdog(
+    checks.check_watchdog(WatchdogConfig())
+    checks.check_watchdog(
         WatchdogConfig(storm_reconnects=100, budget_max_recoveries=20, reconnect_attempts=10)
     )
 
@@ -679,6 +680,36 @@ async def stop_worker(w: worker.Worker, task: asyncio.Task[None]) -> None:
     await w.aclose()
 
 
+@contextlib.asynccontextmanager
+async def running_worker(
+    livekit: FakeLiveKit, s: worker.Settings | None = None, **service_options: Any
+) -> AsyncIterator[tuple[worker.Worker, str]]:
+    """A real worker (livekit's AgentServer and our service) registered against the fake
+    LiveKit, no idle job processes: yields it and its service's base URL, stops it after."""
+    w = build_test_worker(livekit, s, **service_options)
+    task = await run_worker(w)
+    try:
+        service = await w.wait_service()
+        yield w, f"http://127.0.0.1:{service.port}"
+    finally:
+        await stop_worker(w, task)
+
+
+def build_test_worker(
+    livekit: FakeLiveKit, s: worker.Settings | None = None, **service_options: Any
+) -> worker.Worker:
+    """`worker.build_worker` for the fake LiveKit: its URL and credentials, any livekit port."""
+    return worker.build_worker(
+        s or settings(),
+        service_options=service_options,
+        ws_url=livekit.url,
+        api_key=SECRETS["LIVEKIT_API_KEY"],
+        api_secret=SECRETS["LIVEKIT_API_SECRET"],
+        port=0,
+        num_idle_processes=0,
+    )
+
+
 async def get(url: str) -> tuple[int, str]:
     async with aiohttp.ClientSession() as http, http.get(url) as resp:
         return resp.status, await resp.text()
@@ -689,19 +720,8 @@ async def get(url: str) -> tuple[int, str]:
 async def test_readiness_follows_livekits_connection(livekit: FakeLiveKit) -> None:
     """/readyz is 503 until livekit's worker registers, 200 while registered, and 503 again once
     the connection drops and reconnection fails."""
-    w = worker.build_worker(
-        settings(),
-        service_options={"registry": CollectorRegistry(), "default_load": lambda _w: 0.1},
-        ws_url=livekit.url,
-        api_key=SECRETS["LIVEKIT_API_KEY"],
-        api_secret=SECRETS["LIVEKIT_API_SECRET"],
-        port=0,
-        num_idle_processes=0,
-    )
-    task = await run_worker(w)
-    try:
-        service = await w.wait_service()
-        base = f"http://127.0.0.1:{service.port}"
+    options = {"registry": CollectorRegistry(), "default_load": lambda _w: 0.1}
+    async with running_worker(livekit, **options) as (w, base):
         await asyncio.wait_for(livekit.registered.wait(), GUARD)
         assert worker.livekit_connected(w.server)
         assert await get(base + "/readyz") == (200, "ready\n")
@@ -711,8 +731,6 @@ async def test_readiness_follows_livekits_connection(livekit: FakeLiveKit) -> No
             assert time.monotonic() < deadline, "still connected after the drop"
             await asyncio.sleep(0.05)
         assert await get(base + "/readyz") == (503, "not connected to LiveKit\n")
-    finally:
-        await stop_worker(w, task)
 
 
 ESCALATE = (
@@ -743,24 +761,15 @@ async def test_escalations_drain_the_worker_through_livekits_load_reporting(
     passed (fake clock) the worker reports itself available again."""
     clock = FakeClock()
     directory = tmp_path / "metrics"
-    w = worker.build_worker(
-        settings(multiproc_dir=str(directory), drain_escalations=3, drain_window=60.0),
-        service_options={
-            "registry": CollectorRegistry(),
-            "clock": clock,
-            "poll_interval": 3600.0,  # refreshed by /readyz only: the test decides when
-            "default_load": lambda _w: 0.1,
-        },
-        ws_url=livekit.url,
-        api_key=SECRETS["LIVEKIT_API_KEY"],
-        api_secret=SECRETS["LIVEKIT_API_SECRET"],
-        port=0,
-        num_idle_processes=0,
-    )
-    task = await run_worker(w)
-    try:
-        service = await w.wait_service()
-        base = f"http://127.0.0.1:{service.port}"
+    s = settings(multiproc_dir=str(directory), drain_escalations=3, drain_window=60.0)
+    async with running_worker(
+        livekit,
+        s,
+        registry=CollectorRegistry(),
+        clock=clock,
+        poll_interval=3600.0,  # refreshed by /readyz only: the test decides when
+        default_load=lambda _w: 0.1,
+    ) as (_, base):
         await asyncio.wait_for(livekit.registered.wait(), GUARD)
         assert await get(base + "/readyz") == (200, "ready\n")
         await livekit.wait_update(
@@ -785,8 +794,6 @@ async def test_escalations_drain_the_worker_through_livekits_load_reporting(
         assert await get(base + "/readyz") == (200, "ready\n")
         back = await livekit.wait_update(lambda u: u.status == lk_agent.WorkerStatus.WS_AVAILABLE)
         assert back.load == pytest.approx(0.1)
-    finally:
-        await stop_worker(w, task)
 
 
 @pytest.mark.compat
@@ -794,25 +801,12 @@ async def test_escalations_drain_the_worker_through_livekits_load_reporting(
 async def test_the_service_serves_livekits_metrics_on_its_port(livekit: FakeLiveKit) -> None:
     """livekit's lk_agents_worker_load, set by its load loop in this process, is on our /metrics
     next to ours; livekit opens no Prometheus port of its own."""
-    w = worker.build_worker(
-        settings(),
-        service_options={"default_load": lambda _w: 0.25},
-        ws_url=livekit.url,
-        api_key=SECRETS["LIVEKIT_API_KEY"],
-        api_secret=SECRETS["LIVEKIT_API_SECRET"],
-        port=0,
-        num_idle_processes=0,
-    )
-    task = await run_worker(w)
-    try:
-        service = await w.wait_service()
+    async with running_worker(livekit, default_load=lambda _w: 0.25) as (_, base):
         await livekit.wait_update(lambda u: u.load == pytest.approx(0.25))
-        status, text = await get(f"http://127.0.0.1:{service.port}/metrics")
+        status, text = await get(base + "/metrics")
         assert status == 200
         assert metric_sum(text, "lk_agents_worker_load") == pytest.approx(0.25)
         assert "realtime_supervisor_build_info" in text
-    finally:
-        await stop_worker(w, task)
 
 
 @pytest.mark.compat
@@ -823,15 +817,7 @@ async def test_a_service_that_cannot_listen_is_reported(livekit: FakeLiveKit) ->
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        w = worker.build_worker(
-            settings(http_port=port),
-            service_options={"registry": CollectorRegistry()},
-            ws_url=livekit.url,
-            api_key=SECRETS["LIVEKIT_API_KEY"],
-            api_secret=SECRETS["LIVEKIT_API_SECRET"],
-            port=0,
-            num_idle_processes=0,
-        )
+        w = build_test_worker(livekit, settings(http_port=port), registry=CollectorRegistry())
         task = asyncio.create_task(w.server.run(devmode=False))
         try:
             with pytest.raises(OSError):

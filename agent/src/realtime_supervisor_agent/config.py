@@ -32,6 +32,8 @@ from realtime_supervisor._env import ConfigProblems
 
 __all__ = [
     "ARCHITECTURES",
+    "DEFAULT_MAX_CALLS",
+    "MAX_CALLS",
     "NOISE_REDUCTIONS",
     "PROVIDERS",
     "SEMANTIC_EAGERNESS",
@@ -84,6 +86,7 @@ _VARIABLES: dict[str, str] = {
     "vad_prefix_padding_ms": "AGENT_VAD_PREFIX_PADDING_MS",
     "vad_silence_duration_ms": "AGENT_VAD_SILENCE_DURATION_MS",
     "semantic_eagerness": "AGENT_SEMANTIC_EAGERNESS",
+    "max_calls": "AGENT_MAX_CALLS",
     "hold_cue": "AGENT_HOLD_CUE",
 }
 _SECRET_FIELDS = frozenset({"openai_api_key", "azure_api_key", "azure_ad_token"})
@@ -97,6 +100,10 @@ _SERVER_VAD_FIELDS = ("vad_threshold", "vad_prefix_padding_ms", "vad_silence_dur
 # (the server answers half-sentences), beyond 5 s the caller thinks the line is dead.
 PREFIX_PADDING_MS = (1, 2000)
 SILENCE_DURATION_MS = (100, 5000)
+# Calls one worker takes at most (load.CapacityLoad): at this many its load reaches livekit's
+# threshold. 0 would make a pod that never takes a call; beyond 1000 nothing fits in one pod.
+MAX_CALLS = (1, 1000)
+DEFAULT_MAX_CALLS = 20
 
 
 class AgentConfigError(ConfigProblems):
@@ -142,6 +149,8 @@ class AgentConfig:
     vad_prefix_padding_ms: int = 300
     vad_silence_duration_ms: int = 500
     semantic_eagerness: Eagerness = "auto"
+    # The calls that make this worker full (its load's calls part; docs/deploying.md, sizing).
+    max_calls: int = DEFAULT_MAX_CALLS
     # off | chime | /path/to/cue.wav: a short sound while the watchdog recovers a stalled reply
     # (realtime_supervisor.cue); off by default: a deployment opts in to a sound its callers hear.
     hold_cue: str = "off"
@@ -194,6 +203,12 @@ class AgentConfig:
         choice("noise_reduction", NOISE_REDUCTIONS)
         choice("turn_detection", TURN_DETECTIONS)
         choice("semantic_eagerness", SEMANTIC_EAGERNESS)
+        low, high = MAX_CALLS
+        calls = self.max_calls
+        if isinstance(calls, bool) or not isinstance(calls, int) or not low <= calls <= high:
+            problems.append(
+                ("max_calls", f"expected an integer {low}..{high} (calls per pod), got {calls!r}")
+            )
         problems += _vad_problems(self)
         problems += _hold_cue_problems(self.hold_cue)
         problems += self._provider_problems()
@@ -365,6 +380,12 @@ def _parse(name: str, raw: str) -> object:
         except ValueError:
             low, high = PREFIX_PADDING_MS if "prefix" in name else SILENCE_DURATION_MS
             return _Bad(f"expected an integer number of milliseconds {low}..{high}, got {text!r}")
+    if name == "max_calls":
+        try:
+            return int(text)
+        except ValueError:
+            low, high = MAX_CALLS
+            return _Bad(f"expected an integer {low}..{high} (calls per pod), got {text!r}")
     if name == "modalities":
         parts = tuple(sorted(part.strip().lower() for part in text.split(",")))
         if parts in _MODALITIES:

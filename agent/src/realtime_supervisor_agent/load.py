@@ -23,53 +23,29 @@ function would stop the worker from answering job requests.
 from __future__ import annotations
 
 import math
-import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from realtime_supervisor.errors import ConfigError
+from realtime_supervisor_agent.config import DEFAULT_MAX_CALLS, MAX_CALLS
 
 __all__ = [
     "DEFAULT_MAX_CALLS",
     "LOAD_THRESHOLD",
     "MAX_CALLS_BOUNDS",
-    "MAX_CALLS_VARIABLE",
     "CapacityLoad",
     "LoadParts",
-    "max_calls_from_env",
     "memory_fraction",
 ]
 
-MAX_CALLS_VARIABLE: Final = "AGENT_MAX_CALLS"
-DEFAULT_MAX_CALLS: Final = 20
-MAX_CALLS_BOUNDS: Final = (1, 1000)
+# AGENT_MAX_CALLS is read and checked with the agent's settings (AgentConfig.max_calls).
+MAX_CALLS_BOUNDS: Final = MAX_CALLS
 # livekit's production load_threshold: the load at which LiveKit stops dispatching here.
 LOAD_THRESHOLD: Final = 0.7
 CGROUP_ROOT: Final = Path("/sys/fs/cgroup")
 # cgroup v1 reports "no limit" as a page-rounded 2**63 - 1.
 _NO_LIMIT_V1: Final = 1 << 60
-
-
-def max_calls_from_env(env: Mapping[str, str] | None = None) -> int:
-    """AGENT_MAX_CALLS (1..1000, default 20); a ConfigError naming the variable otherwise."""
-    source = os.environ if env is None else env
-    raw = source.get(MAX_CALLS_VARIABLE, "").strip()
-    if not raw:
-        return DEFAULT_MAX_CALLS
-    low, high = MAX_CALLS_BOUNDS
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(
-            MAX_CALLS_VARIABLE, f"expected an integer {low}..{high} (calls per pod), got {raw!r}"
-        ) from None
-    if not low <= value <= high:
-        raise ConfigError(
-            MAX_CALLS_VARIABLE, f"expected an integer {low}..{high} (calls per pod), got {value}"
-        )
-    return value
 
 
 def _read_int(path: Path) -> int | None:
@@ -146,10 +122,6 @@ class CapacityLoad:
         self.threshold = threshold
         self._cpu = cpu
         self._root = cgroup_root
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> CapacityLoad:
-        return cls(max_calls_from_env(env))
 
     def parts(self, server: object | None = None) -> LoadParts:
         return LoadParts(

@@ -108,6 +108,14 @@ treats "" as unset); lists are joined with commas.
 {{- $secretVars = append $secretVars (list "AZURE_OPENAI_AD_TOKEN" $keys.azureAdToken true) }}
 {{- $plain = concat $plain (list (list "AZURE_OPENAI_ENDPOINT" $agent.azure.endpoint) (list "AZURE_OPENAI_DEPLOYMENT" $agent.azure.deployment) (list "OPENAI_API_VERSION" $agent.azure.apiVersion)) }}
 {{- end }}
+{{- $fb := $agent.fallback }}
+{{- if $fb.provider }}
+{{- /* The fallback's own key; "" = the primary's key for its provider (checked in deployment.yaml). */}}
+{{- if $keys.fallbackApiKey }}
+{{- $secretVars = append $secretVars (list "AGENT_FALLBACK_API_KEY" $keys.fallbackApiKey false) }}
+{{- end }}
+{{- $plain = concat $plain (list (list "AGENT_FALLBACK_PROVIDER" $fb.provider) (list "AGENT_FALLBACK_MODEL" $fb.model) (list "AGENT_FALLBACK_AZURE_ENDPOINT" $fb.azure.endpoint) (list "AGENT_FALLBACK_AZURE_DEPLOYMENT" $fb.azure.deployment) (list "AGENT_FALLBACK_API_VERSION" $fb.azure.apiVersion)) }}
+{{- end }}
 {{- range $secretVars }}
 {{- $name := index . 0 }}{{ $key := index . 1 }}{{ $optional := index . 2 }}
 {{- if $key }}

@@ -16,9 +16,9 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
-from .events import Escalated, RecoveryFinished, RecoveryStarted, StallDetected
+from .events import Escalated, RecoveryFinished, RecoveryStarted, StallDetected, _Typed, record
 
 __all__ = [
     "CountingSink",
@@ -40,83 +40,74 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
-class SessionStarted:
-    type: Literal["session_started"] = field(default="session_started", init=False)
+@record
+class SessionStarted(_Typed):
+    """The watchdog began watching a session."""
 
 
-@dataclass(frozen=True, slots=True)
-class SessionEnded:
-    type: Literal["session_ended"] = field(default="session_ended", init=False)
+@record
+class SessionEnded(_Typed):
+    """The watched session closed (or the watchdog stopped)."""
 
 
-@dataclass(frozen=True, slots=True)
-class TurnExpected:
+@record
+class TurnExpected(_Typed):
     """A reply became owed (a caller's turn ended, a tool finished)."""
 
-    type: Literal["turn_expected"] = field(default="turn_expected", init=False)
 
-
-@dataclass(frozen=True, slots=True)
-class ReplyHeard:
+@record
+class ReplyHeard(_Typed):
     """Agent audio answered a turn `latency` seconds after it became owed."""
 
     latency: float
-    type: Literal["reply_heard"] = field(default="reply_heard", init=False)
 
 
-@dataclass(frozen=True, slots=True)
-class SilenceEnded:
+@record
+class SilenceEnded(_Typed):
     """Agent audio ended a stall's silence, `seconds` after it began."""
 
     kind: str
     seconds: float
-    type: Literal["silence_ended"] = field(default="silence_ended", init=False)
 
 
-@dataclass(frozen=True, slots=True)
-class WarningSeen:
+@record
+class WarningSeen(_Typed):
     """livekit logged a warning that means a reply was lost."""
 
     kind: str
-    type: Literal["warning_seen"] = field(default="warning_seen", init=False)
 
 
-@dataclass(frozen=True, slots=True)
-class StalledChanged:
+@record
+class StalledChanged(_Typed):
     """The session entered (a stall found) or left (agent audio) the stalled state."""
 
     stalled: bool
-    type: Literal["stalled_changed"] = field(default="stalled_changed", init=False)
 
 
-@dataclass(frozen=True, slots=True)
-class RecoverySkipped:
+@record
+class RecoverySkipped(_Typed):
     """A decided recovery was not needed any more when its turn came (audio arrived)."""
 
     action: str
     kind: str
-    type: Literal["recovery_skipped"] = field(default="recovery_skipped", init=False)
 
 
-@dataclass(frozen=True, slots=True)
-class RecoveryRetrying:
+@record
+class RecoveryRetrying(_Typed):
     """A reconnect attempt failed; the next one follows after `wait_seconds`."""
 
     action: str
     attempt: int
     wait_seconds: float
     error: str
-    type: Literal["recovery_retrying"] = field(default="recovery_retrying", init=False)
 
 
-@dataclass(frozen=True, slots=True)
-class WatchdogErrored:
+@record
+class WatchdogErrored(_Typed):
     """The watchdog contained an error of its own, an action's or a sink's."""
 
     where: str
     error: BaseException
-    type: Literal["watchdog_errored"] = field(default="watchdog_errored", init=False)
 
 
 Record = (

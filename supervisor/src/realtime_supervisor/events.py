@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Final, Literal, TypeVar, get_args
+from typing import Any, Final, Literal, TypeVar, dataclass_transform, get_args
 
 from .errors import ConfigError
 
@@ -39,36 +40,57 @@ __all__ = [
 
 EventType = Literal["stall_detected", "recovery_started", "recovery_finished", "escalated"]
 EVENT_TYPES: Final[tuple[str, ...]] = get_args(EventType)
+_R = TypeVar("_R", bound="_Typed")
 
 
-@dataclass(frozen=True, slots=True)
-class StallDetected:
+class _Typed:
+    """What every record has: `type`, its class name in snake case (set by `record`)."""
+
+    __slots__ = ()
+    type: str
+
+
+def _type_name(cls: type) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", cls.__name__).lower()
+
+
+@dataclass_transform(frozen_default=True, field_specifiers=(field,))
+def record(cls: type[_R]) -> type[_R]:
+    """A record class (the public events here, the watchdog's own in `_records`): a frozen,
+    slotted dataclass whose last field `type` is its name in snake case, so the name is written
+    once (`StallDetected` -> "stall_detected") and every record has the same shape."""
+    name = _type_name(cls)
+    cls.__annotations__ = {**inspect.get_annotations(cls), "type": str}
+    setattr(cls, "type", field(default=name, init=False))  # noqa: B010 (the field, not a str)
+    return dataclass(frozen=True, slots=True)(cls)
+
+
+@record
+class StallDetected(_Typed):
     """The agent went silent where it owed the caller audio."""
 
     kind: str  # no_reply | audio_gap | post_warning_silence | dead_session | reconnect_storm
     silence_since: float
     detected_at: float
     detail: str = ""
-    type: Literal["stall_detected"] = field(default="stall_detected", init=False)
 
     @property
     def silence_seconds(self) -> float:
         return self.detected_at - self.silence_since
 
 
-@dataclass(frozen=True, slots=True)
-class RecoveryStarted:
+@record
+class RecoveryStarted(_Typed):
     """The watchdog is acting: `action` is reissue or reconnect; `rung` counts from 1."""
 
     action: str
     kind: str
     rung: int
     at: float
-    type: Literal["recovery_started"] = field(default="recovery_started", init=False)
 
 
-@dataclass(frozen=True, slots=True)
-class RecoveryFinished:
+@record
+class RecoveryFinished(_Typed):
     """A recovery ended: `outcome` success (agent audio came) or failure (`reason` says why)."""
 
     action: str
@@ -77,20 +99,20 @@ class RecoveryFinished:
     at: float
     seconds: float | None = None  # from the stall's detection to the agent's audio (success)
     reason: str = ""
-    type: Literal["recovery_finished"] = field(default="recovery_finished", init=False)
 
 
-@dataclass(frozen=True, slots=True)
-class Escalated:
+@record
+class Escalated(_Typed):
     """The watchdog gave up on this incident; the application's `on_escalate` is called too."""
 
     reason: str  # budget_exhausted | ladder_exhausted | dead_session | reconnect_storm
     kind: str
     at: float
-    type: Literal["escalated"] = field(default="escalated", init=False)
 
 
 SupervisorEvent = StallDetected | RecoveryStarted | RecoveryFinished | Escalated
+# EventType spells the four names for `on()`'s signature; they are the classes' own.
+assert tuple(map(_type_name, get_args(SupervisorEvent))) == EVENT_TYPES, EVENT_TYPES
 _C = TypeVar("_C", bound=Callable[..., Any])
 
 

@@ -8,14 +8,14 @@ import contextlib
 import dataclasses
 import json
 import logging
-import math
 import os
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, TextIO
 
+from realtime_supervisor._cli import Parser, count, port, seconds
 from realtime_supervisor.config import WatchdogConfig
 from realtime_supervisor.errors import ConfigError
 
@@ -27,56 +27,15 @@ from .view import render_summaries, run_with_view, summary_title
 __all__ = ["build_parser", "exit_status", "main", "options_from_args", "preflight"]
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.print_usage(sys.stderr)
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a port number 0-65535, got {text!r}") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"expected a port number 0-65535, got {text!r}")
-    return value
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
-    return value
-
-
-def _seconds(*, zero: bool = False) -> Callable[[str], float]:
-    what = ">= 0" if zero else "> 0"
-
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected seconds {what}, got {text!r}") from None
-        if not math.isfinite(value) or value < 0 or (value == 0 and not zero):
-            raise argparse.ArgumentTypeError(f"expected seconds {what}, got {text!r}")
-        return value
-
-    return parse
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The `realtime-supervisor simulate` argument parser."""
-    p = _Parser(
+    p = Parser(
         prog="realtime-supervisor simulate",
         description="Run N supervised voice calls against the chaos server (or a Realtime "
         "endpoint) and summarise what the callers heard.",
     )
-    p.add_argument("--sessions", type=_count, default=4, help="concurrent calls (default 4)")
-    p.add_argument("--turns", type=_count, default=6, help="caller turns per call (default 6)")
+    p.add_argument("--sessions", type=count, default=4, help="concurrent calls (default 4)")
+    p.add_argument("--turns", type=count, default=6, help="caller turns per call (default 6)")
     p.add_argument(
         "--faults",
         default=None,
@@ -98,19 +57,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--patience",
-        type=_seconds(),
+        type=seconds(),
         default=15.0,
         help="seconds of silence before the caller speaks again (default 15)",
     )
     p.add_argument(
         "--reply-seconds",
-        type=_seconds(),
+        type=seconds(),
         default=None,
         help="chaos server answer length (default 1.0); remote: the answer length to expect",
     )
     p.add_argument(
         "--timer-seconds",
-        type=_seconds(),
+        type=seconds(),
         default=5.0,
         help="--mode timer: seconds without agent audio before generate_reply (default 5)",
     )
@@ -127,20 +86,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="API key per call; {i} is the call index (default sk-simulate-{i})",
     )
     p.add_argument("--model", default="gpt-realtime", help="model name (default gpt-realtime)")
-    p.add_argument("--metrics-port", type=_port, default=None, help="serve /metrics on this port")
+    p.add_argument("--metrics-port", type=port, default=None, help="serve /metrics on this port")
     p.add_argument(
         "--metrics-host", default="127.0.0.1", help="metrics address (default 127.0.0.1)"
     )
     p.add_argument(
         "--hold",
-        type=_seconds(zero=True),
+        type=seconds(zero=True),
         default=0.0,
         help="keep /metrics up this long after the run (default 0)",
     )
     p.add_argument("--json", dest="json_path", default=None, help="write the summary here")
     p.add_argument(
         "--noise",
-        type=_seconds(),
+        type=seconds(),
         default=None,
         help="the caller makes a short loud noise this many seconds into each reply, and one in "
         "the silence before its next turn (default: never)",

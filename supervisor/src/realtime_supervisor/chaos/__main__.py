@@ -9,43 +9,16 @@ import argparse
 import asyncio
 import contextlib
 import logging
-import math
 import signal
 import sys
 from collections.abc import Sequence
 
+from realtime_supervisor._cli import Parser, port, seconds
 from realtime_supervisor.errors import ConfigError
 
 from .faults import parse_schedule
 from .pace import DEFAULT_PACE, parse_pace
 from .server import ChaosServer
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        # argparse already names the flag; keep its wording, exit 2 as it does
-        self.print_usage(sys.stderr)
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a port number 0-65535, got {text!r}") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"expected a port number 0-65535, got {text!r}")
-    return value
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds > 0, got {text!r}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"expected seconds > 0, got {text!r}")
-    return value
 
 
 def _pace(text: str) -> float:
@@ -57,13 +30,13 @@ def _pace(text: str) -> float:
 
 def build_parser() -> argparse.ArgumentParser:
     """The CLI's argument parser."""
-    p = _Parser(prog="realtime-supervisor chaos", description=__doc__.splitlines()[0])
+    p = Parser(prog="realtime-supervisor chaos", description=__doc__.splitlines()[0])
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    p.add_argument("--port", type=_port, default=8765, help="port to bind; 0 = any (default 8765)")
+    p.add_argument("--port", type=port, default=8765, help="port to bind; 0 = any (default 8765)")
     p.add_argument("--faults", default="clean", help="chaos schedule (default clean)")
     p.add_argument("--seed", type=int, default=0, help="seed for random:P draws (default 0)")
     p.add_argument(
-        "--reply-seconds", type=_seconds, default=1.0, help="answer length (default 1.0)"
+        "--reply-seconds", type=seconds(), default=1.0, help="answer length (default 1.0)"
     )
     p.add_argument(
         "--pace",
@@ -74,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--ping-interval",
-        type=_seconds,
+        type=seconds(),
         default=20.0,
         help="seconds between server pings (default 20, as the real API)",
     )
