@@ -10,7 +10,7 @@ keeps the conversation, then a reply) and `escalate` (the application's hook). W
 (`realtime_supervisor.cue`) it plays the cue during a recovery; the audio tap skips the cue's
 frames, so only the answer counts as the agent's audio.
 
-About 650 lines, over the house limit on purpose this round: the taps (`_AudioTap`, `_LogTap`,
+About 800 lines, over the house limit on purpose this round: the taps (`_AudioTap`, `_LogTap`,
 `_EmitHook`) are to move to `livekit/taps.py` in the planned consolidation; they stay here while
 several people edit this file in parallel, so that the changes merge.
 """
