@@ -1,6 +1,6 @@
 """Benchmarks 1 and 2: effectiveness over the fault catalogue, and detection latency.
 
-    .venv/bin/python -m bench.effectiveness            # both livekit versions in turn, ~20 min
+    .venv/bin/python -m bench.effectiveness            # both livekit versions in turn, ~30 min
     .venv/bin/python -m bench.effectiveness --quick    # the CI variant: watchdog only, < 90 s
 
 Every fault kind of the chaos catalogue, and a clean corpus that must never look like a stall, is
@@ -15,8 +15,11 @@ A run is `simulate.run()`: real `AgentSession`s with the real plugin against the
 server, callers that speak, listen and give up after `patience` seconds of silence. Per fault kind
 each session takes 6 turns, three of them faulted: one per pair of turns, its place in the pair
 drawn from the seed (three faults a session stay within the watchdog's recovery budget of three
-a minute, which this benchmark is not about). `fatal_error` and `flap` are sticky (every later
-turn fails too): turn 2 of 3.
+a minute, which this benchmark is not about). `fatal_error`, `flap` and `fatal_close` are sticky
+(every later turn fails too): turn 2 of 3; they must escalate. On livekit 1.8 they run again as
+`<kind>+fallback` with a fallback model configured (`simulate --fallback`: a second, clean chaos
+server behind livekit's RealtimeModelFallbackAdapter), where the faulted turn must be answered;
+livekit 1.5.11 has no adapter, so its half has no fallback rows.
 
 Caller silence is what the caller lived through: `gap`, the longest stretch without agent audio
 from the end of their turn until the answer had played (for a reply that never starts, the whole
@@ -78,8 +81,16 @@ FAULT_KINDS = (
     "multi_message_empty",
     "fatal_error",
     "flap",
+    "dead_mid",
+    "tcp_drop",
+    "session_limit",
+    "incomplete",
+    "content_filter",
+    "fatal_close",
 )
-STICKY = ("fatal_error", "flap")
+# every later turn of the session fails the same way once they bite (the chaos server's
+# STICKY_KINDS): turn 2 of 3, and judged by the escalation they must end in
+STICKY = ("fatal_error", "flap", "fatal_close")
 MODES = ("none", "timer", "watchdog")
 # stock livekit takes no action by construction; it runs the clean corpus all the same, as the
 # reference the watchdog's "whole answer heard" is compared with (never worse than stock)
@@ -105,6 +116,20 @@ SILENCE_LIMIT: dict[str, tuple[str, float]] = {
     "drop_mid": ("warning_grace", 5.0),
     "multi_message": ("warning_grace", 1.5),
     "multi_message_empty": ("warning_grace", 1.5),
+    # the connection goes dead mid-reply, no close frame (livekit has no heartbeat, so nothing but
+    # the watchdog notices): the gap after the last audio (audio_gap_timeout), then a reconnect
+    # (the re-issue into the dead socket is never acknowledged, so it is not waited for) and the
+    # answer over the new socket. The issue's own limit: audio_gap_timeout + 3 s.
+    "dead_mid": ("audio_gap_timeout", 3.0),
+    # the connection is lost and livekit notices at once (a TCP abort; the 60-minute limit's
+    # close 1001 after its error): the same path as drop_mid, so drop_mid's limit
+    "tcp_drop": ("warning_grace", 5.0),
+    "session_limit": ("warning_grace", 5.0),
+    # the answer is cut mid-sentence by a response that ends incomplete: what came plays out,
+    # warning_grace of silence after it, then a re-issue over a healthy socket (1.5 s, as for
+    # every re-issue above)
+    "incomplete": ("warning_grace", 1.5),
+    "content_filter": ("warning_grace", 1.5),
 }
 VERDICT_THRESHOLD = {
     # the lost replies of the catalogue are never acknowledged (or fail at once): the no_reply
@@ -116,13 +141,18 @@ VERDICT_THRESHOLD = {
     "reconnect_storm": None,
 }
 DETECTION_SLACK = 0.1
+# with a fallback configured, the sticky faults' turns answered (issue 15: >= 95%)
+FALLBACK_PCT = 95.0
+# clean scenarios where every turn must be answered whole, besides no action (issue 13: the
+# caller's noise, with livekit's resume after a false interruption, loses no answer)
+ALL_ANSWERED = frozenset({"caller_noise"})
 
 # The verdict each fault SHOULD produce (the first verdict at or after its onset; "none" = no
 # verdict), judged against what the fault is, not against whatever fired. Two depend on livekit:
 # before 1.5.12 livekit drops a response's second message item and logs the multi-message
 # warning (so the lost item is post_warning_silence), from 1.5.12 on it plays both (nothing to
-# find); on 1.8 a fatal error closes the session (dead_session), on 1.5 the error is reported as
-# recoverable and every reply fails (no_reply, then the ladder runs out).
+# find); a fatal error is dead_session on both (1.8 closes the session; on 1.5, which reports it
+# as recoverable, the watchdog reads its code).
 NO_REPLY_VERDICTS = frozenset({"no_reply"})
 EXPECTED_VERDICTS: dict[str, frozenset[str]] = {
     "no_response": NO_REPLY_VERDICTS,
@@ -139,11 +169,25 @@ EXPECTED_VERDICTS: dict[str, frozenset[str]] = {
     # found first is livekit's retry cadence against the deadlines. What defines the fault is
     # the storm: the escalation-reason floor checks that it is what escalates.
     "flap": frozenset({"reconnect_storm", "post_warning_silence", "no_reply"}),
+    # the socket freezes with the response open: the reply in progress goes silent
+    "dead_mid": frozenset({"audio_gap"}),
+    # as drop_mid: livekit's "connection failed" warning, or the gap the lost socket leaves
+    "tcp_drop": frozenset({"post_warning_silence", "audio_gap"}),
+    "session_limit": frozenset({"post_warning_silence", "audio_gap"}),
+    # response.done incomplete: cut before its first frame played, a lost reply (no_reply at
+    # once); after, the silence once what came has played (post_warning_silence)
+    "incomplete": frozenset({"post_warning_silence", "no_reply"}),
+    "content_filter": frozenset({"post_warning_silence", "no_reply"}),
+    # the quota error and the close together: livekit's fatal code (1.8) or the watchdog's own
+    # reading of the code (1.5) ends the session at once
+    "fatal_close": frozenset({"dead_session"}),
 }
 # Why a sticky fault must escalate (no fallback configured): what the session dies of.
 EXPECTED_ESCALATIONS: dict[str, frozenset[str]] = {
     "flap": frozenset({"reconnect_storm"}),
     "fatal_error": frozenset({"dead_session"}),
+    # every reconnect is torn down the same way: nothing on this account can answer
+    "fatal_close": frozenset({"dead_session"}),
 }
 
 
@@ -153,17 +197,15 @@ def expected_verdicts(fault: str, livekit_version: str) -> frozenset[str]:
     if fault in ("multi_message", "multi_message_empty"):
         return frozenset({"none"} if version >= (1, 5, 12) else {"post_warning_silence"})
     if fault == "fatal_error":
-        # 1.5 reports the quota error as recoverable: found by its code (dead_session), or, by a
-        # detector that does not read codes, as replies that never come
-        return frozenset({"dead_session"} if version >= (1, 8) else {"dead_session", "no_reply"})
+        # 1.5 reports the quota error as recoverable; the watchdog reads its code, so it is
+        # dead_session there too (issue 13), never a no_reply that waits for the deadline
+        return frozenset({"dead_session"})
     return EXPECTED_VERDICTS[fault]
 
 
 def expected_escalations(fault: str, livekit_version: str) -> frozenset[str]:
     """The escalation reasons a sticky fault should end in (see EXPECTED_ESCALATIONS)."""
-    version = tuple(int(x) for x in re.findall(r"\d+", livekit_version)[:3])
-    if fault == "fatal_error" and version < (1, 8):
-        return frozenset({"dead_session", "ladder_exhausted"})
+    # the same on every version: the watchdog reads the quota code on 1.5 as on 1.8
     return EXPECTED_ESCALATIONS[fault]
 
 
@@ -172,7 +214,7 @@ class Scenario:
     """One row of the benchmark: a schedule (or caller behaviour) run in several modes."""
 
     name: str
-    kind: str  # "fault" | "sticky" | "clean"
+    kind: str  # "fault" | "sticky" | "fallback" | "clean"
     options: dict[str, Any]
     modes: tuple[str, ...]
     seeds: tuple[int, ...]
@@ -192,6 +234,10 @@ class Plan:
     tool_seconds: float = 15.0
     silent_seconds: float = 60.0
     silent_sessions: int = 2
+    # the sticky faults again with a fallback model (a second, clean chaos server behind
+    # livekit's RealtimeModelFallbackAdapter); None = when this livekit has the adapter (1.8+)
+    fallback: bool | None = None
+    fallback_modes: tuple[str, ...] = MODES
     scenarios: list[Scenario] = field(default_factory=list)
 
 
@@ -212,6 +258,21 @@ def build_plan(plan: Plan) -> Plan:
             s.append(Scenario(kind, "sticky", opts, plan.modes, plan.seeds, kind))
         else:
             s.append(Scenario(kind, "fault", {}, plan.modes, plan.seeds, kind))
+    fallback = plan.fallback
+    if fallback is None:
+        from realtime_supervisor_agent.fallback import has_fallback_adapter
+
+        fallback = has_fallback_adapter()
+    if fallback:
+        # the turn the primary cannot answer is answered from the fallback (the session then
+        # stays there: later turns are the fallback's, not the fault's, and are not judged)
+        for kind in STICKY:
+            opts = {"faults": f"clean,{kind},clean", "turns": 3, "fallback": True}
+            s.append(
+                Scenario(
+                    f"{kind}+fallback", "fallback", opts, plan.fallback_modes, plan.seeds, kind
+                )
+            )
     half = max(2, plan.turns // 2 + plan.turns % 2)
     clean = [
         Scenario("slow_first_audio=4", "clean", {"faults": "slow_first_audio=4"}, (), ()),
@@ -337,6 +398,7 @@ async def run_plan(plan: Plan) -> list[dict[str, Any]]:
                         "patience": options.patience,
                         "barge_in": options.barge_in,
                         "final_silence": options.final_silence,
+                        "fallback": options.fallback,
                     },
                     "wall_seconds": round(time.monotonic() - started, 1),
                     "summary": doc,
@@ -361,6 +423,15 @@ def _judged_turns(run: dict[str, Any]) -> list[dict[str, Any]]:
     if run["class"] == "clean":
         return turns
     return [t for t in turns if t.get("fault") == run["faulted"]]
+
+
+def _first_sound(turns: Sequence[dict[str, Any]], patience: float) -> dict[str, Any] | None:
+    """Stats of turn end -> first agent audio (patience when none came); None when simulate did
+    not record it (`first_sound_seconds` absent from every turn)."""
+    if not any("first_sound_seconds" in t for t in turns):
+        return None
+    values = [t.get("first_sound_seconds") for t in turns]
+    return stats([patience if v is None else float(v) for v in values])
 
 
 def _heard(turn: dict[str, Any]) -> float:
@@ -433,6 +504,9 @@ def aggregate(runs: Sequence[dict[str, Any]], watchdog: dict[str, float]) -> dic
                 "answered_pct": round(100.0 * answered / len(judged), 1) if judged else None,
                 "gap": stats([t["gap_seconds"] for t in judged]),
                 "silence": stats([t["silence_seconds"] for t in judged]),
+                # turn end -> the first agent audio of any kind ("one moment" included), when
+                # simulate records it (None: not recorded by this simulate)
+                "first_sound": _first_sound(judged, group[0]["options"]["patience"]),
                 # turn end -> the whole answer heard (NEVER_HEARD when it never was)
                 "heard": stats([_heard(t) for t in judged]),
                 "overlapping": sum(t["overlapping"] for t in all_turns),
@@ -461,11 +535,19 @@ def detection_latency(runs: Sequence[dict[str, Any]], watchdog: dict[str, float]
     """Per fault kind (watchdog runs): fault onset -> first verdict at or after it."""
     by_kind: dict[str, dict[str, Any]] = {}
     for r in runs:
-        if r["mode"] != "watchdog" or r["class"] == "clean":
-            continue
+        if r["mode"] != "watchdog" or r["class"] in ("clean", "fallback"):
+            continue  # (with a fallback, the fault's own verdict is judged in its sticky row)
+        judged_sessions: set[int] = set()
         for t in r["summary"]["turn_details"]:
             if t.get("fault") != r["faulted"] or t.get("fault_onset_seconds") is None:
                 continue
+            if r["class"] == "sticky":
+                # a sticky fault's verdict is its first turn's: the session is then escalated
+                # (dead_session ends the detector, by design), and the later turns the server
+                # still fails (livekit 1.5 keeps retrying) are what the escalation is about
+                if t.get("session") in judged_sessions:
+                    continue
+                judged_sessions.add(t.get("session", 0))
             onset = t["fault_onset_seconds"]
             entry = by_kind.setdefault(
                 r["faulted"], {"from_onset": [], "from_silence": [], "verdicts": Counter()}
@@ -560,8 +642,36 @@ def floors(result: dict[str, Any], watchdog: dict[str, float]) -> list[dict[str,
                 " or ".join(sorted(expected)),
                 bool(reasons) and reasons <= expected,
             )
+        elif r["class"] == "fallback":
+            # issue 15: with a fallback configured the turn the primary cannot answer is
+            # answered (>= 95%), from the fallback, and nothing escalates
+            pct = r["answered_pct"]
+            check("answered % with a fallback", scenario, pct, ">= 95", (pct or 0) >= FALLBACK_PCT)
+            failovers = r["recoveries"].get("failover", {}).get("success", 0)
+            check(
+                "failover counted (successes / sessions)",
+                scenario,
+                f"{failovers}/{r['sessions']}",
+                "all",
+                failovers == r["sessions"],
+            )
+            check(
+                "no escalation with a fallback",
+                scenario,
+                r["escalations"],
+                0,
+                r["escalations"] == 0,
+            )
         else:
             check("actions on the clean corpus", scenario, r["actions"], 0, r["actions"] == 0)
+            if scenario in ALL_ANSWERED:
+                check(
+                    "every turn answered",
+                    scenario,
+                    f"{r['answered']}/{r['turns']}",
+                    "all",
+                    r["turns"] > 0 and r["answered"] == r["turns"],
+                )
     overlapping = sum(r["overlapping"] for r in rows)
     check("overlapping replies", "all watchdog runs", overlapping, 0, overlapping == 0)
     for c in result.get("never_worse", []):
@@ -775,13 +885,19 @@ async def measure(plan: Plan) -> dict[str, Any]:
     return result
 
 
-def quick_plan() -> Plan:
-    """The CI variant: the watchdog only, one session of six turns per kind, a short corpus.
+# In the quick bench these per-turn faults take two turns (one faulted) instead of six: their
+# behaviour floors (answered, the verdict) at the least cost to CI's wall time.
+QUICK_SHORT = ("dead_mid", "tcp_drop", "session_limit", "incomplete", "content_filter")
 
-    One session per kind keeps the process lightly loaded (about 15 sessions at once), so the
+
+def quick_plan() -> Plan:
+    """The CI variant: the watchdog only, one session of six turns per kind (two for
+    QUICK_SHORT), a short corpus, the fallback rows.
+
+    One session per kind keeps the process lightly loaded (about 25 sessions at once), so the
     timing floors measure the watchdog rather than a starved event loop.
     """
-    return build_plan(
+    plan = build_plan(
         Plan(
             sessions=1,
             turns=6,
@@ -789,6 +905,7 @@ def quick_plan() -> Plan:
             clean_seeds=(1,),
             modes=("watchdog",),
             clean_modes=("watchdog",),
+            fallback_modes=("watchdog",),
             capacity=40,
             long_answer=6.0,
             tool_seconds=8.0,
@@ -796,6 +913,43 @@ def quick_plan() -> Plan:
             silent_sessions=1,
         )
     )
+    plan.scenarios = [
+        replace(sc, options={**sc.options, "turns": 2}) if sc.name in QUICK_SHORT else sc
+        for sc in plan.scenarios
+    ]
+    return plan
+
+
+def _scenario_pattern(text: str) -> re.Pattern[str]:
+    try:
+        return re.compile(text)
+    except re.error as exc:
+        raise argparse.ArgumentTypeError(f"expected a regular expression: {exc}") from None
+
+
+def _modes(text: str) -> tuple[str, ...]:
+    modes = tuple(m.strip() for m in text.split(",") if m.strip())
+    wrong = [m for m in modes if m not in MODES]
+    if not modes or wrong:
+        raise argparse.ArgumentTypeError(
+            f"expected a comma-separated subset of {', '.join(MODES)}, got {text!r}"
+        )
+    return modes
+
+
+def select(plan: Plan, only: re.Pattern[str] | None, modes: tuple[str, ...] | None = None) -> Plan:
+    """The plan restricted to the scenarios matching `only` and to `modes` (a short check)."""
+    scenarios = plan.scenarios
+    if only is not None:
+        scenarios = [s for s in scenarios if only.search(s.name)]
+        if not scenarios:
+            names = ", ".join(s.name for s in plan.scenarios)
+            raise SystemExit(f"--only: no scenario matches {only.pattern!r} (of {names})")
+    if modes is not None:
+        scenarios = [replace(s, modes=tuple(m for m in s.modes if m in modes)) for s in scenarios]
+        scenarios = [s for s in scenarios if s.modes]
+    plan.scenarios = scenarios
+    return plan
 
 
 def _lk_tag() -> str:
@@ -819,6 +973,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--capacity", type=positive_int, default=24, help="concurrent sessions per process"
     )
     p.add_argument("--out", type=Path, default=RESULTS, help="results directory")
+    p.add_argument(
+        "--only",
+        type=_scenario_pattern,
+        default=None,
+        metavar="REGEX",
+        help="run only the scenarios whose name matches (e.g. 'dead_mid|fatal_close'): a short "
+        "check of a few rows; the floors are then judged on those rows only",
+    )
+    p.add_argument(
+        "--modes",
+        type=_modes,
+        default=None,
+        metavar="M1,M2",
+        help=f"approaches to run (of {', '.join(MODES)}; default all, --quick: watchdog)",
+    )
     args = p.parse_args(argv)
 
     if args.quick:
@@ -831,6 +1000,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 capacity=args.capacity,
             )
         )
+    plan = select(plan, args.only, args.modes)
     tag = _lk_tag()
     _quiet_logs(Path(os.environ.get("BENCH_LOG", f"/tmp/bench-effectiveness-{tag}.log")))
     freeze_startup_heap()  # as livekit's forkserver does for its job processes
@@ -847,6 +1017,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         cmd = [str(lk15), "-m", "bench.effectiveness", "--this-venv-only"]
         cmd += ["--seeds", str(args.seeds), "--sessions", str(args.sessions)]
         cmd += ["--capacity", str(args.capacity), "--out", str(args.out)]
+        if args.only is not None:
+            cmd += ["--only", args.only.pattern]
+        if args.modes is not None:
+            cmd += ["--modes", ",".join(args.modes)]
         other = subprocess.run(cmd, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
         status = max(status, other.returncode)
     return status

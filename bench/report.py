@@ -11,12 +11,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
 
 from bench._common import PLOTS, RESULTS, ROOT, table
-from bench.effectiveness import never_worse_table
+from bench.effectiveness import (
+    FALLBACK_PCT,
+    SILENCE_LIMIT,
+    STICKY,
+    never_worse_table,
+)
 
 APPROACH = {"none": "stock livekit", "timer": "hand-written timer", "watchdog": "watchdog"}
 VERSIONS = (("lk18", "1.8.x"), ("lk15", "1.5.11"))
@@ -30,8 +36,8 @@ def _load(name: str) -> dict[str, Any] | None:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def _s(stats: dict[str, Any]) -> str:
-    if stats["p50"] is None:
+def _s(stats: dict[str, Any] | None) -> str:
+    if stats is None or stats["p50"] is None:
         return "-"
     return f"{stats['p50']:.2f} / {stats['p95']:.2f} / {stats['max']:.2f}"
 
@@ -106,6 +112,7 @@ def effectiveness_section(tag: str, label: str, eff: dict[str, Any]) -> str:
                 "approach",
                 "answered",
                 "caller silence p50/p95/max s",
+                "time to first sound p50/p95/max s",
                 "turn end to answer p50/p95/max s",
                 "whole answer heard p50/p95/max s",
                 "overlapping",
@@ -118,6 +125,7 @@ def effectiveness_section(tag: str, label: str, eff: dict[str, Any]) -> str:
                     APPROACH[r["mode"]],
                     f"{r['answered']}/{r['turns']} ({r['answered_pct']}%)",
                     _s(r["gap"]),
+                    _s(r.get("first_sound")),
                     _s(r["silence"]),
                     _s(r["heard"]) if "heard" in r else "-",
                     r["overlapping"],
@@ -135,7 +143,11 @@ def effectiveness_section(tag: str, label: str, eff: dict[str, Any]) -> str:
             ],
         ),
         "",
-        "Clean corpus (nothing is wrong; every action is a false stall):",
+        _fallback_note(eff),
+        "",
+        "Clean corpus (nothing is wrong; every action is a false stall; `caller_noise`: short "
+        "loud noises into each reply and each silence, with livekit's resume after a false "
+        "interruption, so every turn must still be answered):",
         "",
         table(
             ("scenario", "approach", "turns answered", "actions", "overlapping"),
@@ -143,7 +155,8 @@ def effectiveness_section(tag: str, label: str, eff: dict[str, Any]) -> str:
                 (
                     r["scenario"],
                     APPROACH[r["mode"]],
-                    f"{r['answered']}/{r['turns']}",
+                    f"{r['answered']}/{r['turns']}"
+                    + (" (all)" if r["turns"] and r["answered"] == r["turns"] else ""),
                     r["actions"],
                     r["overlapping"],
                 )
@@ -163,7 +176,12 @@ def effectiveness_section(tag: str, label: str, eff: dict[str, Any]) -> str:
                 "",
             ]
             if eff.get("never_worse")
-            else []
+            else [
+                "Never worse than stock (whole answer heard p95, watchdog against stock): not in "
+                "these results (measured before the bench recorded when the answer had been "
+                "heard); the next `python -m bench.effectiveness` adds the table and its floor.",
+                "",
+            ]
         ),
         "Detection latency (watchdog; from the fault's onset at the chaos server, and from the "
         "start of the silence as the watchdog measured it):",
@@ -195,6 +213,29 @@ def effectiveness_section(tag: str, label: str, eff: dict[str, Any]) -> str:
         ),
     ]
     return "\n".join(parts)
+
+
+def _fallback_note(eff: dict[str, Any]) -> str:
+    """What the `+fallback` rows are, or why this version has none."""
+    if any(r["class"] == "fallback" for r in eff["rows"]):
+        return (
+            "`+fallback` rows: the sticky faults again, with a fallback model configured (a "
+            "second, clean chaos server behind livekit's `RealtimeModelFallbackAdapter`, as the "
+            "worker builds it from `AGENT_FALLBACK_*`); the faulted turn is judged, the turns "
+            "after the failover are the fallback's and are not. Without a fallback the same "
+            "faults escalate (their rows above)."
+        )
+    version = tuple(int(x) for x in re.findall(r"\d+", str(eff["livekit_agents"]))[:2])
+    if version >= (1, 8):
+        return (
+            "No `+fallback` rows in these results (measured before the bench ran them; "
+            "`python -m bench.effectiveness` runs them on livekit 1.8+)."
+        )
+    return (
+        f"No `+fallback` rows: livekit-agents {eff['livekit_agents']} has no "
+        "`RealtimeModelFallbackAdapter` (1.8+), so a fallback model cannot be configured "
+        "(the worker and `simulate --fallback` refuse it); the sticky faults escalate."
+    )
 
 
 def _actions(r: dict[str, Any]) -> str:
@@ -456,6 +497,66 @@ def scrape_section(sc: dict[str, Any]) -> str:
     )
 
 
+def soak_section(so: dict[str, Any]) -> str:
+    """bench/results/soak.json: metrics files bounded by live processes, over thousands."""
+    points = so["checkpoints"]
+    files = [c["files"] for c in points]
+    ms = [c["metrics_ms"] for c in points]
+    cpu = [c["cpu_per_s"] for c in points]
+    load = so["machine"]["load_average_at_start"]
+    exact = all(c["exact"] for c in points)
+    return "\n".join(
+        [
+            f"Command: `{so['command']}` ({so['processes']:,} job processes in batches of "
+            f"{so['batch']}); measured {so['measured_at']}, livekit-agents "
+            f"{so['machine']['versions'].get('livekit-agents')}, load average at start "
+            f"{load}. Each job process is a real fork writing prometheus_client's "
+            "multiprocess files through `realtime_supervisor.metrics` (one call: 1-5 turns, a "
+            "stall, a recovery, an escalation, the reply-latency histogram; a quarter never end "
+            "their session, as a crashed job); batches are reaped late, so the service also "
+            "meets zombies. The real `SupervisorService` polls every second and is scraped over "
+            "HTTP; at each checkpoint every process so far has exited.",
+            "",
+            table(
+                (
+                    "job processes",
+                    "files in the directory",
+                    "/metrics median ms",
+                    "CPU s per s",
+                    "every counter exact",
+                ),
+                [
+                    (
+                        c["processes"],
+                        c["files"],
+                        f"{c['metrics_ms']:.2f}",
+                        f"{c['cpu_per_s']:.2f}",
+                        "yes" if c["exact"] else "**NO**",
+                    )
+                    for c in points
+                ],
+            ),
+            "",
+            f"- Files in the directory: {min(files)} to {max(files)} from the first checkpoint "
+            f"to the last ({points[-1]['processes']:,} processes): bounded by the live "
+            "processes and the archives, not by the calls served.",
+            f"- /metrics median {min(ms):.2f} to {max(ms):.2f} ms across the checkpoints: it "
+            "does not grow with the calls served (the spread is the shared machine).",
+            f"- CPU (this whole process: the service's poll and folds plus a client scraping "
+            f"every 0.2 s): {min(cpu):.2f} to {max(cpu):.2f} s per s.",
+            f"- Counters equal what the job processes wrote at every checkpoint: "
+            f"{'yes' if exact else '**NO**'}; turns_total, scraped {so['scrapes_while_running']} "
+            "times while processes ran and were folded, "
+            + (
+                "never went backwards nor above the truth."
+                if so.get("monotonic")
+                else "**went backwards or above the truth**."
+            ),
+            "- The bounded version runs in CI: `tests/test_soak.py`.",
+        ]
+    )
+
+
 def plot_silence(tag: str, eff: dict[str, Any]) -> Path:
     import matplotlib
 
@@ -484,8 +585,6 @@ def plot_silence(tag: str, eff: dict[str, Any]) -> Path:
     ax.text(len(scenarios) - 0.5, eff["plan"]["patience"] + 0.2, "caller gives up", ha="right")
     ax.set_xticks(range(len(scenarios)))
     ax.set_xticklabels(scenarios, rotation=25, ha="right")
-    from bench.effectiveness import SILENCE_LIMIT
-
     for j, sc in enumerate(scenarios):
         if sc in SILENCE_LIMIT:
             field_name, slack = SILENCE_LIMIT[sc]
@@ -554,6 +653,17 @@ def readme_summary() -> str:
     return ". ".join(lines).replace("..", ".") + "."
 
 
+def silence_limits_text() -> str:
+    """The caller-silence limits, grouped: 'a, b: field + slack s; ...'."""
+    groups: dict[tuple[str, float], list[str]] = {}
+    for kind, limit in SILENCE_LIMIT.items():
+        groups.setdefault(limit, []).append(kind)
+    return "; ".join(
+        f"{', '.join(kinds)}: {field_name} + {slack:g} s"
+        for (field_name, slack), kinds in groups.items()
+    )
+
+
 def results_md() -> str:
     parts = [
         "# Benchmarks",
@@ -568,11 +678,14 @@ def results_md() -> str:
         "make bench                   # all of the below, after setting up both venvs",
         "make setup setup-compat      # the two venvs (livekit-agents 1.8.x and 1.5.11)",
         "VIRTUAL_ENV=$PWD/.venv .venv/bin/uv pip install -e '.[bench]'   # plots (matplotlib)",
-        ".venv/bin/python -m bench.effectiveness   # 1 + 2: both livekit versions (~20 min)",
+        ".venv/bin/python -m bench.effectiveness   # 1 + 2: both livekit versions (~30 min)",
         ".venv/bin/python -m bench.overhead        # 3: CPU, event cost, memory, scale (~25 min)",
         ".venv/bin/python -m bench.scrape          # 4: /metrics with 200 job processes (~30 s)",
         ".venv/bin/python -m bench.report          # this file and bench/plots/*.png",
         ".venv/bin/python -m bench.effectiveness --quick   # the CI variant (tests/test_bench.py)",
+        "# a short check of a few rows (one seed, one session, this venv only, results elsewhere):",
+        ".venv/bin/python -m bench.effectiveness --this-venv-only --only 'dead_mid|fallback' \\",
+        "    --modes watchdog --seeds 1 --sessions 1 --out /tmp/bench-check",
         "```",
         "",
         "The hand-written timer is `HandWrittenTimer` in "
@@ -613,11 +726,13 @@ def results_md() -> str:
         "the watchdog is never worse by more than 0.5 s (p95), a timing floor.",
         "- **answered**: a whole answer (the chaos server's answer tone, in one playback "
         "segment) played after the turn; judged from what reached the caller's speaker.",
-        "- **floors' thresholds**: no_response, failed_response, error_event: ack_timeout + "
-        "0.5 s (the issue's 2.0 s: never acknowledged, found at the acknowledgement deadline); "
-        "stall_mid, late_resume: audio_gap_timeout + 1.5 s; multi_message(_empty): "
-        "warning_grace + 1.5 s; drop_mid (the connection is lost and re-established): "
-        "warning_grace + 5 s. fatal_error and flap must escalate.",
+        "- **floors' thresholds** (caller silence p95, watchdog): "
+        + silence_limits_text()
+        + " (why each: `SILENCE_LIMIT` in bench/effectiveness.py). "
+        + ", ".join(STICKY)
+        + " must escalate, for the reason each should produce; with a fallback configured "
+        f"(`+fallback`) they must be answered in >= {FALLBACK_PCT:g}% of their turns, the "
+        "failover counted, nothing escalated.",
         "- **detection latency**: the fault's onset as the chaos server recorded it (for no_reply "
         "faults: when it should have started the response) to the watchdog's verdict, one "
         "monotonic clock. `from silence start` starts where the watchdog's own clock started "
@@ -644,6 +759,9 @@ def results_md() -> str:
     sc = _load("scrape")
     if sc is not None:
         parts += ["## 4: scrape cost", "", scrape_section(sc), ""]
+    so = _load("soak")
+    if so is not None:
+        parts += ["## 5: soak, metrics files bounded by live processes", "", soak_section(so), ""]
     if effs[0][2] is not None:
         parts += [
             "## The README's comparison table",

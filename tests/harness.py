@@ -71,12 +71,12 @@ class Call:
             return False
         return True
 
-    async def fault_onset(self, *, within: float = 15.0) -> float:
-        """Wait until the chaos server has injected its fault; return when it took effect."""
+    async def fault_onset(self, *, within: float = 15.0, count: int = 1) -> float:
+        """Wait until the chaos server has injected `count` faults; when the last took effect."""
         deadline = time.monotonic() + within
         while time.monotonic() < deadline:
             for record in self.server.sessions.values():
-                if record.injected:
+                if len(record.injected) >= count:
                     return float(record.injected[-1].onset)
             await asyncio.sleep(0.02)
         raise AssertionError("the chaos server injected nothing")

@@ -105,3 +105,43 @@ def test_livekit_server_flags_default_load_and_version_range(
         assert _private.check_version("1.4.2") is False
     warned = [m for r in caplog.records if "outside the tested" in (m := r.getMessage())]
     assert len(warned) == 2 and "1.9.0" in warned[0] and "1.4.2" in warned[1]
+
+
+@pytest.mark.compat
+@pytest.mark.parametrize("dead", [False, True])
+async def test_closing_a_socket_whose_peer_never_answers_does_not_wait_for_it(dead: bool) -> None:
+    """A connection that died without a close frame never answers ours either: aiohttp would wait
+    its whole close timeout (10 s) for the reply, dead air on the call. `close_socket` drops the
+    connection after CLOSE_HANDSHAKE_TIMEOUT (at once when the peer is known dead)."""
+    import time
+
+    import aiohttp
+    from aiohttp import web
+
+    release = asyncio.Event()
+
+    async def frozen(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(autoclose=False)
+        await ws.prepare(request)
+        await release.wait()  # reads nothing, answers nothing: a frozen peer
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/", frozen)
+    runner = web.AppRunner(app, shutdown_timeout=0.1)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        async with aiohttp.ClientSession() as http:
+            ws = await http.ws_connect(f"http://127.0.0.1:{port}/")
+            started = time.monotonic()
+            await _private.close_socket(ws, dead=dead)
+            took = time.monotonic() - started
+            assert ws.closed
+            # generous against a loaded machine; unbounded, this is aiohttp's 10 s
+            assert took < _private.CLOSE_HANDSHAKE_TIMEOUT + 4.0, took
+    finally:
+        release.set()
+        await runner.cleanup()

@@ -61,7 +61,7 @@ def test_empty_ladder_escalates_at_once() -> None:
 
 
 def test_budget_exhausted_escalates_at_once() -> None:
-    """Beyond budget_max_recoveries actions in budget_window the policy escalates at once."""
+    """Beyond budget_max_recoveries incidents in budget_window the policy escalates at once."""
     p = policy(budget_max_recoveries=3, budget_window=60.0)
     for t in (0.0, 10.0, 20.0):
         assert p.decide(stall(), t) == Reissue(None)
@@ -70,8 +70,21 @@ def test_budget_exhausted_escalates_at_once() -> None:
     assert p.budget_left(30.0) == 0
 
 
+def test_the_budget_counts_incidents_not_rungs() -> None:
+    """A dead connection takes two rungs (the re-issue proves it dead, the reconnect saves the
+    turn): one incident, one unit of budget, so a session can live through as many of them as
+    of lost replies."""
+    p = policy(budget_max_recoveries=2)
+    for t in (0.0, 20.0):
+        assert p.decide(stall(), t) == Reissue(None)
+        assert p.decide(stall(), t + 1.5) == Reconnect()
+        p.resolved(t + 2.0)
+    assert p.budget_left(30.0) == 0
+    assert p.decide(stall(), 30.0) == Escalate("budget_exhausted")
+
+
 def test_budget_window_slides() -> None:
-    """An action older than budget_window no longer counts."""
+    """An incident older than budget_window no longer counts."""
     p = policy(budget_max_recoveries=2, budget_window=60.0)
     for t in (0.0, 30.0):
         p.decide(stall(), t)

@@ -3,8 +3,11 @@
 An incident is the time from a session's first stall to the next agent audio (`resolved`). Within
 one incident each further stall means the previous action did not bring the agent back, so the
 ladder moves up a rung; past its top the policy escalates. Across incidents a per-session budget,
-like an OTP supervisor's restart intensity, bounds how often it acts at all. Stalls that no action
-can fix (a dead session, a reconnect storm) escalate at once and cost no budget.
+like an OTP supervisor's restart intensity, bounds how often it acts at all. The budget counts
+incidents (recoveries), not rungs: the ladder already bounds one incident, and a connection that
+died without a close frame needs two rungs (the re-issue proves it dead, the reconnect saves the
+turn) that must not spend twice what a lost reply spends. Stalls that no action can fix (a dead
+session, a reconnect storm) escalate at once and cost no budget.
 
 Failover: when the binding has a fallback model (`can_failover`), a dead session, a reconnect storm
 or a ladder exhausted on the primary switches the session to it instead of escalating, once per
@@ -101,7 +104,7 @@ class Policy:
     def __init__(self, config: WatchdogConfig) -> None:
         self._ladder = config.ladder
         self._budget_max = config.budget_max_recoveries
-        # The last budget_max actions: enough to tell whether one more fits the window.
+        # The last budget_max incidents: enough to tell whether one more fits the window.
         self._spent = SlidingWindow(config.budget_window, cap=config.budget_max_recoveries)
         self._rung = 0
         self._opening: Stall | None = None
@@ -120,7 +123,7 @@ class Policy:
         return self._rung
 
     def budget_left(self, now: float) -> int:
-        """How many actions the budget still allows at `now`."""
+        """How many more incidents the budget allows at `now`."""
         return self._budget_max - self._spent.count(now)
 
     @property
@@ -147,9 +150,11 @@ class Policy:
                 self._failed_over = self._failover_incident = True
                 return Failover()
             return Escalate(reason)
-        if self.budget_left(now) <= 0:
-            return Escalate(EscalationReason.BUDGET_EXHAUSTED)
-        self._spent.record(now)
+        if self._rung == 0:
+            # a new incident: the one thing the budget counts
+            if self.budget_left(now) <= 0:
+                return Escalate(EscalationReason.BUDGET_EXHAUSTED)
+            self._spent.record(now)
         rung = self._ladder[self._rung]
         self._rung += 1
         if rung == Rung.RECONNECT:

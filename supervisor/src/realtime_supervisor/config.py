@@ -201,8 +201,8 @@ class WatchdogConfig:
     # Acknowledged, then no server event of any kind: the reply stopped making progress. Above
     # a slow but healthy first audio (about 4 s of nothing after the response's first events).
     progress_timeout: float = _seconds(5.0, 0.5, 120.0)
-    # Restart intensity, as an OTP supervisor's (whose default is 1 in 5 s): 3 actions a minute is
-    # one full ladder plus one retry; beyond that the session is sick, not unlucky.
+    # Restart intensity, as an OTP supervisor's (whose default is 1 in 5 s): 3 recoveries
+    # (incidents, each up to a full ladder) a minute; beyond that the session is sick, not unlucky.
     budget_max_recoveries: int = _count(3, 1, 20)
     # Floor 10 s, ceiling one hour; it must hold one stall and its recovery (cross-field).
     budget_window: float = _seconds(60.0, 10.0, 3600.0)

@@ -158,11 +158,13 @@ async def run_call(
     url: str | None,
     metrics: Metrics | None,
     tally: Tally,
+    *,
+    fallback_url: str | None = None,
 ) -> None:
     """One call, from building its session to hanging up; its turns are always all recorded."""
     _CALL.set(call)
     try:
-        await _assemble_and_call(call, options, url, metrics, tally)
+        await _assemble_and_call(call, options, url, metrics, tally, fallback_url)
     finally:
         # turns never reached (the guard, a crash) are unanswered, silent for a whole patience
         while len(call.turns) < options.turns:
@@ -184,15 +186,19 @@ async def _assemble_and_call(
     url: str | None,
     metrics: Metrics | None,
     tally: Tally,
+    fallback_url: str | None = None,
 ) -> None:
     from livekit.agents import Agent, AgentSession
 
     from realtime_supervisor.testing import RecordingAudioOutput, ScriptedCaller, SupervisedCall
-    from realtime_supervisor_agent.models import build_realtime_model, session_kwargs
+    from realtime_supervisor_agent.models import build_llm, session_kwargs
 
     key = options.api_key.format(i=call.index)
     cfg = agent_config(options, key)
-    model = build_realtime_model(cfg, base_url=url)
+    # with a fallback, as the worker builds it with AGENT_FALLBACK_*: livekit's adapter over the
+    # primary and the fallback (the same settings, another server); else the primary alone
+    fallback = cfg if fallback_url is not None else None
+    model = build_llm(cfg, fallback=fallback, base_url=url, fallback_base_url=fallback_url)
     # Not wrapped in `reconnectable`: its extra event layer is livekit's cost, not the watchdog's,
     # and the watchdog reconnects without it (it recycles the live socket).
     session: Any = AgentSession(**session_kwargs(cfg, llm=model))

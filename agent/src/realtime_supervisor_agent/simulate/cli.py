@@ -111,6 +111,13 @@ def build_parser() -> argparse.ArgumentParser:
         ".wav path (default off); per-turn details then show first_sound_seconds",
     )
     p.add_argument(
+        "--fallback",
+        action="store_true",
+        help="give the session a fallback model: a second, clean chaos server, joined to the "
+        "primary by livekit's RealtimeModelFallbackAdapter as the worker does with "
+        "AGENT_FALLBACK_* (embedded server, livekit 1.8+)",
+    )
+    p.add_argument(
         "--log-level",
         default=None,
         type=str.upper,
@@ -163,6 +170,7 @@ def options_from_args(
         timer_seconds=args.timer_seconds,
         noise=args.noise,
         hold_cue=args.hold_cue,
+        fallback=args.fallback,
     )
     if args.compare:
         return [dataclasses.replace(base, mode="none"), base]

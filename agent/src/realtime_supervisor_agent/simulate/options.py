@@ -53,6 +53,9 @@ class SimulateOptions:
     # the caller makes a short loud noise this long into each reply, and another in the silence
     # before its next turn (None: never)
     noise: float | None = None
+    # a fallback model: a second, clean chaos server behind livekit's
+    # RealtimeModelFallbackAdapter, as the worker builds it with AGENT_FALLBACK_* (1.8+)
+    fallback: bool = False
     # the hold cue the supervised agent plays while it recovers: off | chime | a .wav path
     hold_cue: str = "off"
 
@@ -115,6 +118,10 @@ class SimulateOptions:
             ) from None
         if not all(k.strip() for k in keys):
             raise ConfigError("--api-key", "expected a non-empty key")
+        if not isinstance(self.fallback, bool):
+            raise ConfigError("--fallback", f"expected true or false, got {self.fallback!r}")
+        if self.fallback:
+            check_fallback(self.embedded)
         if not isinstance(self.watchdog, WatchdogConfig):
             raise ConfigError("watchdog", "expected a WatchdogConfig")
         from realtime_supervisor.cue import HoldCue
@@ -133,6 +140,22 @@ class SimulateOptions:
     @property
     def model_label(self) -> str:
         return self.azure_deployment or self.model
+
+
+def check_fallback(embedded: bool) -> None:
+    """A fallback model is simulated with a second chaos server, through livekit's adapter."""
+    if not embedded:
+        raise ConfigError("--fallback", "applies only to the embedded chaos server")
+    from realtime_supervisor_agent.fallback import has_fallback_adapter
+
+    if not has_fallback_adapter():
+        import livekit.agents as lk
+
+        raise ConfigError(
+            "--fallback",
+            f"livekit-agents {lk.__version__} has no RealtimeModelFallbackAdapter (1.8+): "
+            "a fallback model cannot be simulated",
+        )
 
 
 def check_url(flag: str, value: str, schemes: tuple[str, ...]) -> None:

@@ -106,6 +106,7 @@ async def run(
     async with contextlib.AsyncExitStack() as stack:
         server: Any = None
         url: str | None = options.realtime_url
+        fallback_url: str | None = None
         if options.embedded:
             from realtime_supervisor.chaos import ChaosServer
 
@@ -116,6 +117,14 @@ async def run(
                 )
             )
             url = server.url
+            if options.fallback:
+                # the fallback deployment: healthy, its own server (its sessions are not judged)
+                fallback = await stack.enter_async_context(
+                    ChaosServer(
+                        faults="clean", seed=options.seed, reply_seconds=options.reply_seconds
+                    )
+                )
+                fallback_url = openai_base(fallback.url)
         elif options.azure_endpoint is not None:
             url = None
         if url is not None:
@@ -123,7 +132,7 @@ async def run(
         stack.enter_context(capture_livekit_warnings())
         tasks = [
             asyncio.create_task(
-                run_call(call, options, url, metrics, tally),
+                run_call(call, options, url, metrics, tally, fallback_url=fallback_url),
                 name=f"simulate-session-{call.index}",
             )
             for call in calls

@@ -24,6 +24,7 @@ Tested livekit range: `TESTED` below; `check_version` warns once per process out
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import logging
 from typing import Any, Final
@@ -78,9 +79,21 @@ def connection_loop_done(rt_session: Any) -> bool:
     return isinstance(task, asyncio.Task) and task.done()
 
 
-async def close_socket(ws: Any) -> None:
-    """Close a websocket from our side; the plugin reads it as a drop and reconnects."""
-    await ws.close()
+# The real API answers a close frame at once; a connection that died without one never does,
+# and aiohttp would wait its whole close timeout (10 s) for the reply. Cancelling aiohttp's
+# close() past this bound drops the connection instead (its documented cancel path).
+CLOSE_HANDSHAKE_TIMEOUT = 1.0
+DEAD_PEER_CLOSE = 0.05  # time to write the close frame; no reply is waited for
+
+
+async def close_socket(ws: Any, *, dead: bool = False) -> None:
+    """Close a websocket from our side; the plugin reads it as a drop and reconnects.
+
+    Bounded: a peer's socket is dropped after CLOSE_HANDSHAKE_TIMEOUT without its reply, at once
+    (after the close frame is written) when the peer is known `dead`.
+    """
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(ws.close(), DEAD_PEER_CLOSE if dead else CLOSE_HANDSHAKE_TIMEOUT)
 
 
 def session_span(session: Any) -> Any | None:

@@ -194,6 +194,8 @@ class Supervisor:
         self._current: str | None = None
         self._response_closed = asyncio.Event()
         self._events_seen = 0  # raw server events heard: did the server answer anything since?
+        # A cancel went unanswered: the socket is dead without a close frame (cleared on reconnect)
+        self._socket_dead = False
         self._hooks: list[_EmitHook] = []
         self._failed_over = False  # switched to the fallback model (once per session)
         self.cue = CuePlayer(session, hold_cue) if hold_cue is not None else None
@@ -371,6 +373,7 @@ class Supervisor:
         self._open.clear()
         self._response_closed.set()
         self._connection_lost = False
+        self._socket_dead = False
         self._reconnected.set()
         self.observe(SessionReconnected())
 
@@ -450,6 +453,7 @@ class Supervisor:
                 # Not a word from the server about the cancel (the real API confirms at once):
                 # the connection is dead without a close frame. A reply asked for into it is
                 # lost too; the next rung (a reconnect) is the one that can help.
+                self._socket_dead = True
                 raise RecoveryError("the server did not answer the cancel: the connection is dead")
         await self._cue_played()
         return self._generate_reply(instructions)
@@ -462,6 +466,12 @@ class Supervisor:
         restart = getattr(model, "restart_session", None)
         self._reconnected.clear()
         if restart is not None:
+            if self._socket_dead:
+                # livekit's restart closes the old socket first and would wait aiohttp's whole
+                # close timeout (10 s of dead air) for a reply a dead peer never sends: drop it
+                ws = _private.live_socket(_openai_session(rt))
+                if ws is not None:
+                    await _private.close_socket(ws, dead=True)
             # livekit's public restart: interrupts, replays the chat context on a new socket
             await restart()
             self._play_cue()
@@ -475,7 +485,7 @@ class Supervisor:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._session.interrupt(force=True), REISSUE_TIMEOUT)
             # the plugin sees the socket close, reconnects and replays the conversation
-            await _private.close_socket(ws)
+            await _private.close_socket(ws, dead=self._socket_dead)
             self._play_cue()
         try:
             await asyncio.wait_for(self._reconnected.wait(), self._config.recovery_timeout)
