@@ -412,3 +412,42 @@ def test_the_fallback_option_is_refused_where_it_cannot_run() -> None:
         with pytest.raises(ConfigError, match=r"--fallback"):
             options_from_args(args, env={})
         assert not any(n.endswith("+fallback") for n in names)
+
+
+def test_detection_latency_is_judged_from_when_the_caller_heard_the_fault() -> None:
+    """The socket dies at 0.1 s, but the speaker plays audio already sent until 1.5 s: the gap
+    found at 3.5 s is 2.0 s after the caller's silence began (the floor's reference), not 3.4 s
+    after the onset. A verdict late against the caller's silence still breaks the floor."""
+    run = _run(
+        "dead_mid", "fault", "dead_mid", [_turn(0, 1, "dead_mid", [["audio_gap", 1.5, 3.5]])]
+    )
+    (d,) = detection_latency([run], WATCHDOG)
+    assert d["from_onset"]["p95"] == pytest.approx(3.4)
+    assert d["from_heard"]["p95"] == pytest.approx(2.0)
+    (latency,) = [
+        f
+        for f in floors({"rows": [], "detection": [d]}, WATCHDOG)
+        if f["floor"].startswith("detection latency")
+    ]
+    assert latency["value"] == pytest.approx(2.0)
+    assert latency["holds"]  # 2.0 s against audio_gap_timeout + 0.1
+    late = dict(d, from_heard={"p50": 4.0, "p95": 4.0, "max": 4.0})
+    (latency,) = [
+        f
+        for f in floors({"rows": [], "detection": [late]}, WATCHDOG)
+        if f["floor"].startswith("detection latency")
+    ]
+    assert not latency["holds"]
+
+
+def test_the_report_writes_the_readme_block_between_its_markers_and_nothing_else() -> None:
+    """The README's benchmark figures are generated: the block between the markers is replaced,
+    the text around it kept, and splicing twice changes nothing."""
+    from bench.report import README_END, README_START, splice_readme
+
+    text = f"intro\n{README_START}\nold figures\n{README_END}\nafter\n"
+    once = splice_readme(text, "new figures")
+    assert once == f"intro\n{README_START}\nnew figures\n{README_END}\nafter\n"
+    assert splice_readme(once, "new figures") == once
+    readme = (Path(__file__).parent.parent / "README.md").read_text("utf-8")
+    assert README_START in readme and README_END in readme

@@ -641,7 +641,7 @@ def test_reconnect_window_is_bounded() -> None:
     d = detector(storm_reconnects=3, storm_window=1000.0)
     for i in range(10_000):
         d.observe(SessionReconnected(), i * 1.0)
-    assert len(d._reconnects) <= 4
+    assert len(d._reconnects._events) <= 4
 
 
 def test_playback_finished_after_the_response_is_done_disarms_the_gap() -> None:
@@ -956,3 +956,59 @@ def test_a_malformed_created_still_acknowledges_the_turn() -> None:
     assert not d.response_open
     assert d.poll(2.0) == []
     assert d.next_deadline() == pytest.approx(4.8)
+
+
+# -- Rule 12: the interrupted reply's own audio answers nothing ----------------------------------
+
+
+def resumed_after_recovery(d: Detector) -> Stall:
+    """late_resume: r1 plays, stops (a frozen connection), the gap is found, the watchdog
+    interrupts and asks; the connection thaws and a few frames of r1 play before the server
+    confirms the cancel."""
+    speaking(d)  # r1 plays from 1.0 to 1.5
+    [gap] = d.poll(3.5)
+    assert gap.kind is StallKind.AUDIO_GAP
+    feed(d, (3.6, ReplyRequested(by_watchdog=True)))
+    return gap
+
+
+def test_a_fragment_of_the_interrupted_reply_does_not_answer_the_watchdog() -> None:
+    """r1's last frames after our request, then its cancel: nothing answers the request, so
+    the ack deadline judges it (without Rule 12 the fragment closed the incident and the turn
+    was left unanswered)."""
+    d = detector(**PROGRESS_CONFIG)
+    gap = resumed_after_recovery(d)
+    findings = feed(d, (3.8, AUDIO), (3.9, AUDIO), (4.0, ResponseDone("r1", "cancelled")))
+    assert heard(findings) == []
+    assert d.incident is gap and d.reply_expected
+    [stall] = d.poll(3.6 + 1.5)
+    assert stall.kind is StallKind.NO_REPLY and "recovery requested" in stall.detail
+
+
+def test_the_watchdogs_own_reply_answers_after_a_fragment() -> None:
+    """Once a newer response is created, its audio is the answer: heard, the incident closed,
+    no verdict."""
+    d = detector(**PROGRESS_CONFIG)
+    gap = resumed_after_recovery(d)
+    feed(d, (3.8, AUDIO), (4.0, ResponseDone("r1", "cancelled")), (4.1, ResponseCreated("r2")))
+    [h] = heard(feed(d, (4.4, AUDIO)))
+    assert h.stall is gap and d.incident is None
+    feed(d, (4.6, ResponseDone("r2", "completed")), (5.4, PlaybackFinished()))
+    assert d.poll(60.0) == []
+
+
+def test_stale_audio_is_a_trigger_that_disarms_nothing() -> None:
+    """Rule 12 in the table: no row is disarmed (nor refreshed) by stale audio."""
+    assert all(Trigger.STALE_AUDIO not in r.disarmed_by | r.refreshed_by for r in TABLE)
+    d = detector(**PROGRESS_CONFIG)
+    resumed_after_recovery(d)
+    assert d._triggers(AUDIO, 3.8)[0] is Trigger.STALE_AUDIO
+
+
+def test_after_the_caller_speaks_audio_is_no_longer_stale() -> None:
+    """The caller talked: the request is void, and what plays next is heard as usual."""
+    d = detector(**PROGRESS_CONFIG)
+    resumed_after_recovery(d)
+    feed(d, (3.7, UserSpeechStarted()))
+    assert heard(feed(d, (3.8, AUDIO))) != []
+    assert d.incident is None

@@ -16,6 +16,7 @@ from realtime_supervisor._observations import (
     LivekitWarning,
     RealtimeError,
     ResponseCreated,
+    ResponseDone,
     SessionReconnected,
     UserSpeechStarted,
     UserSpeechStopped,
@@ -57,8 +58,12 @@ class FakeActions:
             self.watchdog.observe(UserSpeechStarted())
             return self.watchdog.may_speak()
         if what == "speak":
+            # as on the wire: the reply asked for is a new response, then its audio plays
             assert self.watchdog is not None
-            asyncio.get_running_loop().call_soon(self.watchdog.observe, AUDIO)
+            reply = f"asked-{len(self.calls)}"
+            loop = asyncio.get_running_loop()
+            for obs in (ResponseCreated(reply), ResponseDone(reply, "completed"), AUDIO):
+                loop.call_soon(self.watchdog.observe, obs)
         elif what == "raise":
             raise RuntimeError(f"{action} failed")
         elif what == "block":

@@ -30,6 +30,20 @@ def test_cap_keeps_the_latest_entries_only() -> None:
     assert w.count(102.0) == 1
 
 
+def test_oldest_and_clear() -> None:
+    """The oldest event still counted (for a message: "N events in S seconds"); clear forgets."""
+    w = SlidingWindow(10.0)
+    assert w.oldest(0.0) is None
+    w.record(1.0)
+    w.record(4.0)
+    assert w.oldest(5.0) == 1.0
+    assert w.oldest(11.0) == 4.0  # 1.0 has left the window
+    w.clear()
+    assert (w.count(11.0), w.oldest(11.0)) == (0, None)
+    w.record(12.0)
+    assert w.count(12.0) == 1
+
+
 @pytest.mark.parametrize(("window", "cap"), [(0.0, None), (-1.0, None), (1.0, 0)])
 def test_bad_arguments_are_refused(window: float, cap: int | None) -> None:
     with pytest.raises(ValueError):

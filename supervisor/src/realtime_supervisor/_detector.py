@@ -40,6 +40,14 @@ Rule 11: no_reply listens to the server's progress (three rows, one verdict). A 
         next rung in ack_timeout, not recovery_timeout. A commit is not an acknowledgement: a
         server that commits the turn and never responds is the commonest lost reply.
 
+Rule 12: Audio of the reply the watchdog interrupted is not an answer to its request. A reply
+        that stalled and then resumes (a network hiccup) can play a few frames between our cancel
+        and the server's confirmation of it; those frames end mid-sentence. Until a response
+        newer than the one current at the watchdog's request is created, its audio is stale: it
+        moves the audio clocks (the caller does hear it) but answers nothing, so the request's
+        no_reply rows keep running and the incident stays open (the next rung, not a turn left
+        unanswered).
+
 Why no_reply is suspended while the caller speaks: a request (the watchdog's own, or the
 application's) that lands while the caller talks must not be judged by the clock; the caller's
 turn end re-arms the row with the full reply_timeout.
@@ -87,6 +95,7 @@ from realtime_supervisor._observations import (
     UserSpeechStopped,
     WarningKind,
 )
+from realtime_supervisor._window import SlidingWindow
 from realtime_supervisor.config import WatchdogConfig
 from realtime_supervisor.kinds import StallKind
 
@@ -116,7 +125,10 @@ class Trigger(StrEnum):
     RECOVERY_REQUESTED = "recovery requested"  # ReplyRequested(by_watchdog=True)
     TOOL_STARTED = "tool started"  # ToolCallStarted
     TOOL_FINISHED = "tool finished"  # ToolCallFinished (livekit reports one per batch of calls)
-    AGENT_AUDIO = "agent audio"  # any AgentAudioPlayed
+    AGENT_AUDIO = "agent audio"  # AgentAudioPlayed, unless stale
+    # AgentAudioPlayed of the response the watchdog's request interrupted, before any newer
+    # response was created (Rule 12): it disarms nothing, on purpose
+    STALE_AUDIO = "stale audio"
     # AgentAudioPlayed while a reply is in progress: its response open, or its playback not ended
     RESPONSE_AUDIO = "response audio"  # (Rule 10)
     NEW_REPLY_AUDIO = "new reply audio"  # audio that is not the reply a warning cut
@@ -415,10 +427,14 @@ class Detector:
         self._warning_effect: WarningEffect | None = None  # CUT or LOST, as it applied
         self._warning_response: str | None = None
         self._incident: Stall | None = None
+        # The response current when the watchdog asked for a reply, until a newer one is created:
+        # its audio is stale (Rule 12).
+        self._asked_over: str | None = None
         # What the next immediate verdict (dead_session, reconnect_storm) reports.
         self._detail = ""
         self._fatal_warning: WarningKind | None = None
-        self._reconnects: deque[float] = deque(maxlen=config.storm_reconnects + 1)
+        # a storm is storm_reconnects + 1 of them: older ones never matter
+        self._reconnects = SlidingWindow(config.storm_window, cap=config.storm_reconnects + 1)
 
     # -- read-only facts for the shell ---------------------------------------------------------
 
@@ -529,7 +545,8 @@ class Detector:
                 self._last_audio = now
                 if self._open_response is not None:
                     self._playing = True  # a response's playback began: in progress to its end
-                triggers = [Trigger.AGENT_AUDIO]
+                stale = self._asked_over is not None and self._current == self._asked_over
+                triggers = [Trigger.STALE_AUDIO if stale else Trigger.AGENT_AUDIO]
                 if self._playing:  # Rule 10
                     triggers.append(Trigger.RESPONSE_AUDIO)
                 if self._is_new_reply():
@@ -537,11 +554,14 @@ class Detector:
                 return tuple(triggers)
             case UserSpeechStarted():
                 self._caller_speaking = True
+                self._asked_over = None  # the caller moved on: whatever plays next is news
                 return (Trigger.USER_SPEAKING,)
             case UserSpeechStopped():
                 self._caller_speaking = False
                 return (Trigger.USER_TURN_ENDED,)
             case ReplyRequested(by_watchdog=by_watchdog):
+                if by_watchdog:
+                    self._asked_over = self._current
                 return (Trigger.RECOVERY_REQUESTED if by_watchdog else Trigger.REPLY_REQUESTED,)
             case ToolCallStarted():
                 self._tool_running = True
@@ -550,6 +570,8 @@ class Detector:
                 self._tool_running = False
                 return (Trigger.TOOL_FINISHED,)
             case ResponseCreated(response_id=response_id):
+                if response_id != self._asked_over:
+                    self._asked_over = None  # a newer response (even a malformed one) plays next
                 if response_id and response_id not in self._closed_early:
                     self._open[response_id] = None
                     self._current = response_id
@@ -657,13 +679,14 @@ class Detector:
 
     def _reconnected(self, now: float) -> tuple[Trigger, ...]:
         window = self._reconnects
-        window.append(now)
-        while window and window[0] < now - self._config.storm_window:
-            window.popleft()
-        if len(window) <= self._config.storm_reconnects:
+        window.record(now)
+        count = window.count(now)
+        if count <= self._config.storm_reconnects:
             return ()
+        oldest = window.oldest(now)
+        span = 0.0 if oldest is None else now - oldest
         self._detail = (
-            f"{len(window)} reconnects in {now - window[0]:.1f} s "
+            f"{count} reconnects in {span:.1f} s "
             f"(limit {self._config.storm_reconnects} in {self._config.storm_window:g} s)"
         )
         # The storm is this incident: a new one needs storm_reconnects + 1 more reconnects.

@@ -1,7 +1,8 @@
 """One sliding window: how many events happened in the last `window` seconds.
 
-Used for the policy's recovery budget (per session, bounded by the budget) and the service's drain
-(escalations, stalls and recoveries across the worker's job processes). Time is passed in, as
+Used for the policy's recovery budget (per session, bounded by the budget), the detector's
+reconnect-storm window (bounded by the storm limit) and the service's drain (escalations, stalls
+and recoveries across the worker's job processes). Time is passed in, as
 everywhere in the pure core, so tests need no clock.
 """
 
@@ -43,3 +44,13 @@ class SlidingWindow:
         while self._events and self._events[0][0] <= horizon:
             self._count -= self._events.popleft()[1]
         return self._count
+
+    def oldest(self, now: float) -> float | None:
+        """The time of the oldest event still counted at `now` (None when none is)."""
+        self.count(now)
+        return self._events[0][0] if self._events else None
+
+    def clear(self) -> None:
+        """Forget every event: the burst they made has been acted on."""
+        self._events.clear()
+        self._count = 0
