@@ -101,6 +101,7 @@ async def start_call(
     metrics: Any | None = None,
     wrap_model: bool = False,
     tools: list[Any] | None = None,
+    hold_cue: Any | None = None,
 ) -> AsyncIterator[Call]:
     logs = LivekitLogs(lower=False)  # what the application's levels let through
     logs.attach()
@@ -146,6 +147,7 @@ async def start_call(
             metrics=metrics,
             model="gpt-realtime",
             provider="azure" if azure else "openai",
+            hold_cue=hold_cue,
         )
         call.supervisor = sup
     assembly = SupervisedCall(session, sup, model=model)

@@ -172,6 +172,7 @@ def test_schema_closes_every_object() -> None:
         (("--set", "agent.noiseReduction=loud"), "agent.noiseReduction must be one of"),
         (("--set", "agent.turnDetection=push_to_talk"), "agent.turnDetection must be one of"),
         (("--set", "monitor.kind=Probe"), "monitor.kind must be one of"),
+        (("--set", "agent.holdCue=beep"), "agent.holdCue: Does not match pattern"),
         (("--set", "agent.fallback.provider=gcp"), "agent.fallback.provider must be one of"),
         (("--set", "agent.fallback.region=eu"), "agent.fallback: Additional property region"),
         (("--set", "watchdog.ladder={reissue,restart}"), "watchdog.ladder.1 must be one of"),

@@ -87,6 +87,7 @@ _VARIABLES: dict[str, str] = {
     "vad_silence_duration_ms": "AGENT_VAD_SILENCE_DURATION_MS",
     "semantic_eagerness": "AGENT_SEMANTIC_EAGERNESS",
     "max_calls": "AGENT_MAX_CALLS",
+    "hold_cue": "AGENT_HOLD_CUE",
 }
 _SECRET_FIELDS = frozenset({"openai_api_key", "azure_api_key", "azure_ad_token"})
 _LIVEKIT_VARIABLES = ("LIVEKIT_URL", "LIVEKIT_API_KEY", "LIVEKIT_API_SECRET")
@@ -150,6 +151,9 @@ class AgentConfig:
     semantic_eagerness: Eagerness = "auto"
     # The calls that make this worker full (its load's calls part; docs/deploying.md, sizing).
     max_calls: int = DEFAULT_MAX_CALLS
+    # off | chime | /path/to/cue.wav: a short sound while the watchdog recovers a stalled reply
+    # (realtime_supervisor.cue); off by default: a deployment opts in to a sound its callers hear.
+    hold_cue: str = "off"
 
     def __post_init__(self) -> None:
         problems = self._problems()
@@ -206,6 +210,7 @@ class AgentConfig:
                 ("max_calls", f"expected an integer {low}..{high} (calls per pod), got {calls!r}")
             )
         problems += _vad_problems(self)
+        problems += _hold_cue_problems(self.hold_cue)
         problems += self._provider_problems()
         order = list(_VARIABLES)
         return sorted(problems, key=lambda p: order.index(p[0]) if p[0] in order else len(order))
@@ -435,6 +440,20 @@ def _vad_problems(cfg: AgentConfig) -> list[tuple[str, str]]:
             ("semantic_eagerness", "applies only to AGENT_TURN_DETECTION=semantic_vad; unset it")
         )
     return problems
+
+
+def _hold_cue_problems(value: object) -> list[tuple[str, str]]:
+    """The cue is loaded once here (a WAV's format and length), so a bad file fails at start."""
+    from realtime_supervisor.cue import HoldCue
+    from realtime_supervisor.errors import ConfigError
+
+    if not isinstance(value, str):
+        return [("hold_cue", f"expected off, chime or a path to a .wav file, got {value!r}")]
+    try:
+        HoldCue.from_setting(value, field="hold_cue")
+    except ConfigError as exc:
+        return [("hold_cue", str(exc).removeprefix("hold_cue: "))]
+    return []
 
 
 def _is_http_url(value: object) -> bool:

@@ -198,6 +198,7 @@ def supervise(
     Built first so that livekit's log records from the session's tasks (which copy the context
     at creation) can be told apart per session.
     """
+    from realtime_supervisor.cue import HoldCue
     from realtime_supervisor.livekit.binding import Supervisor
 
     cfg = settings.agent
@@ -209,6 +210,8 @@ def supervise(
         model=model_label(cfg),
         metrics=metrics,
         context=context,
+        # AGENT_HOLD_CUE: validated with the settings; None when off
+        hold_cue=HoldCue.from_setting(cfg.hold_cue, field="AGENT_HOLD_CUE"),
     )
 
 
@@ -222,6 +225,9 @@ def prewarm(proc: JobProcess) -> None:
     # Built now, not on the first call: the process's series (build_info, the zeros that let
     # increase() see a first event) exist from its start.
     default_metrics()
+    from realtime_supervisor.cue import HoldCue
+
+    HoldCue.from_setting(settings.agent.hold_cue)  # the chime is synthesised once, here
     proc.userdata[_SETTINGS_KEY] = settings
 
 

@@ -149,6 +149,7 @@ treats "" as unset); lists are joined with commas.
   (list "AGENT_VAD_SILENCE_DURATION_MS" $agent.serverVad.silenceDurationMs)
   (list "AGENT_SEMANTIC_EAGERNESS" $agent.semanticVad.eagerness)
   (list "AGENT_MAX_CALLS" $agent.maxCalls)
+  (list "AGENT_HOLD_CUE" $agent.holdCue)
   (list "REALTIME_SUPERVISOR_ENABLED" $w.enabled)
   (list "REALTIME_SUPERVISOR_REPLY_TIMEOUT" $w.replyTimeout)
   (list "REALTIME_SUPERVISOR_AUDIO_GAP_TIMEOUT" $w.audioGapTimeout)

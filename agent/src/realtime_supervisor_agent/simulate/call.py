@@ -232,6 +232,7 @@ async def _assemble_and_call(
         )
 
     if options.mode == "watchdog":
+        from realtime_supervisor.cue import HoldCue
         from realtime_supervisor.livekit.binding import Supervisor
 
         call.supervisor = Supervisor(
@@ -242,6 +243,7 @@ async def _assemble_and_call(
             model=options.model_label,
             metrics=metrics,
             context={"simulate_session": str(call.index)},
+            hold_cue=HoldCue.from_setting(options.hold_cue, field="--hold-cue"),
         )
         _tally_events(call.supervisor, tally)
     assembly = SupervisedCall(session, call.supervisor, model=model)

@@ -105,6 +105,12 @@ def build_parser() -> argparse.ArgumentParser:
         "the silence before its next turn (default: never)",
     )
     p.add_argument(
+        "--hold-cue",
+        default="off",
+        help="the supervised agent plays this while it recovers: off, chime or a PCM16 mono "
+        ".wav path (default off); per-turn details then show first_sound_seconds",
+    )
+    p.add_argument(
         "--fallback",
         action="store_true",
         help="give the session a fallback model: a second, clean chaos server, joined to the "
@@ -163,6 +169,7 @@ def options_from_args(
         watchdog=watchdog,
         timer_seconds=args.timer_seconds,
         noise=args.noise,
+        hold_cue=args.hold_cue,
         fallback=args.fallback,
     )
     if args.compare:

@@ -13,6 +13,10 @@ Rules (tests/test_judge.py holds each):
    not matter, what was heard does.
 3. The caller's longest silence: the longest stretch in [start, end] with no frame playing.
 4. Overlapping replies: two responses interleaved (A, B, A) or two segments playing at once.
+5. The hold cue is not an answer: a playback segment with any frame of the cue's chime (kind
+   "cue", see `realtime_supervisor.cue`) is skipped by rules 1 and 2, whatever else it
+   holds (its quiet tail reads as no tone at all); it still counts as sound for rule 3 and as a
+   segment for rule 4 (a cue over an answer is an overlap).
 """
 
 from __future__ import annotations
@@ -55,6 +59,7 @@ _LOST_KINDS: Final = frozenset(
         WarningKind.UNRECOVERABLE_CLOSE,
     }
 )
+_REPLY_TONES: Final = frozenset({"answer", "preamble"})  # numbered by amplitude (rule 4)
 LOST_REPLY: Final = tuple(prefix for prefix, kind in WARNING_PREFIXES if kind in _LOST_KINDS)
 
 
@@ -112,7 +117,7 @@ def overlapping(frames: Sequence[Frame]) -> bool:
     """Two responses interleaved: A, then B, then A again; or two segments at the same time."""
     seen: list[int] = []
     for f in frames:
-        if f.kind is None:
+        if f.kind not in _REPLY_TONES:
             continue
         seq = sequence_of(f.level)
         if seen and seen[-1] == seq:
@@ -151,9 +156,10 @@ def answer_in(
     `finished`: segment -> (when it finished playing, whether it was interrupted).
     `responses`: what the server reported (rule 2).
     """
+    cue_segments = {f.segment for f in frames if f.kind == "cue"}  # rule 5
     by_segment: dict[int, list[Frame]] = {}
     for f in frames:
-        if f.at >= after:
+        if f.at >= after and f.segment not in cue_segments:
             by_segment.setdefault(f.segment, []).append(f)
     for segment, seg_frames in sorted(by_segment.items()):
         answer = [f for f in seg_frames if f.kind == "answer"]

@@ -56,6 +56,8 @@ class SimulateOptions:
     # a fallback model: a second, clean chaos server behind livekit's
     # RealtimeModelFallbackAdapter, as the worker builds it with AGENT_FALLBACK_* (1.8+)
     fallback: bool = False
+    # the hold cue the supervised agent plays while it recovers: off | chime | a .wav path
+    hold_cue: str = "off"
 
     def __post_init__(self) -> None:
         def positive_int(flag: str, value: object) -> None:
@@ -122,6 +124,9 @@ class SimulateOptions:
             check_fallback(self.embedded)
         if not isinstance(self.watchdog, WatchdogConfig):
             raise ConfigError("watchdog", "expected a WatchdogConfig")
+        from realtime_supervisor.cue import HoldCue
+
+        HoldCue.from_setting(self.hold_cue, field="--hold-cue")
 
     @property
     def embedded(self) -> bool:

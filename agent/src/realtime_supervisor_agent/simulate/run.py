@@ -258,6 +258,9 @@ def _turn_dict(t: TurnRecord) -> dict[str, Any]:
         "fault": t.fault,
         "answered": t.answered,
         "first_audio_seconds": rel(t.first_audio_at),
+        # turn end -> the first agent audio of any kind, the hold cue included (the bench shows
+        # it next to silence_seconds, turn end -> the answer: a cue is never the answer)
+        "first_sound_seconds": rel(t.first_audio_at),
         "silence_seconds": round(t.silence, 3),
         # turn end -> the whole answer heard (None when never answered)
         "heard_seconds": rel(t.heard_at),

@@ -1,5 +1,8 @@
 """The chaos server's reply tones: answers at 440 Hz, preambles at 660 Hz, numbered by amplitude.
 
+`tone_of` also names the hold cue's chime ("cue": 1.2-1.7 kHz, `realtime_supervisor.cue`),
+so a recording can tell the cue from an answer: a cue is never an answer.
+
 Pure: PCM16 little-endian mono bytes in and out. The amplitude carries the response's sequence
 number in the session, so a recording sink can tell not only that a turn was answered but by
 which response; `tone_of` reads a frame back as "answer", "preamble" or neither.
@@ -15,6 +18,8 @@ __all__ = [
     "AMPLITUDE_BASE",
     "AMPLITUDE_STEP",
     "ANSWER_HZ",
+    "CUE_MIN_HZ",
+    "CUE_NOTES_HZ",
     "PREAMBLE_HZ",
     "ToneKind",
     "amplitude_for",
@@ -26,13 +31,17 @@ __all__ = [
 
 ANSWER_HZ: Final = 440.0
 PREAMBLE_HZ: Final = 660.0
+# The hold cue's chime (E6 then G6) and the band read as a cue: far above both reply tones.
+CUE_NOTES_HZ: Final = (1318.5, 1568.0)
+CUE_MIN_HZ: Final = 1200.0
+_CUE_MAX_HZ: Final = 1700.0
 AMPLITUDE_BASE: Final = 6000
 AMPLITUDE_STEP: Final = 500
 _AMPLITUDE_SLOTS: Final = 40  # 6000 .. 25500: loud enough to classify, far from clipping
 _TONE_TOLERANCE: Final = 0.15  # 440 +- 66 and 660 +- 99 never overlap
 _MIN_PEAK: Final = 500  # quieter than this is silence, not a tone
 
-ToneKind = Literal["answer", "preamble"]
+ToneKind = Literal["answer", "preamble", "cue"]
 
 
 def _samples(pcm16: bytes | memoryview) -> array[int]:
@@ -68,7 +77,7 @@ def tone(hz: float, *, start: int, count: int, amplitude: int, sample_rate: int 
 
 
 def tone_of(pcm16: bytes | memoryview, sample_rate: int) -> ToneKind | None:
-    """Classify a frame as the answer tone, the preamble tone, or neither (None).
+    """Classify a frame as the answer tone, the preamble tone, the hold cue, or none (None).
 
     The frequency comes from interpolated zero crossings, which stays accurate on 10 ms frames
     where a plain crossing count would be off by a whole crossing.
@@ -88,4 +97,6 @@ def tone_of(pcm16: bytes | memoryview, sample_rate: int) -> ToneKind | None:
     for kind, target in (("answer", ANSWER_HZ), ("preamble", PREAMBLE_HZ)):
         if abs(hz - target) <= target * _TONE_TOLERANCE:
             return "answer" if kind == "answer" else "preamble"
+    if CUE_MIN_HZ <= hz <= _CUE_MAX_HZ:
+        return "cue"
     return None

@@ -6,9 +6,11 @@ This is the only module (with `_private`) that imports livekit. It listens to
 - the audio handed to the output (the time of each frame, and the end of each playback),
 - livekit's own log records, for the warnings that mean a reply was lost,
 and performs `reissue` (interrupt, then `generate_reply`), `reconnect` (a fresh websocket that
-keeps the conversation, then a reply) and `escalate` (the application's hook).
+keeps the conversation, then a reply) and `escalate` (the application's hook). With a hold cue
+(`realtime_supervisor.cue`) it plays the cue during a recovery; the audio tap skips the cue's
+frames, so only the answer counts as the agent's audio.
 
-About 650 lines, over the house limit on purpose this round: the taps (`_AudioTap`, `_LogTap`,
+About 800 lines, over the house limit on purpose this round: the taps (`_AudioTap`, `_LogTap`,
 `_EmitHook`) are to move to `livekit/taps.py` in the planned consolidation; they stay here while
 several people edit this file in parallel, so that the changes merge.
 """
@@ -56,6 +58,7 @@ from .._observations import (
 from .._records import Sink
 from .._watchdog import Watchdog
 from ..config import WatchdogConfig
+from ..cue import CuePlayer, HoldCue
 from ..errors import RecoveryError
 from ..events import EventEmitter, EventType
 from ..kinds import WARNING_PREFIXES
@@ -80,6 +83,7 @@ CANCEL_CONFIRM_TIMEOUT = 1.5
 # timestamp, which the watchdog reads before each judgement, so no verdict misses it; longer than
 # a frame, or every frame would be news (sinks pace frames at their own length).
 AUDIO_NEWS_GAP = 0.5
+CUE_SLACK = 1.0  # a hold cue that outlasts its own length by this much is stopped
 _MAX_OPEN = 8  # open responses remembered at most (the real API has one at a time)
 
 
@@ -126,6 +130,8 @@ class Supervisor:
 
     `on` registers callbacks for the watchdog's events (`realtime_supervisor.events`); with
     livekit's tracer provider set (1.8), stalls and recoveries also appear on the session's trace.
+    `hold_cue` (`HoldCue.chime()`, a WAV): a short sound played while a recovery runs, never
+    counted as the answer (`realtime_supervisor.cue`).
     """
 
     def __init__(
@@ -140,6 +146,7 @@ class Supervisor:
         context: Mapping[str, str] | None = None,
         clock: Callable[[], float] = time.monotonic,
         learner: Learner | None = None,
+        hold_cue: HoldCue | None = None,
     ) -> None:
         self._session = session
         self._config = config or WatchdogConfig()
@@ -191,6 +198,11 @@ class Supervisor:
         self._socket_dead = False
         self._hooks: list[_EmitHook] = []
         self._failed_over = False  # switched to the fallback model (once per session)
+        self.cue = CuePlayer(session, hold_cue) if hold_cue is not None else None
+        if self.cue is not None:
+            cue = self.cue
+            self._events.on("recovery_started", lambda _ev: cue.arm())
+            self._events.on("escalated", lambda _ev: cue.stop())
         _CURRENT.set(self)
 
     @property
@@ -347,6 +359,8 @@ class Supervisor:
         self.observe(SessionClosed())
 
     def _on_speech_started(self, _ev: Any) -> None:
+        if self.cue is not None:
+            self.cue.stop()  # never over the caller (livekit stops it too: allow_interruptions)
         self._install_audio_tap()
         self.observe(UserSpeechStarted())
 
@@ -430,6 +444,7 @@ class Supervisor:
         stuck = self._open_response
         seen = self._events_seen
         await asyncio.wait_for(self._session.interrupt(force=True), REISSUE_TIMEOUT)
+        self._play_cue()  # after the interrupt, which would cut it
         if stuck is not None and self._open_response == stuck:
             # never re-ask while the interrupted response may still finish: see the constant
             with contextlib.suppress(TimeoutError):
@@ -440,6 +455,7 @@ class Supervisor:
                 # lost too; the next rung (a reconnect) is the one that can help.
                 self._socket_dead = True
                 raise RecoveryError("the server did not answer the cancel: the connection is dead")
+        await self._cue_played()
         return self._generate_reply(instructions)
 
     async def _reconnect(self) -> bool:
@@ -458,6 +474,7 @@ class Supervisor:
                     await _private.close_socket(ws, dead=True)
             # livekit's public restart: interrupts, replays the chat context on a new socket
             await restart()
+            self._play_cue()
         else:
             inner = _openai_session(rt)
             if _private.connection_loop_done(inner):
@@ -469,10 +486,12 @@ class Supervisor:
                 await asyncio.wait_for(self._session.interrupt(force=True), REISSUE_TIMEOUT)
             # the plugin sees the socket close, reconnects and replays the conversation
             await _private.close_socket(ws, dead=self._socket_dead)
+            self._play_cue()
         try:
             await asyncio.wait_for(self._reconnected.wait(), self._config.recovery_timeout)
         except TimeoutError as e:
             raise RecoveryError("the realtime session did not reconnect") from e
+        await self._cue_played()
         return self._generate_reply(None)
 
     def _adapter(self) -> Any:
@@ -502,11 +521,28 @@ class Supervisor:
         self._reconnected.clear()
         self._failed_over = True  # logged and counted by the watchdog (action="failover")
         await adapter.restart_session(switch_model=True)
+        self._play_cue()
         try:
             await asyncio.wait_for(self._reconnected.wait(), self._config.recovery_timeout)
         except TimeoutError as e:
             raise RecoveryError("the fallback realtime session did not come up") from e
+        await self._cue_played()
         return self._generate_reply(None)
+
+    def _play_cue(self) -> None:
+        """The hold cue, if one is armed by this recovery and the caller is silent."""
+        if self.cue is not None:
+            try:
+                self.cue.play_if_due(may_speak=self.watchdog.may_speak())
+            except Exception as exc:  # a cue is a courtesy: never fail the recovery for it
+                self.watchdog.report_error("hold cue", exc)
+
+    async def _cue_played(self) -> None:
+        """Wait for the hold cue to end before asking for the reply (see `realtime_supervisor.cue`,
+        rule 3): livekit would hold the request back behind it anyway, and the watchdog's
+        acknowledgement deadline starts when the action returns."""
+        if self.cue is not None and self.cue.playing:
+            await self.cue.wait(self.cue.cue.seconds + CUE_SLACK)
 
     def _generate_reply(self, instructions: str | None) -> bool:
         """Ask for the watchdog's reply, unless the caller now speaks or the agent was heard.
@@ -657,6 +693,7 @@ class _AudioTap:
         self._capture_original = out.capture_frame
         self.last_frame_at: float | None = None
         self._playing = False
+        self._cue_segment = False  # the playback in progress is the hold cue's
         # shadows the class's method on this instance only; `detach` removes it
         self._hook = self._capture  # one bound method, so that `installed` can compare identity
         setattr(out, "capture_frame", self._hook)  # noqa: B010
@@ -672,9 +709,14 @@ class _AudioTap:
             del self.out.capture_frame
 
     def _capture(self, frame: Any) -> Awaitable[None]:
+        sup = self._sup
+        if sup is not None and sup.cue is not None and sup.cue.is_current():
+            # the hold cue is not the answer: no audio_at, no AgentAudioPlayed, and its
+            # playback's end is not the reply's
+            self._cue_segment = True
+            return self._capture_original(frame)
         now = self._clock()
         last, self.last_frame_at = self.last_frame_at, now
-        sup = self._sup
         if sup is not None:
             sup.watchdog.audio_at = now
             if not self._playing or last is None or now - last >= AUDIO_NEWS_GAP:
@@ -683,6 +725,11 @@ class _AudioTap:
         return self._capture_original(frame)
 
     def _on_playback_finished(self, ev: Any) -> None:
+        if self._cue_segment:
+            # the cue's playback ended (the action's interrupt ended the stuck reply's before
+            # the cue started: the cue plays after it)
+            self._cue_segment = False
+            return
         self._playing = False  # the next reply's first frame is news
         if self._sup is not None:
             self._sup.observe(PlaybackFinished(interrupted=bool(getattr(ev, "interrupted", False))))
