@@ -90,6 +90,8 @@ FAULT_KINDS = (
 )
 # every later turn of the session fails the same way once they bite (the chaos server's
 # STICKY_KINDS): turn 2 of 3, and judged by the escalation they must end in
+# the faults the hold-cue rows run: replies lost before a sound (the cue is the first sound)
+CUE_FAULTS = ("no_response", "failed_response")
 STICKY = ("fatal_error", "flap", "fatal_close")
 MODES = ("none", "timer", "watchdog")
 # stock livekit takes no action by construction; it runs the clean corpus all the same, as the
@@ -215,7 +217,7 @@ class Scenario:
     """One row of the benchmark: a schedule (or caller behaviour) run in several modes."""
 
     name: str
-    kind: str  # "fault" | "sticky" | "fallback" | "clean"
+    kind: str  # "fault" | "sticky" | "fallback" | "cue" | "clean"
     options: dict[str, Any]
     modes: tuple[str, ...]
     seeds: tuple[int, ...]
@@ -274,6 +276,11 @@ def build_plan(plan: Plan) -> Plan:
                     f"{kind}+fallback", "fallback", opts, plan.fallback_modes, plan.seeds, kind
                 )
             )
+    # the "one moment" cue (simulate --hold-cue chime): the caller hears it during the recovery,
+    # before the answer; judged on its own (the answer waits for the cue to end, by design)
+    for kind in CUE_FAULTS:
+        opts = {"hold_cue": "chime"}
+        s.append(Scenario(f"{kind}+cue", "cue", opts, ("watchdog",), plan.seeds, kind))
     half = max(2, plan.turns // 2 + plan.turns % 2)
     clean = [
         Scenario("slow_first_audio=4", "clean", {"faults": "slow_first_audio=4"}, (), ()),
@@ -354,8 +361,8 @@ def _options(plan: Plan, scenario: Scenario, mode: str, seed: int) -> Any:
         # distinct keys per run: the chaos server keys its sessions by credential
         "api_key": f"sk-bench-{scenario.name}-{mode}-{seed}-{{i}}",
     }
-    if scenario.kind == "fault":
-        opts["faults"] = fault_schedule(scenario.name, seed, plan.turns)
+    if scenario.kind in ("fault", "cue"):
+        opts["faults"] = fault_schedule(scenario.faulted or scenario.name, seed, plan.turns)
     opts.update(scenario.options)
     return SimulateOptions(**opts)
 
@@ -400,6 +407,7 @@ async def run_plan(plan: Plan) -> list[dict[str, Any]]:
                         "barge_in": options.barge_in,
                         "final_silence": options.final_silence,
                         "fallback": options.fallback,
+                        "hold_cue": options.hold_cue,
                     },
                     "wall_seconds": round(time.monotonic() - started, 1),
                     "summary": doc,
@@ -511,6 +519,14 @@ def aggregate(runs: Sequence[dict[str, Any]], watchdog: dict[str, float]) -> dic
                 # turn end -> the whole answer heard (NEVER_HEARD when it never was)
                 "heard": stats([_heard(t) for t in judged]),
                 "overlapping": sum(t["overlapping"] for t in all_turns),
+                # answered turns where something was heard before the answer (the cue)
+                "sound_before_answer": sum(
+                    1
+                    for t in judged
+                    if t["answered"]
+                    and t.get("first_sound_seconds") is not None
+                    and t["first_sound_seconds"] < t["silence_seconds"] - 0.05
+                ),
                 "escalations": sum(s["escalations"] for s in sums),
                 "escalated_sessions": escalated_sessions,
                 "escalation_reasons": dict(reasons),
@@ -536,8 +552,8 @@ def detection_latency(runs: Sequence[dict[str, Any]], watchdog: dict[str, float]
     """Per fault kind (watchdog runs): fault onset -> first verdict at or after it."""
     by_kind: dict[str, dict[str, Any]] = {}
     for r in runs:
-        if r["mode"] != "watchdog" or r["class"] in ("clean", "fallback"):
-            continue  # (with a fallback, the fault's own verdict is judged in its sticky row)
+        if r["mode"] != "watchdog" or r["class"] in ("clean", "fallback", "cue"):
+            continue  # (the fault's own verdict is judged in its own row, not the variants')
         judged_sessions: set[int] = set()
         for t in r["summary"]["turn_details"]:
             if t.get("fault") != r["faulted"] or t.get("fault_onset_seconds") is None:
@@ -651,6 +667,21 @@ def floors(result: dict[str, Any], watchdog: dict[str, float]) -> list[dict[str,
                 ", ".join(sorted(reasons)) or "-",
                 " or ".join(sorted(expected)),
                 bool(reasons) and reasons <= expected,
+            )
+        elif r["class"] == "cue":
+            check(
+                "answered % with the hold cue",
+                scenario,
+                r["answered_pct"],
+                ">= 99",
+                (r["answered_pct"] or 0) >= 99,
+            )
+            check(
+                "the cue heard before the answer (turns / answered)",
+                scenario,
+                f"{r.get('sound_before_answer', 0)}/{r['answered']}",
+                "all",
+                r["answered"] > 0 and r.get("sound_before_answer", 0) == r["answered"],
             )
         elif r["class"] == "fallback":
             # issue 15: with a fallback configured the turn the primary cannot answer is

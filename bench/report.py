@@ -145,6 +145,7 @@ def effectiveness_section(tag: str, label: str, eff: dict[str, Any]) -> str:
         "",
         _fallback_note(eff),
         "",
+        *([_cue_note(eff), ""] if _cue_note(eff) else []),
         "Clean corpus (nothing is wrong; every action is a false stall; `caller_noise`: short "
         "loud noises into each reply and each silence, with livekit's resume after a false "
         "interruption, so every turn must still be answered):",
@@ -222,6 +223,18 @@ def effectiveness_section(tag: str, label: str, eff: dict[str, Any]) -> str:
         ),
     ]
     return "\n".join(parts)
+
+
+def _cue_note(eff: dict[str, Any]) -> str:
+    """What the `+cue` rows are."""
+    if not any(r["class"] == "cue" for r in eff["rows"]):
+        return ""
+    return (
+        '`+cue` rows: the same faults with the "one moment" hold cue on (`simulate --hold-cue '
+        "chime`, `AGENT_HOLD_CUE` in the worker): `time to first sound` is when the caller heard "
+        "the cue, `turn end to answer` when the answer began; the answer waits for the cue to "
+        "end (0.6 s), so it comes that much later than without the cue."
+    )
 
 
 def _fallback_note(eff: dict[str, Any]) -> str:

@@ -451,3 +451,38 @@ def test_the_report_writes_the_readme_block_between_its_markers_and_nothing_else
     assert splice_readme(once, "new figures") == once
     readme = (Path(__file__).parent.parent / "README.md").read_text("utf-8")
     assert README_START in readme and README_END in readme
+
+
+@pytest.mark.parametrize(
+    ("overrides", "broken"),
+    [
+        ({}, set()),
+        (
+            {"answered": 5, "answered_pct": 83.3, "sound_before_answer": 5},
+            {"answered % with the hold cue"},
+        ),
+        # an answer with nothing before it: the cue did not play during the recovery
+        ({"sound_before_answer": 5}, {"the cue heard before the answer (turns / answered)"}),
+    ],
+)
+def test_the_hold_cue_rows_must_answer_and_be_heard_first(
+    overrides: dict[str, Any], broken: set[str]
+) -> None:
+    row = {
+        "scenario": "no_response+cue",
+        "class": "cue",
+        "mode": "watchdog",
+        "turns": 6,
+        "answered": 6,
+        "answered_pct": 100.0,
+        "sound_before_answer": 6,
+        "overlapping": 0,
+        **overrides,
+    }
+    judged = [
+        f
+        for f in floors({"rows": [row], "detection": []}, WATCHDOG)
+        if f["scope"] == "no_response+cue"
+    ]
+    assert len(judged) == 2 and not any(f["timing"] for f in judged)
+    assert {f["floor"] for f in judged if not f["holds"]} == broken
