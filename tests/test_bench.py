@@ -17,7 +17,15 @@ from typing import Any
 import pytest
 
 import realtime_supervisor_agent.models  # noqa: F401 - imported here, not inside the run's event loop
-from bench.effectiveness import STICKY, aggregate, detection_latency, floors, measure, quick_plan
+from bench.effectiveness import (
+    CUE_FAULTS,
+    STICKY,
+    aggregate,
+    detection_latency,
+    floors,
+    measure,
+    quick_plan,
+)
 
 pytestmark = [pytest.mark.livekit, pytest.mark.timeout(90)]
 
@@ -52,7 +60,10 @@ def test_the_quick_benchmark_covers_every_fault_kind_and_the_clean_corpus(
     # the sticky faults again with a fallback model (1.8: livekit's adapter)
     assert {f"{k}+fallback" for k in STICKY} <= scenarios
     assert "caller_noise" in scenarios
-    assert {r["class"] for r in quick["rows"]} == {"fault", "sticky", "fallback", "clean"}
+    # the "one moment" cue's rows
+    assert {f"{k}+cue" for k in CUE_FAULTS} <= scenarios
+    classes = {"fault", "sticky", "fallback", "cue", "clean"}
+    assert {r["class"] for r in quick["rows"]} == classes
     assert all(r["turns"] > 0 for r in quick["rows"])
 
 

@@ -13,11 +13,15 @@ import time
 import pytest
 from structlog.testing import capture_logs
 
+from realtime_supervisor.config import WatchdogConfig
 from realtime_supervisor.logs import REDACTED, Redactor
 
 from .harness import LK_VERSION, start_call
 
 ANSWER_GUARD = 25.0
+# a pause the watchdog does not wait out: found at audio_gap_timeout, the original resumes
+# about 0.5 s after the re-issue (the default 3 s gap waits out shorter network hiccups)
+LATE_RESUME = WatchdogConfig().audio_gap_timeout + 0.8
 
 
 @pytest.mark.livekit
@@ -29,7 +33,7 @@ async def test_the_reissue_waits_for_the_interrupted_response_to_close() -> None
     re-issue, and the re-issued reply heard whole. (Without the wait livekit lets the late
     `response.done` close the re-issued reply half-way: a second stall and a second re-issue.)
     """
-    async with start_call("late_resume=2.5", supervised=True) as call:
+    async with start_call(f"late_resume={LATE_RESUME:g}", supervised=True) as call:
         await call.speak()
         onset = await call.fault_onset()
         assert await call.answered_after(onset, within=ANSWER_GUARD)

@@ -25,6 +25,9 @@ only_18 = pytest.mark.skipif(LK_VERSION < (1, 8), reason="the 1.8.x behaviour")
 
 # reply_timeout 5 s + recovery; generous for a loaded CI machine
 ANSWER_GUARD = 20.0
+# a pause the watchdog does not wait out: found at audio_gap_timeout, the original resumes
+# about 0.5 s after the re-issue (the default 3 s gap waits out shorter network hiccups)
+LATE_RESUME = WatchdogConfig().audio_gap_timeout + 0.8
 
 
 def actions_taken(call) -> int:  # type: ignore[no-untyped-def]
@@ -67,7 +70,7 @@ async def test_faulted_turn_is_answered_with_the_watchdog(
 @only_18
 async def test_a_reissued_reply_never_plays_over_a_late_original() -> None:
     """The stalled original resumes 0.5 s after the re-issue: the caller never hears both."""
-    async with start_call("late_resume=2.5", supervised=True) as call:
+    async with start_call(f"late_resume={LATE_RESUME:g}", supervised=True) as call:
         await call.speak()
         onset = await call.fault_onset()
         assert await call.answered_after(onset, within=ANSWER_GUARD)
