@@ -410,6 +410,14 @@ async def run_plan(plan: Plan) -> list[dict[str, Any]]:
                         "hold_cue": options.hold_cue,
                     },
                     "wall_seconds": round(time.monotonic() - started, 1),
+                    # kept in the results (the summaries are not): the turns to diagnose, a
+                    # turn unanswered or a clean turn the watchdog acted on (at most 20)
+                    "anomalies": [
+                        t
+                        for t in doc["turn_details"]
+                        if (not t["answered"] and not t.get("interrupted"))
+                        or (scenario.kind == "clean" and t["detections"])
+                    ][:20],
                     "summary": doc,
                 }
             )

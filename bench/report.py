@@ -298,13 +298,41 @@ def _floors(floors: list[dict[str, Any]], scoped: bool) -> str:
     return table(headers, rows)
 
 
+_CUT_REPLY = (
+    "every faulted turn was found (post_warning_silence or no_reply) and re-asked, but in some "
+    "the re-asked reply was not heard whole (more on livekit 1.5.11). Not diagnosed (issue 13); "
+    "the runs' `anomalies` in the results name the turns from this bench on."
+)
+
 # Why a floor does not hold, by (floor prefix, scope); the figures come from the JSON.
 WHY: dict[tuple[str, str], str] = {
     ("detection latency", "stall_mid"): "event-loop lag on a shared machine (see the loop lag).",
     ("detection latency", "error_event"): "event-loop lag on a shared machine.",
     ("detection latency", "no_response"): "event-loop lag on a shared machine.",
     ("detection latency", "failed_response"): "event-loop lag on a shared machine.",
-    ("caller silence", "no_response"): "event-loop lag on a shared machine.",
+    ("caller silence", "no_response"): (
+        "found at the acknowledgement deadline on every turn (see the detection latency); the "
+        "re-asked reply's first audio comes later on livekit 1.5.11 than on 1.8.9 in the same "
+        "bench. Not diagnosed further (issue 15)."
+    ),
+    ("answered %", "content_filter"): _CUT_REPLY,
+    ("answered %", "incomplete"): _CUT_REPLY,
+    ("caller silence", "content_filter"): _CUT_REPLY,
+    ("caller silence", "incomplete"): _CUT_REPLY,
+    ("actions on the clean corpus", "long_answer=12"): (
+        "an audio_gap declared inside a healthy 12 s answer: a hole of audio_gap_timeout in its "
+        "playback. Not diagnosed (issue 13); the runs' `anomalies` in the results name the turn "
+        "from this bench on."
+    ),
+    ("whole answer heard", "multi_message_empty"): (
+        "no action was taken (no stall; the verdict is none on every turn): the watchdog's only "
+        "part in these turns is its taps. Not diagnosed (issue 15)."
+    ),
+    ("whole answer heard", "caller_interrupts"): (
+        "turns left unanswered after the caller barged in, with no action taken, in both "
+        "supervised modes (the hand-written timer too, here and in earlier results), not in "
+        "stock's runs. Not diagnosed (issue 13)."
+    ),
     ("actions on the clean corpus", "slow_first_audio=4"): (
         "the first audio came 4 s after the turn plus event-loop lag; past reply_timeout (5 s) "
         "it is a stall by definition. The margin is 1 s."
