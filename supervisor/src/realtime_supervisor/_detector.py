@@ -70,7 +70,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from realtime_supervisor._observations import (
@@ -205,10 +205,12 @@ class Row:
     suspended_while: frozenset[Condition]
     disarmed_by: frozenset[Trigger]
     name: str = ""  # the row's own name, when several rows give one verdict (default: the kind)
+    # The row's clock: its name, else its kind's. Computed once: the detector looks it up for
+    # every row at every observation, and an enum's `.value` is a descriptor call each time.
+    key: str = field(init=False, repr=False, compare=False)
 
-    @property
-    def key(self) -> str:
-        return self.name or self.kind.value
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", self.name or self.kind.value)
 
 
 T = Trigger
@@ -347,6 +349,18 @@ _SIBLINGS: Mapping[StallKind, tuple[str, ...]] = {
 _TOUCHED_BY: Mapping[str, frozenset[Trigger]] = {
     row.key: frozenset(row.armed_by) | row.refreshed_by | row.disarmed_by for row in TABLE
 }
+
+_TOUCHING: dict[tuple[Trigger, ...], tuple[Row, ...]] = {}
+
+
+def _touching(triggers: tuple[Trigger, ...]) -> tuple[Row, ...]:
+    """The rows these triggers touch, in table order: computed once per combination (a handful
+    occur), as the detector asks at every observation."""
+    rows = _TOUCHING.get(triggers)
+    if rows is None:
+        rows = tuple(row for row in TABLE if not _TOUCHED_BY[row.key].isdisjoint(triggers))
+        _TOUCHING[triggers] = rows
+    return rows
 
 
 @dataclass(frozen=True, slots=True)
@@ -509,9 +523,8 @@ class Detector:
         triggers = self._triggers(obs, now)
         if triggers:
             self._settle_reply(triggers, now, findings)
-            for row in TABLE:
-                if not _TOUCHED_BY[row.key].isdisjoint(triggers):
-                    self._apply(row, triggers, now, findings)
+            for row in _touching(triggers):
+                self._apply(row, triggers, now, findings)
         if isinstance(obs, SessionClosed) and not obs.zombie:
             self._end()
         findings.extend(self.poll(now))
