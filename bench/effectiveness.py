@@ -187,11 +187,10 @@ EXPECTED_VERDICTS: dict[str, frozenset[str]] = {
 }
 # Why a sticky fault must escalate (no fallback configured): what the session dies of.
 EXPECTED_ESCALATIONS: dict[str, frozenset[str]] = {
-    # the storm, or the ladder run out first: with the 1 s acknowledgement deadline the re-ask
-    # and the reconnect can both fail before livekit's retry cadence (0.1 s, then 2 s) reaches
-    # the storm count (seen under load in CI). Both mean the session cannot answer; which one
-    # names it is a race (issue 15: the storm should win).
-    "flap": frozenset({"reconnect_storm", "ladder_exhausted"}),
+    # the storm, also when the ladder runs out before livekit's retry cadence (0.1 s, then 2 s)
+    # reaches the storm count: the policy names a ladder run out with livekit's own reconnects
+    # in the storm window the storm
+    "flap": frozenset({"reconnect_storm"}),
     "fatal_error": frozenset({"dead_session"}),
     # every reconnect is torn down the same way: nothing on this account can answer
     "fatal_close": frozenset({"dead_session"}),

@@ -147,8 +147,8 @@ def _detection(fault: str, verdicts: dict[str, int]) -> dict[str, Any]:
     ("fault", "version", "reasons", "holds"),
     [
         ("flap", "1.8.9", {"reconnect_storm": 1}, True),
-        # the ladder ran out before livekit's retries reached the storm count: a race
-        ("flap", "1.8.9", {"ladder_exhausted": 1}, True),
+        # the ladder running out while livekit reconnects is named the storm (the policy)
+        ("flap", "1.8.9", {"ladder_exhausted": 1}, False),
         ("flap", "1.8.9", {"budget_exhausted": 1}, False),
         ("fatal_error", "1.8.9", {"dead_session": 1}, True),
         # issue 13: dead_session on 1.5 too (the watchdog reads the quota code)

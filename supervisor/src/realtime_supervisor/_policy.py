@@ -8,6 +8,9 @@ incidents (recoveries), not rungs: the ladder already bounds one incident, and a
 died without a close frame needs two rungs (the re-issue proves it dead, the reconnect saves the
 turn) that must not spend twice what a lost reply spends. Stalls that no action can fix (a dead
 session, a reconnect storm) escalate at once and cost no budget.
+A ladder that runs out while the connection keeps dropping (the storm window holds a reconnect
+the ladder did not ask for) escalates as the storm: whichever runs out first, the session dies of
+the same thing.
 
 Failover: when the binding has a fallback model (`can_failover`), a dead session, a reconnect storm
 or a ladder exhausted on the primary switches the session to it instead of escalating, once per
@@ -111,6 +114,7 @@ class Policy:
         # Failover is once per session: after it, the fallback is the session's only model.
         self._failed_over = False
         self._failover_incident = False  # this incident's failover is the action being judged
+        self._own_reconnects = 0  # Reconnect rungs decided in this incident
 
     @property
     def incident_open(self) -> bool:
@@ -131,20 +135,32 @@ class Policy:
         """The session was switched to its fallback model."""
         return self._failed_over
 
-    def decide(self, stall: Stall, now: float, *, can_failover: bool = False) -> Action:
+    def decide(
+        self, stall: Stall, now: float, *, can_failover: bool = False, reconnects: int = 0
+    ) -> Action:
         """The action for `stall`, the first of a new incident or a failed recovery's successor.
 
         `can_failover`: the binding has a fallback model to switch to (checked by the shell).
+        `reconnects`: the reconnects in the detector's storm window now (livekit's and ours).
         """
         if self._opening is None:
             self._opening = stall
             self._rung = 0
+            self._own_reconnects = 0
         if self._failover_incident:
             # the fallback did not answer either
             return Escalate(EscalationReason.FAILOVER_FAILED)
         reason = _AT_ONCE.get(stall.kind)
         if reason is None and self._rung >= len(self._ladder):
-            reason = EscalationReason.LADDER_EXHAUSTED
+            # A connection that keeps dropping (livekit reconnected by itself: more reconnects
+            # in the storm window than this incident's rungs asked for) is a storm, whether the
+            # ladder or the storm count runs out first: with a 1 s acknowledgement deadline the
+            # rungs can fail before livekit's retry cadence reaches the count. Same action (the
+            # session cannot answer); the reason names what it dies of.
+            if reconnects > self._own_reconnects:
+                reason = EscalationReason.RECONNECT_STORM
+            else:
+                reason = EscalationReason.LADDER_EXHAUSTED
         if reason is not None:
             if reason in FAILOVER_REASONS and can_failover and not self._failed_over:
                 self._failed_over = self._failover_incident = True
@@ -158,6 +174,7 @@ class Policy:
         rung = self._ladder[self._rung]
         self._rung += 1
         if rung == Rung.RECONNECT:
+            self._own_reconnects += 1
             return Reconnect()
         return Reissue(_instructions(self._opening))
 

@@ -503,7 +503,13 @@ class Watchdog:
     def _decide(self, stall: Stall) -> None:
         if self._closed:
             return
-        action = self._policy.decide(stall, self._clock(), can_failover=self._can_failover())
+        now = self._clock()
+        action = self._policy.decide(
+            stall,
+            now,
+            can_failover=self._can_failover(),
+            reconnects=self._detector.recent_reconnects(now),
+        )
         if isinstance(action, Escalate):
             self._escalated = True
             reason = action.reason
