@@ -266,6 +266,20 @@ async def test_reconnect_exhausted_escalates(rig_factory: Any) -> None:
     assert rig.wd.stalled
 
 
+async def test_ladder_run_out_while_livekit_reconnects_escalates_as_the_storm(
+    rig_factory: Any,
+) -> None:
+    """A connection that keeps dropping escalates as the storm even when the ladder runs out
+    before the storm count: livekit's own reconnect is in the detector's storm window."""
+    config = dataclasses.replace(FAST, reconnect_attempts=2)
+    rig = rig_factory(config, reissue=["silent"], reconnect=["raise", "raise"])
+    rig.wd.observe(SessionReconnected())  # livekit reconnected by itself: not our rung
+    rig.wd.observe(UserSpeechStopped())
+    await until(lambda: len(rig.actions.escalations) == 1)
+    assert rig.actions.names == ["reissue", "reconnect", "reconnect"]
+    assert rig.actions.escalations[0][1] == "reconnect_storm"
+
+
 async def test_action_raising_is_contained_and_climbs(rig_factory: Any) -> None:
     """A reissue that raises never reaches the caller; it is counted and the next rung runs."""
     rig = rig_factory(reissue=["raise"], reconnect=["speak"])

@@ -493,10 +493,6 @@ class Detector:
         current = self._current
         return current if current is not None and current in self._open else None
 
-    def recent_reconnects(self, now: float) -> int:
-        """Reconnects in the storm window at `now` (any: livekit's own and the watchdog's)."""
-        return self._reconnects.count(now)
-
     @property
     def incident(self) -> Stall | None:
         """The stall that opened the current incident (no agent audio since), if any."""

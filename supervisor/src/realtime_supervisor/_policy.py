@@ -8,8 +8,8 @@ incidents (recoveries), not rungs: the ladder already bounds one incident, and a
 died without a close frame needs two rungs (the re-issue proves it dead, the reconnect saves the
 turn) that must not spend twice what a lost reply spends. Stalls that no action can fix (a dead
 session, a reconnect storm) escalate at once and cost no budget.
-A ladder that runs out while the connection keeps dropping (the storm window holds a reconnect
-the ladder did not ask for) escalates as the storm: whichever runs out first, the session dies of
+A ladder that runs out while the connection keeps dropping (livekit reconnected by itself within
+the storm window) escalates as the storm: whichever runs out first, the session dies of
 the same thing.
 
 Failover: when the binding has a fallback model (`can_failover`), a dead session, a reconnect storm
@@ -114,7 +114,6 @@ class Policy:
         # Failover is once per session: after it, the fallback is the session's only model.
         self._failed_over = False
         self._failover_incident = False  # this incident's failover is the action being judged
-        self._own_reconnects = 0  # Reconnect rungs decided in this incident
 
     @property
     def incident_open(self) -> bool:
@@ -141,23 +140,23 @@ class Policy:
         """The action for `stall`, the first of a new incident or a failed recovery's successor.
 
         `can_failover`: the binding has a fallback model to switch to (checked by the shell).
-        `reconnects`: the reconnects in the detector's storm window now (livekit's and ours).
+        `reconnects`: the reconnects livekit made by itself (not the ladder's) in the storm
+        window, now (counted by the shell).
         """
         if self._opening is None:
             self._opening = stall
             self._rung = 0
-            self._own_reconnects = 0
         if self._failover_incident:
             # the fallback did not answer either
             return Escalate(EscalationReason.FAILOVER_FAILED)
         reason = _AT_ONCE.get(stall.kind)
         if reason is None and self._rung >= len(self._ladder):
-            # A connection that keeps dropping (livekit reconnected by itself: more reconnects
-            # in the storm window than this incident's rungs asked for) is a storm, whether the
-            # ladder or the storm count runs out first: with a 1 s acknowledgement deadline the
-            # rungs can fail before livekit's retry cadence reaches the count. Same action (the
-            # session cannot answer); the reason names what it dies of.
-            if reconnects > self._own_reconnects:
+            # A connection that keeps dropping (livekit reconnected by itself within the storm
+            # window) is a storm, whether the ladder or the storm count runs out first: with a
+            # 1 s acknowledgement deadline the rungs can fail before livekit's retry cadence
+            # reaches the count. Same action (the session cannot answer); the reason names what
+            # it dies of.
+            if reconnects > 0:
                 reason = EscalationReason.RECONNECT_STORM
             else:
                 reason = EscalationReason.LADDER_EXHAUSTED
@@ -174,7 +173,6 @@ class Policy:
         rung = self._ladder[self._rung]
         self._rung += 1
         if rung == Rung.RECONNECT:
-            self._own_reconnects += 1
             return Reconnect()
         return Reissue(_instructions(self._opening))
 

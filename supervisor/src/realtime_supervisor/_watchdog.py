@@ -65,6 +65,7 @@ from realtime_supervisor._observations import (
     Observation,
     ReplyRequested,
     ServerProgress,
+    SessionReconnected,
     TurnDeclined,
 )
 from realtime_supervisor._policy import (
@@ -93,6 +94,7 @@ from realtime_supervisor._records import (
     WarningSeen,
     WatchdogErrored,
 )
+from realtime_supervisor._window import SlidingWindow
 from realtime_supervisor.config import WatchdogConfig
 from realtime_supervisor.events import (
     Escalated,
@@ -256,6 +258,10 @@ class Watchdog:
         self._pending: _Pending | None = None
         self._acting: Stall | None = None  # the stall the running action answers
         self._escalated = False
+        # The reconnects livekit made by itself (not during the ladder's reconnect or failover),
+        # in the storm window: a ladder run out among them is the storm (the policy).
+        self._livekit_reconnects = SlidingWindow(config.storm_window, cap=1)
+        self._reconnecting = False  # our reconnect or failover runs: its reconnect is ours
         self._stalled = False
         self._started = False
         self._closed = False
@@ -333,6 +339,8 @@ class Watchdog:
                 when = self._clock()
                 if not math.isfinite(when):
                     return
+            if type(obs) is SessionReconnected and not self._reconnecting:
+                self._livekit_reconnects.record(when)
             self._feed(obs, when)
         except Exception as exc:
             self._error("observe", exc)
@@ -508,7 +516,7 @@ class Watchdog:
             stall,
             now,
             can_failover=self._can_failover(),
-            reconnects=self._detector.recent_reconnects(now),
+            reconnects=self._livekit_reconnects.count(now),
         )
         if isinstance(action, Escalate):
             self._escalated = True
@@ -563,10 +571,15 @@ class Watchdog:
         try:
             if isinstance(action, Reissue):
                 asked = await self._actions.reissue(action.instructions)
-            elif isinstance(action, Failover):
-                asked = await self._failover(stall)
             else:
-                asked = await self._reconnect(stall)
+                self._reconnecting = True
+                try:
+                    if isinstance(action, Failover):
+                        asked = await self._failover(stall)
+                    else:
+                        asked = await self._reconnect(stall)
+                finally:
+                    self._reconnecting = False
         except asyncio.CancelledError:
             if self._pending is pending:
                 self._failed(pending, "cancelled")
