@@ -35,7 +35,9 @@ Rule 11: no_reply listens to the server's progress (three rows, one verdict). A 
         own re-issue into a dead socket) was lost. Once acknowledged, any server event is
         progress; none for progress_timeout means the reply stopped. A reply acknowledged and
         progressing but silent keeps the patient reply_timeout (a reasoning model, a slow first
-        audio). A response that ends failed or incomplete before any audio is a lost reply at once.
+        audio). A response that ends failed, or incomplete before the server sent any audio, is a
+        lost reply at once; one cut (incomplete) after audio was sent is REPLY_INCOMPLETE, even if
+        none has played yet.
         The same rows judge the watchdog's own request, so an unacknowledged re-issue goes to the
         next rung in ack_timeout, not recovery_timeout. A commit is not an acknowledgement: a
         server that commits the turn and never responds is the commonest lost reply.
@@ -144,9 +146,9 @@ class Trigger(StrEnum):
     PROGRESS = "progress"  # ServerProgress: any server event (Rule 11)
     # ResponseDone failed or incomplete while a reply is owed: nothing more will come (Rule 11)
     REPLY_FAILED = "reply failed"
-    # ResponseDone incomplete (max_output_tokens, content_filter) after its audio began: the
-    # server cut the answer mid-sentence; silence after its last frame is a stall, as after a
-    # livekit warning that cut a reply
+    # ResponseDone incomplete (max_output_tokens, content_filter) after its audio began or was
+    # sent (`voiced`): the server cut the answer mid-sentence; silence after its last frame is a
+    # stall, as after a livekit warning that cut a reply
     REPLY_INCOMPLETE = "reply incomplete"
     WARNING_CUT = "warning: reply cut"  # LivekitWarning whose effect is CUT
     WARNING_LOST = (
@@ -586,7 +588,7 @@ class Detector:
                 self._open.pop(obs.response_id, None)
                 self._detail = f"response failed with unrecoverable error {code}"
                 return (Trigger.FATAL,)
-            case ResponseDone(response_id=response_id, status=status):
+            case ResponseDone(response_id=response_id, status=status, voiced=voiced):
                 if response_id not in self._open:
                     if response_id:
                         self._closed_early.append(response_id)
@@ -595,14 +597,19 @@ class Detector:
                 if response_id == self._cut_response:
                     # the server finished a reply the caller stopped hearing: still silent
                     return (Trigger.PROGRESS,)
-                if status in _LOST_STATUSES and self._owed_since is not None:
-                    self._detail = f"response {response_id} ended {status} before any audio"
-                    return (Trigger.REPLY_FAILED,)
-                if status == "incomplete" and response_id == self._current and self._playing:
+                # cut mid-answer: what the server sent plays out (even if its first frame has
+                # not played yet: audio comes faster than real time), then silence. Judged as a
+                # lost reply instead, the re-ask would be held back by the fragment's audio and
+                # the fragment taken for the answer.
+                cut = self._playing or voiced
+                if status == "incomplete" and response_id == self._current and cut:
                     self._warning = None
                     self._warning_effect = WarningEffect.CUT
                     self._warning_response = response_id
                     return (Trigger.REPLY_INCOMPLETE, Trigger.PROGRESS)
+                if status in _LOST_STATUSES and self._owed_since is not None:
+                    self._detail = f"response {response_id} ended {status} before any audio"
+                    return (Trigger.REPLY_FAILED,)
                 return (Trigger.RESPONSE_DONE, Trigger.PROGRESS)
             case ServerProgress():
                 return (Trigger.PROGRESS,)
