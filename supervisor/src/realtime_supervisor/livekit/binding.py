@@ -85,7 +85,8 @@ CANCEL_CONFIRM_TIMEOUT = 1.5
 AUDIO_NEWS_GAP = 0.5
 CUE_SLACK = 1.0  # a hold cue that outlasts its own length by this much is stopped
 _MAX_OPEN = 8  # open responses remembered at most (the real API has one at a time)
-# The audio chunk events, by their GA and beta names: the hot path (see _on_server_event).
+# An audio delta, GA and beta names: most of what the server sends (the hot path, see
+# _on_server_event); a response that sent one is heard, even if then cut.
 _AUDIO_DELTAS = frozenset({"response.output_audio.delta", "response.audio.delta"})
 
 
@@ -194,6 +195,7 @@ class Supervisor:
         self._open: dict[str, None] = {}
         self._closed_early: collections.deque[str] = collections.deque(maxlen=_MAX_OPEN)
         self._current: str | None = None
+        self._voiced: str | None = None  # the last response that sent an audio delta
         self._response_closed = asyncio.Event()
         self._events_seen = 0  # raw server events heard: did the server answer anything since?
         # A cancel went unanswered: the socket is dead without a close frame (cleared on reconnect)
@@ -386,6 +388,8 @@ class Supervisor:
             # Most of what the server sends (the realistic server: ten a second of audio, four
             # times faster than it plays). Its progress is the frames it becomes, which the tap
             # times (`audio_at`, and agent audio disarms every progress deadline): no stamp here.
+            # One store per delta (responses never overlap, so the last one voiced suffices).
+            self._voiced = str(event.get("response_id", ""))
             return
         self.watchdog.progress_at = self._clock()  # any other event is progress: a store
         if kind == "response.created":
@@ -413,7 +417,8 @@ class Supervisor:
             elif rid:
                 self._closed_early.append(rid)  # done before created: never open it later
             status = _field(event, "response", "status")
-            self.observe(ResponseDone(rid, status, _failure_code(event) if status else None))
+            code = _failure_code(event) if status else None
+            self.observe(ResponseDone(rid, status, code, voiced=bool(rid) and rid == self._voiced))
         elif kind == "input_audio_buffer.timeout_triggered":
             self.observe(ServerIdleTimeout())
 
