@@ -208,7 +208,7 @@ def test_a_caller_who_cuts_into_the_first_reply_is_heard_and_answered(
 ) -> None:
     """The caller speaks 0.5 s into the agent's first reply (3 s long) and stops before it ends.
 
-    livekit 1.8's echo warm-up (the first 3 s the agent speaks) would feed the server silence in
+    livekit's echo warm-up (the first 3 s the agent speaks) would feed the server silence in
     place of all of it, in every mode, and the turn would be lost: a room-less session never
     sees the caller join, so simulate takes livekit's setting for a simulated caller, no
     warm-up (`room_less_options`). Then the server hears the caller, the first reply is cut and

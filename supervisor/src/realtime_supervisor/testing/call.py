@@ -56,17 +56,17 @@ def session_options() -> dict[str, Any]:
 def room_less_options() -> dict[str, Any]:
     """What an `AgentSession` without a room adds to `session_options()`: no echo warm-up.
 
-    livekit 1.8 feeds the realtime model silence instead of the caller's audio during the first
-    `aec_warmup_duration` seconds (3 s) the agent speaks, so the echo of its first words cannot
-    interrupt it before the room's echo cancellation has adapted. In a room livekit sets it when
-    the caller's participant joins: 3 s for a person on a microphone, none for an outbound SIP
-    call or livekit's own simulator ("a simulator publishes synthesized audio, so the agent's
-    speech never echoes back"). A room-less session never sees a participant join, so the 3 s
-    would stand although a scripted caller hears no echo, and a caller who cuts into the first
-    reply (`simulate --barge-in`) would be muted whole whenever that reply was still playing
-    when the caller stopped: the turn lost, by timing, with or without a watchdog. Room-less
-    sessions take livekit's simulator setting. Not for the worker (in a room livekit decides);
-    1.5 has no warm-up.
+    livekit (1.5 and 1.8) feeds the realtime model silence instead of the caller's audio during
+    the first `aec_warmup_duration` seconds (3 s) the agent speaks, so the echo of its first
+    words cannot interrupt it before the room's echo cancellation has adapted. In a room 1.8
+    sets it when the caller's participant joins: 3 s for a person on a microphone, none for an
+    outbound SIP call or livekit's own simulator ("a simulator publishes synthesized audio, so
+    the agent's speech never echoes back"). A room-less session never sees a participant join,
+    so the 3 s would stand although a scripted caller hears no echo, and a caller who cuts into
+    the first reply (`simulate --barge-in`) would be muted whole whenever that reply was still
+    playing when the caller stopped: the turn lost, by timing, with or without a watchdog.
+    Room-less sessions take livekit's simulator setting. Not for the worker: in a room livekit
+    decides (1.8), or the application does.
     """
     if "aec_warmup_duration" in inspect.signature(AgentSession.__init__).parameters:
         return {"aec_warmup_duration": None}
