@@ -177,7 +177,7 @@ EXPECTED_VERDICTS: dict[str, frozenset[str]] = {
     # as drop_mid: livekit's "connection failed" warning, or the gap the lost socket leaves
     "tcp_drop": frozenset({"post_warning_silence", "audio_gap"}),
     "session_limit": frozenset({"post_warning_silence", "audio_gap"}),
-    # response.done incomplete: cut before its first frame played, a lost reply (no_reply at
+    # response.done incomplete: cut before the server sent any audio, a lost reply (no_reply at
     # once); after, the silence once what came has played (post_warning_silence)
     "incomplete": frozenset({"post_warning_silence", "no_reply"}),
     "content_filter": frozenset({"post_warning_silence", "no_reply"}),

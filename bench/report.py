@@ -13,6 +13,7 @@ import argparse
 import json
 import re
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -49,25 +50,28 @@ def _row(eff: dict[str, Any], scenario: str, mode: str) -> dict[str, Any] | None
     return None
 
 
+def fault_rows(
+    eff: dict[str, Any], modes: Sequence[str], cell: Callable[[dict[str, Any]], str]
+) -> list[list[str]]:
+    """One row per fault kind, one `cell` per approach in `modes` ("-" where it did not run)."""
+    rows = []
+    for sc in dict.fromkeys(r["scenario"] for r in eff["rows"] if r["class"] != "clean"):
+        rows.append([sc, *("-" if (r := _row(eff, sc, m)) is None else cell(r) for m in modes)])
+    return rows
+
+
+def _full_cell(r: dict[str, Any]) -> str:
+    cell = f"{r['answered_pct']:.0f}% answered, p95 {r['gap']['p95']:.1f} s"
+    if r["escalations"]:
+        cell += f", {r['escalations']} escalations"
+    if r["overlapping"]:
+        cell += f", {r['overlapping']} overlapping"
+    return cell
+
+
 def comparison_table(eff: dict[str, Any]) -> str:
     """Per fault kind and approach: answered %, caller silence p95, escalations."""
-    scenarios = [r["scenario"] for r in eff["rows"] if r["class"] != "clean"]
-    scenarios = list(dict.fromkeys(scenarios))
-    rows = []
-    for sc in scenarios:
-        cells = [sc]
-        for mode in ("none", "timer", "watchdog"):
-            r = _row(eff, sc, mode)
-            if r is None:
-                cells.append("-")
-                continue
-            cell = f"{r['answered_pct']:.0f}% answered, p95 {r['gap']['p95']:.1f} s"
-            if r["escalations"]:
-                cell += f", {r['escalations']} escalations"
-            if r["overlapping"]:
-                cell += f", {r['overlapping']} overlapping"
-            cells.append(cell)
-        rows.append(cells)
+    rows = fault_rows(eff, ("none", "timer", "watchdog"), _full_cell)
     clean = [r for r in eff["rows"] if r["class"] == "clean"]
     for sc in dict.fromkeys(r["scenario"] for r in clean):
         cells = [f"clean: {sc}"]
@@ -763,13 +767,9 @@ def readme_block() -> str:
     eff = _load("effectiveness-lk18")
     if eff is None:
         return ""
-    rows = []
-    for sc in dict.fromkeys(r["scenario"] for r in eff["rows"] if r["class"] != "clean"):
-        cells = [sc]
-        for mode in ("none", "watchdog"):
-            r = _row(eff, sc, mode)
-            cells.append("-" if r is None else f"{r['answered_pct']:.0f}%, {r['gap']['p95']:.1f} s")
-        rows.append(cells)
+    rows = fault_rows(
+        eff, ("none", "watchdog"), lambda r: f"{r['answered_pct']:.0f}%, {r['gap']['p95']:.1f} s"
+    )
     clean = [r for r in eff["rows"] if r["class"] == "clean" and r["mode"] == "watchdog"]
     actions = sum(r["actions"] for r in clean)
     return "\n".join(

@@ -33,7 +33,7 @@ def test_service_defaults_match_the_contract() -> None:
     assert config == ServiceConfig()
     assert (config.http_host, config.http_port) == ("0.0.0.0", 9464)
     assert (config.drain_escalations, config.drain_window) == (5, 300.0)
-    assert (config.log_format, config.log_level, config.multiproc_dir) == ("json", "INFO", None)
+    assert (config.log_level, config.multiproc_dir) == ("INFO", None)
 
 
 def test_every_watchdog_variable_is_read() -> None:
@@ -76,7 +76,6 @@ def test_every_service_variable_is_read() -> None:
         P + "HTTP_PORT": "9000",
         P + "DRAIN_ESCALATIONS": "2",
         P + "DRAIN_WINDOW": "60",
-        P + "LOG_FORMAT": "console",
         P + "LOG_LEVEL": "debug",
         "PROMETHEUS_MULTIPROC_DIR": "/tmp/prom",
     }
@@ -85,7 +84,6 @@ def test_every_service_variable_is_read() -> None:
         http_port=9000,
         drain_escalations=2,
         drain_window=60.0,
-        log_format="console",
         log_level="DEBUG",
         multiproc_dir="/tmp/prom",
     )
@@ -144,7 +142,6 @@ def test_bad_watchdog_variable_names_the_variable(variable: str, value: str, acc
         ("HTTP_PORT", "http", "cannot parse"),
         ("DRAIN_ESCALATIONS", "0", "1..10000"),
         ("DRAIN_WINDOW", "nan", "finite"),
-        ("LOG_FORMAT", "xml", "json, console"),
         ("LOG_LEVEL", "loud", "DEBUG"),
     ],
 )
@@ -213,7 +210,6 @@ def test_bad_watchdog_field_names_the_field(kwargs: dict[str, Any], field: str) 
         ({"http_port": 70000}, "http_port"),
         ({"drain_escalations": 0}, "drain_escalations"),
         ({"drain_window": -5}, "drain_window"),
-        ({"log_format": "text"}, "log_format"),
         ({"log_level": "info"}, "log_level"),
         ({"multiproc_dir": ""}, "multiproc_dir"),
     ],

@@ -904,6 +904,42 @@ def test_an_incomplete_response_mid_answer_is_a_post_warning_silence() -> None:
     assert stall.silence_since == 2.0
 
 
+def test_an_incomplete_response_cut_before_its_audio_played_waits_for_that_audio() -> None:
+    """The server sent audio, then cut the response (max_output_tokens) before livekit played a
+    frame (audio comes faster than real time): not a lost reply to re-ask at once (the fragment
+    would then play over the re-ask, hold it back and pass for the answer), but a cut reply:
+    the fragment plays, then warning_grace of silence is the verdict."""
+    d = detector(**PROGRESS_CONFIG)
+    feed(d, (0.0, UserSpeechStopped()), (0.3, ResponseCreated("r1")))
+    assert stalls(feed(d, (0.4, ResponseDone("r1", "incomplete", voiced=True)))) == []
+    feed(d, (0.6, AUDIO), (0.9, AUDIO), (1.0, PlaybackFinished()))
+    assert d.poll(1.89) == []
+    [stall] = d.poll(1.9)
+    assert stall.kind is StallKind.POST_WARNING_SILENCE and "incomplete" in stall.detail
+    assert stall.silence_since == 0.9
+
+
+def test_a_voiced_incomplete_response_whose_audio_plays_late_is_judged_after_it() -> None:
+    """livekit under load plays the fragment 1.5 s after the cut: no verdict before it (the
+    re-ask would race it), warning_grace after its last frame."""
+    d = detector(**PROGRESS_CONFIG)
+    feed(d, (0.0, UserSpeechStopped()), (0.3, ResponseCreated("r1")))
+    feed(d, (0.4, ResponseDone("r1", "incomplete", voiced=True)))
+    assert d.poll(1.9) == []
+    feed(d, (1.9, AUDIO), (2.2, AUDIO))
+    assert d.poll(3.19) == []
+    [stall] = d.poll(3.2)
+    assert stall.kind is StallKind.POST_WARNING_SILENCE and stall.silence_since == 2.2
+
+
+def test_a_voiced_incomplete_response_whose_audio_never_plays_is_still_owed() -> None:
+    d = detector(**PROGRESS_CONFIG)
+    feed(d, (0.0, UserSpeechStopped()), (0.3, ResponseCreated("r1")))
+    feed(d, (0.4, ResponseDone("r1", "incomplete", voiced=True)))
+    [stall] = d.poll(6.0)
+    assert stall.kind is StallKind.NO_REPLY and stall.silence_since == 0.0
+
+
 def test_an_incomplete_response_followed_by_a_new_reply_is_left_alone() -> None:
     d = detector()
     speaking(d)

@@ -17,6 +17,7 @@ from realtime_supervisor_agent.simulate.judge import (
     longest_gap,
     lost_reply,
     overlapping,
+    reply_started,
 )
 
 REPLY = 1.0  # the chaos server's answer length in these recordings
@@ -224,6 +225,14 @@ def test_lost_reply_names_livekits_messages() -> None:
     assert lost_reply("expected to receive only one message generation from the realtime API")
     assert lost_reply("in-progress generation discarded due to session reconnection")
     assert lost_reply("connected to the realtime API") is None
+
+
+def test_the_reply_starts_after_the_hold_cue_and_its_quiet_tail() -> None:
+    """The caller's noise is timed into the reply: the cue (rule 5), tail included, is not it."""
+    cue = tone_run(10.0, 0.5, kind="cue", segment=1) + tone_run(10.5, 0.2, kind=None, segment=1)
+    assert reply_started(cue) is None
+    assert reply_started(cue + tone_run(11.0, 1.0, segment=2)) == pytest.approx(11.0)
+    assert reply_started(tone_run(12.0, 1.0, kind=None, segment=3)) == pytest.approx(12.0)
 
 
 def test_stats_are_nearest_rank() -> None:

@@ -95,3 +95,22 @@ def test_both_import_beside_supervisord_and_the_console_script_runs(venv: Path) 
     for command in ("simulate", "chaos"):
         help_text = run(venv / "bin" / "realtime-supervisor", command, "--help")
         assert f"realtime-supervisor {command}" in help_text
+
+
+def test_the_public_face_is_small_resolves_and_imports_without_livekit() -> None:
+    """About ten names, each resolvable; importing the package does not import livekit (2 s)."""
+    code = (
+        "import sys, realtime_supervisor as rs\n"
+        "assert not any(m.startswith('livekit') for m in sys.modules), 'livekit imported'\n"
+        "print(sorted(rs.__all__))\n"
+        "print(all(getattr(rs, n) is not None for n in rs.__all__))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    names, resolved = done.stdout.splitlines()
+    assert names == str(sorted([
+        "ConfigError", "Escalated", "Escalation", "HoldCue", "RecoveryError", "RecoveryFinished",
+        "RecoveryStarted", "StallDetected", "Supervisor", "SupervisorError", "SupervisorEvent",
+        "WatchdogConfig", "__version__", "reconnectable",
+    ]))  # fmt: skip
+    assert resolved == "True"

@@ -250,20 +250,31 @@ async def test_a_fatal_error_is_a_dead_session_on_every_version(fault: str) -> N
 
 
 @pytest.mark.compat
-@pytest.mark.parametrize("fault", ["incomplete=3", "content_filter=3"])
-async def test_an_answer_cut_by_an_incomplete_response_is_asked_again(fault: str) -> None:
+@pytest.mark.parametrize(
+    ("fault", "stall_kind"),
+    [
+        ("incomplete=3", "post_warning_silence"),
+        ("content_filter=3", "post_warning_silence"),
+        ("incomplete=0", "no_reply"),
+    ],
+)
+async def test_an_answer_cut_by_an_incomplete_response_is_asked_again(
+    fault: str, stall_kind: str
+) -> None:
     """max_output_tokens or content_filter ends the answer mid-sentence: the watchdog asks for
-    the reply again (at once if nothing had played yet, else once what came has played) and the
-    caller hears a whole answer."""
+    the reply again once what came has played, and the caller hears a whole answer.
+
+    The server sends audio faster than real time, so the response is done before its first
+    frame plays. Judged a lost reply then (no_reply at once), the re-ask raced the fragment: when
+    the fragment played first it held the re-ask back and passed for the answer, and the turn
+    was lost (3 to 11% of such turns in the bench, on both versions). Only a response cut before
+    any audio (=0) is a lost reply at once."""
     async with start_call(fault, supervised=True, reply_seconds=1.5) as call:
         await call.speak()
         onset = await call.fault_onset()
         assert await call.answered_after(onset, within=ANSWER_GUARD)
         counters = call.supervisor.watchdog.counters
-        # cut before its first frame played: a lost reply (no_reply at once); after: the silence
-        # once what came has played (post_warning_silence)
-        assert counters.stalls == 1, counters
-        assert set(counters.stalls_by_kind) <= {"no_reply", "post_warning_silence"}, counters
+        assert counters.stalls_by_kind == {stall_kind: 1}, counters
         assert counters.recoveries_succeeded == 1
         assert call.escalations == []
 

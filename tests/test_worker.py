@@ -214,7 +214,7 @@ BAD = [
     ("REALTIME_SUPERVISOR_ENABLED", "maybe"),
     ("REALTIME_SUPERVISOR_HTTP_PORT", "70000"),
     ("REALTIME_SUPERVISOR_DRAIN_WINDOW", "0"),
-    ("REALTIME_SUPERVISOR_LOG_FORMAT", "xml"),
+    ("REALTIME_SUPERVISOR_LOG_LEVEL", "loud"),
     ("REALTIME_SUPERVISOR_REPLY_TIMOUT", "5"),  # a typo is refused, not ignored
     ("OPENAI_API_VERSION", "2024-10-01-preview"),  # read by livekit's plugin behind our back
 ]

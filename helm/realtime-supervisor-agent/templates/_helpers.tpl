@@ -174,7 +174,6 @@ treats "" as unset); lists are joined with commas.
   (list "REALTIME_SUPERVISOR_HTTP_PORT" $s.httpPort)
   (list "REALTIME_SUPERVISOR_DRAIN_ESCALATIONS" $s.drainEscalations)
   (list "REALTIME_SUPERVISOR_DRAIN_WINDOW" $s.drainWindow)
-  (list "REALTIME_SUPERVISOR_LOG_FORMAT" $s.logFormat)
   (list "REALTIME_SUPERVISOR_LOG_LEVEL" $s.logLevel)
   (list "PROMETHEUS_MULTIPROC_DIR" .Values.volumes.metrics.mountPath)
 ) }}

@@ -10,6 +10,7 @@ application. Attach it to an `AgentSession`:
     supervisor = Supervisor(session, WatchdogConfig.from_env(), on_escalate=transfer_call,
                             provider="openai", model="gpt-realtime")
     supervisor.on("stall_detected", lambda ev: print("silent:", ev.kind))
+    # optional: Supervisor(..., hold_cue=HoldCue.chime()) plays "one moment" during a recovery
     await session.start(agent, room=ctx.room)
     await supervisor.start()
     ctx.add_shutdown_callback(supervisor.aclose)
@@ -25,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
 from .config import WatchdogConfig
+from .cue import HoldCue
 from .errors import ConfigError, RecoveryError, SupervisorError
 from .events import Escalated, RecoveryFinished, RecoveryStarted, StallDetected, SupervisorEvent
 
@@ -35,6 +37,7 @@ __all__ = [
     "ConfigError",
     "Escalated",
     "Escalation",
+    "HoldCue",
     "RecoveryError",
     "RecoveryFinished",
     "RecoveryStarted",

@@ -35,7 +35,9 @@ Rule 11: no_reply listens to the server's progress (three rows, one verdict). A 
         own re-issue into a dead socket) was lost. Once acknowledged, any server event is
         progress; none for progress_timeout means the reply stopped. A reply acknowledged and
         progressing but silent keeps the patient reply_timeout (a reasoning model, a slow first
-        audio). A response that ends failed or incomplete before any audio is a lost reply at once.
+        audio). A response that ends failed, or incomplete before the server sent any audio, is a
+        lost reply at once; one cut (incomplete) after audio was sent is REPLY_INCOMPLETE from
+        its first frame played (at once if it is playing).
         The same rows judge the watchdog's own request, so an unacknowledged re-issue goes to the
         next rung in ack_timeout, not recovery_timeout. A commit is not an acknowledgement: a
         server that commits the turn and never responds is the commonest lost reply.
@@ -144,9 +146,9 @@ class Trigger(StrEnum):
     PROGRESS = "progress"  # ServerProgress: any server event (Rule 11)
     # ResponseDone failed or incomplete while a reply is owed: nothing more will come (Rule 11)
     REPLY_FAILED = "reply failed"
-    # ResponseDone incomplete (max_output_tokens, content_filter) after its audio began: the
-    # server cut the answer mid-sentence; silence after its last frame is a stall, as after a
-    # livekit warning that cut a reply
+    # ResponseDone incomplete (max_output_tokens, content_filter) after its audio began or was
+    # sent (`voiced`): the server cut the answer mid-sentence; silence after its last frame is a
+    # stall, as after a livekit warning that cut a reply
     REPLY_INCOMPLETE = "reply incomplete"
     WARNING_CUT = "warning: reply cut"  # LivekitWarning whose effect is CUT
     WARNING_LOST = (
@@ -418,6 +420,8 @@ class Detector:
         self._playing = False
         self._caller_speaking = False
         self._cut_response: str | None = None  # the response whose playback livekit ended early
+        # ended incomplete after sending audio, none of it played yet: cut from its first frame
+        self._cut_unplayed: str | None = None
         self._last_audio: float | None = None
         # The reply owed: since when, and whether a turn (not a tool or the watchdog) asked for it.
         self._owed_since: float | None = None
@@ -551,6 +555,10 @@ class Detector:
                     triggers.append(Trigger.RESPONSE_AUDIO)
                 if self._is_new_reply():
                     triggers.append(Trigger.NEW_REPLY_AUDIO)
+                cut, self._cut_unplayed = self._cut_unplayed, None
+                if cut is not None and cut == self._current and not stale:
+                    self._cut_by_server(cut)  # the first frame of a reply the server had cut
+                    triggers.append(Trigger.REPLY_INCOMPLETE)
                 return tuple(triggers)
             case UserSpeechStarted():
                 self._caller_speaking = True
@@ -586,7 +594,7 @@ class Detector:
                 self._open.pop(obs.response_id, None)
                 self._detail = f"response failed with unrecoverable error {code}"
                 return (Trigger.FATAL,)
-            case ResponseDone(response_id=response_id, status=status):
+            case ResponseDone(response_id=response_id, status=status, voiced=voiced):
                 if response_id not in self._open:
                     if response_id:
                         self._closed_early.append(response_id)
@@ -595,14 +603,21 @@ class Detector:
                 if response_id == self._cut_response:
                     # the server finished a reply the caller stopped hearing: still silent
                     return (Trigger.PROGRESS,)
+                if status == "incomplete" and response_id == self._current:
+                    # cut mid-answer: what the server sent plays out, then silence
+                    if self._playing:
+                        self._cut_by_server(response_id)
+                        return (Trigger.REPLY_INCOMPLETE, Trigger.PROGRESS)
+                    if voiced:
+                        # sent, not played yet (audio comes faster than real time): the cut
+                        # counts from its first frame. Judged a lost reply now, the re-ask
+                        # would race the fragment, be held back by it, and the fragment pass
+                        # for the answer. Never played: still owed, the no_reply rows judge it.
+                        self._cut_unplayed = response_id
+                        return (Trigger.RESPONSE_DONE, Trigger.PROGRESS)
                 if status in _LOST_STATUSES and self._owed_since is not None:
                     self._detail = f"response {response_id} ended {status} before any audio"
                     return (Trigger.REPLY_FAILED,)
-                if status == "incomplete" and response_id == self._current and self._playing:
-                    self._warning = None
-                    self._warning_effect = WarningEffect.CUT
-                    self._warning_response = response_id
-                    return (Trigger.REPLY_INCOMPLETE, Trigger.PROGRESS)
                 return (Trigger.RESPONSE_DONE, Trigger.PROGRESS)
             case ServerProgress():
                 return (Trigger.PROGRESS,)
@@ -668,6 +683,12 @@ class Detector:
             and self._open_response is not None
             and self._open_response == self._warning_response
         )
+
+    def _cut_by_server(self, response_id: str) -> None:
+        """`response_id` ended incomplete mid-answer: post_warning_silence follows its audio."""
+        self._warning = None
+        self._warning_effect = WarningEffect.CUT
+        self._warning_response = response_id
 
     def _is_new_reply(self) -> bool:
         """Audio now would not be the rest of the reply the armed warning cut."""

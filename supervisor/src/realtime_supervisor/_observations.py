@@ -86,6 +86,8 @@ class ResponseDone:
     response_id: str
     status: str
     error_code: str | None = None  # status_details.error.code of a failed response
+    # the server sent audio for it: livekit plays what came even when the response was cut
+    voiced: bool = False
 
 
 @dataclass(frozen=True, slots=True)

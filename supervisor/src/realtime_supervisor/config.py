@@ -36,7 +36,6 @@ from realtime_supervisor.kinds import Rung
 __all__ = [
     "BOUNDS",
     "LADDER_RUNGS",
-    "LOG_FORMATS",
     "LOG_LEVELS",
     "MAX_RECONNECT_SECONDS",
     "Bound",
@@ -48,7 +47,6 @@ __all__ = [
 PREFIX: Final = "REALTIME_SUPERVISOR_"
 # the rungs a ladder may be configured with (failover is decided, not configured)
 LADDER_RUNGS: Final = tuple(a.value for a in Rung if a is not Rung.FAILOVER)
-LOG_FORMATS: Final = ("json", "console")
 LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _NO_LADDER: Final = "none"
 _C = TypeVar("_C")
@@ -336,8 +334,8 @@ class ServiceConfig:
     drain_escalations: int = _count(5, 1, 10_000)
     # Floor 10 s (shorter and a drain ends before LiveKit has seen it); ceiling one day.
     drain_window: float = _seconds(300.0, 10.0, 86_400.0)
-    # JSON for log pipelines; console for people.
-    log_format: str = "json"
+    # The worker's log format is livekit's CLI's (`start`: JSON lines, `dev`: console), so its
+    # lines and ours have one shape; there is no setting of ours to disagree with it.
     log_level: str = "INFO"
     # prometheus-client's multiprocess directory; None when the worker runs jobs in-process.
     multiproc_dir: str | None = None
@@ -351,10 +349,6 @@ class ServiceConfig:
         if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
             problems.append(("http_port", f"expected an integer 1..65535, got {_short(port)}"))
         _check_numbers(self, problems)
-        if not isinstance(self.log_format, str) or self.log_format not in LOG_FORMATS:
-            problems.append(
-                ("log_format", f"expected one of {', '.join(LOG_FORMATS)}, got {self.log_format!r}")
-            )
         if not isinstance(self.log_level, str) or self.log_level not in LOG_LEVELS:
             problems.append(
                 ("log_level", f"expected one of {', '.join(LOG_LEVELS)}, got {self.log_level!r}")

@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
-from .judge import Response, answer_in, longest_gap, overlapping
+from .judge import Response, answer_in, longest_gap, overlapping, reply_started
 
 if TYPE_CHECKING:
     from realtime_supervisor.livekit.binding import Supervisor
@@ -156,10 +156,13 @@ async def _listen(
         while True:
             frames = speaker.frames_after(t)
             if frames and record.first_audio_at is None:
-                record.first_audio_at = frames[0].at
-                if options.noise is not None:
+                record.first_audio_at = frames[0].at  # first sound, the hold cue included
+            if options.noise is not None and noise is None:
+                # into the reply: the hold cue is not the reply, its frames do not start the clock
+                began = reply_started(frames)
+                if began is not None:
                     noise = asyncio.create_task(
-                        _noise_at(call, caller, frames[0].at + options.noise), name="simulate-noise"
+                        _noise_at(call, caller, began + options.noise), name="simulate-noise"
                     )
             answer_at, segment = answer_in(
                 frames,

@@ -40,6 +40,7 @@ __all__ = [
     "longest_gap",
     "lost_reply",
     "overlapping",
+    "reply_started",
 ]
 
 ANSWER_TOLERANCE: Final = 1e-6
@@ -141,6 +142,14 @@ def longest_gap(frames: Sequence[Frame], start: float, end: float) -> float:
         longest = max(longest, f.at - covered)
         covered = max(covered, f.at + f.duration)
     return round(max(longest, end - covered), 6)
+
+
+def reply_started(frames: Sequence[Frame]) -> float | None:
+    """When the first playback segment that is not the hold cue began (rule 5), if one has.
+
+    The cue's segment includes its quiet tail, so a frame's own tone does not decide it."""
+    cue_segments = {f.segment for f in frames if f.kind == "cue"}
+    return next((f.at for f in frames if f.segment not in cue_segments), None)
 
 
 def answer_in(

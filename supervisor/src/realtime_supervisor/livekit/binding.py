@@ -86,6 +86,8 @@ CANCEL_CONFIRM_TIMEOUT = 1.5
 AUDIO_NEWS_GAP = _AUDIO_NEWS_GAP
 CUE_SLACK = 1.0  # a hold cue that outlasts its own length by this much is stopped
 _MAX_OPEN = 8  # open responses remembered at most (the real API has one at a time)
+# an audio delta, GA and beta names: a response that sent one is heard, even if then cut
+_AUDIO_DELTAS = frozenset({"response.output_audio.delta", "response.audio.delta"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +195,7 @@ class Supervisor:
         self._open: dict[str, None] = {}
         self._closed_early: collections.deque[str] = collections.deque(maxlen=_MAX_OPEN)
         self._current: str | None = None
+        self._voiced: str | None = None  # the last response that sent an audio delta
         self._response_closed = asyncio.Event()
         self._events_seen = 0  # raw server events heard: did the server answer anything since?
         # A cancel went unanswered: the socket is dead without a close frame (cleared on reconnect)
@@ -408,7 +411,11 @@ class Supervisor:
             elif rid:
                 self._closed_early.append(rid)  # done before created: never open it later
             status = _field(event, "response", "status")
-            self.observe(ResponseDone(rid, status, _failure_code(event) if status else None))
+            code = _failure_code(event) if status else None
+            self.observe(ResponseDone(rid, status, code, voiced=bool(rid) and rid == self._voiced))
+        elif kind in _AUDIO_DELTAS:
+            # one store per delta (responses never overlap, so the last one voiced suffices)
+            self._voiced = str(event.get("response_id", ""))
         elif kind == "input_audio_buffer.timeout_triggered":
             self.observe(ServerIdleTimeout())
 
