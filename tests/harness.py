@@ -25,6 +25,7 @@ from realtime_supervisor.testing import (
     RecordingAudioOutput,
     ScriptedCaller,
     SupervisedCall,
+    room_less_options,
     session_options,
 )
 
@@ -121,7 +122,7 @@ async def start_call(
         from realtime_supervisor.livekit.binding import reconnectable
 
         llm = reconnectable(model)
-    session: AgentSession[Any] = AgentSession(llm=llm, **session_options())
+    session: AgentSession[Any] = AgentSession(llm=llm, **session_options(), **room_less_options())
     caller, speaker = ScriptedCaller(), RecordingAudioOutput()
     session.input.audio = caller
     session.output.audio = speaker

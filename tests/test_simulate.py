@@ -29,6 +29,16 @@ pytestmark = [pytest.mark.livekit, pytest.mark.timeout(90)]
 ROOT = Path(__file__).resolve().parents[1]
 MIXED = "clean,stall_mid,no_response"
 SMALL = {"sessions": 2, "turns": 3, "patience": 9.0, "faults": MIXED, "seed": 3}
+# the caller cuts into the first reply 0.5 s in and stops talking while it still plays (3 s)
+BARGE_IN = SimulateOptions(
+    sessions=1,
+    turns=2,
+    patience=6.0,
+    reply_seconds=3.0,
+    barge_in=0.5,
+    mode="none",
+    api_key="sk-barge-{i}",
+)
 REQUIRED = {
     "sessions": int,
     "turns": int,
@@ -88,13 +98,15 @@ async def _three_modes() -> dict[str, Any]:
                 )
             )
         )
+        barge_in = asyncio.create_task(run(BARGE_IN))
         bodies = await _scrape_during(url, watchdog)
-        await asyncio.gather(none, timer, noise)
+        await asyncio.gather(none, timer, noise, barge_in)
     return {
         "watchdog": watchdog.result(),
         "none": none.result(),
         "timer": timer.result(),
         "noise": noise.result(),
+        "barge_in": barge_in.result(),
         "scrapes": bodies,
     }
 
@@ -189,6 +201,25 @@ def test_noise_while_the_agent_speaks_and_while_it_is_silent_takes_no_action(
     assert s.stalls == {} and s.recoveries == {} and s.escalations == 0
     assert s.overlapping_replies == 0
     assert s.watchdog_errors == 0
+
+
+def test_a_caller_who_cuts_into_the_first_reply_is_heard_and_answered(
+    modes: dict[str, Any],
+) -> None:
+    """The caller speaks 0.5 s into the agent's first reply (3 s long) and stops before it ends.
+
+    livekit's echo warm-up (the first 3 s the agent speaks) would feed the server silence in
+    place of all of it, in every mode, and the turn would be lost: a room-less session never
+    sees the caller join, so simulate takes livekit's setting for a simulated caller, no
+    warm-up (`room_less_options`). Then the server hears the caller, the first reply is cut and
+    the caller's turn answered.
+    """
+    s: Summary = modes["barge_in"]
+    first, second = s.turn_details
+    assert first["interrupted"] and first["first_audio_seconds"] is not None, s.turn_details
+    assert s.interrupted_replies >= 1, s.turn_details  # the barge-in cut the first reply
+    assert second["answered"], s.turn_details
+    assert s.overlapping_replies == 0
 
 
 # -- the CLI -------------------------------------------------------------------------------------

@@ -460,6 +460,55 @@ async def test_audio_time_read_at_the_deadline_keeps_a_playing_reply_alive() -> 
         assert wd.detector.incident.silence_since == 1.6
 
 
+async def test_a_late_timer_judges_server_progress_by_the_frames_played_up_to_it() -> None:
+    """On a busy loop the timer runs late, after a server event and a newer frame, both past the
+    gap deadline. The frames only timestamped since the last one fed came without a pause (the
+    first after one is observed at once), so the event is judged with the audio that had played
+    by then: a healthy reply is no audio_gap (the bench's 12 s answer was, on livekit 1.8.9).
+    A reply that then really stops is still judged from its last frame."""
+    now = [0.0]
+    config = dataclasses.replace(FAST, audio_gap_timeout=1.0)
+    wd = Watchdog(config, FakeActions(), clock=lambda: now[0])
+    async with wd:
+        wd.observe(ResponseCreated("r1"))
+        wd.observe(AUDIO)  # the first frame, at 0.0: the gap deadline is 1.0
+        for t in (0.3, 0.6, 0.9):
+            wd.audio_at = t  # frames the tap only timestamped
+        wd.progress_at = 1.05  # a server event after the deadline...
+        wd.audio_at = 1.1  # ...and a frame after it, both before the late timer runs
+        now[0] = 1.12
+        wd._on_timer()
+        assert wd.counters.stalls == 0
+        assert wd.detector.last_audio_at == 1.1
+        wd.progress_at = 1.5  # the server still talks; no frame reaches the output any more
+        now[0] = 2.1
+        wd._on_timer()
+        assert wd.counters.stalls_by_kind == {"audio_gap": 1}
+        assert wd.detector.incident is not None
+        assert wd.detector.incident.silence_since == 1.1
+
+
+@pytest.mark.parametrize("stored_first", [False, True], ids=["observed-first", "stored-first"])
+async def test_a_frame_after_a_pause_does_not_vouch_for_the_pause(stored_first: bool) -> None:
+    """The first frame after a pause is observed at once; progress during the pause is judged by
+    the frame before it, so a real gap still fires, whether the binding stores the frame's time
+    after observing it (as the tap does) or before."""
+    now = [0.0]
+    config = dataclasses.replace(FAST, audio_gap_timeout=1.0)
+    wd = Watchdog(config, FakeActions(), clock=lambda: now[0])
+    async with wd:
+        wd.observe(ResponseCreated("r1"))
+        wd.observe(AUDIO)  # at 0.0; then silence
+        wd.progress_at = 1.2  # the server talks during the silence
+        now[0] = 1.4  # the late timer has not run: a frame after a 1.4 s pause
+        if stored_first:
+            wd.audio_at = 1.4
+        wd.observe(AUDIO, 1.4)
+        wd.audio_at = 1.4
+        assert wd.counters.stalls_by_kind == {"audio_gap": 1}
+        assert [d[:2] for d in wd.counters.detections] == [("audio_gap", 0.0)]
+
+
 async def test_audio_time_read_before_acting_prevents_a_talk_over() -> None:
     """A frame that only moved the timestamp after the verdict still cancels the action."""
     now = [0.0]
@@ -489,8 +538,8 @@ async def test_the_first_frame_of_a_reply_brings_the_timer_forward() -> None:
         assert wd._timer_at == 5.0
         now[0] = 0.5
         wd.observe(ResponseCreated("r1"))
-        wd.audio_at = 0.6  # the tap stores the frame's time, then observes it as news
-        wd.observe(AUDIO, 0.6)
+        wd.observe(AUDIO, 0.6)  # the tap observes a frame after a pause, then stores its time
+        wd.audio_at = 0.6
         assert wd._timer_at == pytest.approx(1.6)
 
 

@@ -105,10 +105,16 @@ from realtime_supervisor.events import (
 from realtime_supervisor.kinds import Rung
 from realtime_supervisor.logs import get_logger
 
-__all__ = ["Actions", "MetricsSink", "Watchdog", "WatchdogCounters"]
+__all__ = ["AUDIO_NEWS_GAP", "Actions", "MetricsSink", "Watchdog", "WatchdogCounters"]
 
 # Per-stall samples kept in WatchdogCounters (recovery/silence seconds, detections).
 COUNTER_SAMPLES = 1000
+# The binding observes at once a frame that follows a pause at least this long (or the first of
+# a playback); any other frame only moves `audio_at`, which is read before each judgement. So the
+# frames stored since the last one fed played without such a pause: at any moment between the
+# two, one had played at most this long before. Longer than a frame, or every frame would be news
+# (sinks pace frames at their own length).
+AUDIO_NEWS_GAP = 0.5
 
 _FALLBACK_LOG = logging.getLogger(__name__)
 # Verdicts no recovery can fix: they cut short whatever recovery is running.
@@ -372,7 +378,7 @@ class Watchdog:
     # -- the loop of judgement -----------------------------------------------------------------
 
     def _feed(self, obs: Observation, at: float) -> None:
-        self._catch_up()
+        self._catch_up(news=at if isinstance(obs, AgentAudioPlayed) else None)
         if self._sampler is not None:
             self._sampler.observe(obs, at)
         if not isinstance(obs, AgentAudioPlayed):
@@ -382,15 +388,26 @@ class Watchdog:
             self._handle(self._detector.observe(obs, at), at)
         self._rearm()
 
-    def _catch_up(self) -> None:
+    def _catch_up(self, news: float | None = None) -> None:
         """Give the detector the latest agent audio and server progress the binding saw, each at
-        the time it was seen, the older first (observations come in the order they were made)."""
+        the time it was seen, the older first (observations come in the order they were made).
+
+        Progress newer than the last frame fed but older than the last frame stored is judged
+        with the audio that had played by then: the stored frames came without a pause of
+        AUDIO_NEWS_GAP, so one had played at most that long before the server's event. Judged
+        against the last frame fed, a timer that comes due late on a busy loop (after a server
+        event and a newer frame) would see an audio gap the caller never heard, in the middle of
+        a healthy reply. `news`: the frame being observed now, when it is one (a frame stored at
+        or after it says nothing about the moments before it: a pause came first).
+        """
         progress = self.progress_at
         if progress is not None and progress > self._progress_fed:
             audio = self.audio_at
-            if audio is not None and audio > self._audio_fed and audio <= progress:
-                self._audio_fed = audio
-                self._handle(self._detector.observe(_AUDIO, audio), audio)
+            if audio is not None and audio > self._audio_fed and (news is None or audio < news):
+                heard = audio if audio <= progress else progress - AUDIO_NEWS_GAP
+                if heard > self._audio_fed:
+                    self._audio_fed = heard
+                    self._handle(self._detector.observe(_AUDIO, heard), heard)
             self._progress_fed = progress
             self._handle(self._detector.observe(_PROGRESS, progress), progress)
         at = self.audio_at

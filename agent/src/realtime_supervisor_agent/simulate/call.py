@@ -1,7 +1,8 @@
 """One simulated call: the shared call assembly with a scripted caller, and what it taps.
 
 The session is built as the worker builds it (`models.session_kwargs`, whose settings
-`realtime_supervisor.testing.session_options` ships too) and assembled by the same
+`realtime_supervisor.testing.session_options` ships too, plus what a room-less session must
+change, `room_less_options`) and assembled by the same
 `SupervisedCall`. Around it simulate taps what the judge needs: played frames and segments
 (the recording output), the server's responses (the realtime session's raw events), livekit's
 lost-reply warnings (routed to the call whose task logged them) and the watchdog's activity
@@ -190,7 +191,12 @@ async def _assemble_and_call(
 ) -> None:
     from livekit.agents import Agent, AgentSession
 
-    from realtime_supervisor.testing import RecordingAudioOutput, ScriptedCaller, SupervisedCall
+    from realtime_supervisor.testing import (
+        RecordingAudioOutput,
+        ScriptedCaller,
+        SupervisedCall,
+        room_less_options,
+    )
     from realtime_supervisor_agent.models import build_llm, session_kwargs
 
     key = options.api_key.format(i=call.index)
@@ -201,7 +207,9 @@ async def _assemble_and_call(
     model = build_llm(cfg, fallback=fallback, base_url=url, fallback_base_url=fallback_url)
     # Not wrapped in `reconnectable`: its extra event layer is livekit's cost, not the watchdog's,
     # and the watchdog reconnects without it (it recycles the live socket).
-    session: Any = AgentSession(**session_kwargs(cfg, llm=model))
+    # room-less: no echo warm-up, as livekit sets for a simulated caller in a room (a warm-up
+    # would mute a barge-in into the first reply whole, in every mode: see room_less_options)
+    session: Any = AgentSession(**session_kwargs(cfg, llm=model), **room_less_options())
 
     def heard(_frame: Any) -> None:
         call.changed.set()

@@ -56,6 +56,7 @@ from .._observations import (
     WarningKind,
 )
 from .._records import Sink
+from .._watchdog import AUDIO_NEWS_GAP as _AUDIO_NEWS_GAP
 from .._watchdog import Watchdog
 from ..config import WatchdogConfig
 from ..cue import CuePlayer, HoldCue
@@ -80,9 +81,9 @@ REISSUE_TIMEOUT = 5.0  # generous bound on interrupt() so a wedged session canno
 CANCEL_CONFIRM_TIMEOUT = 1.5
 # A frame after a pause at least this long (or the first of a playback) is observed at once: it
 # may end a silence, and its time is the reply's latency. Any other frame only moves the tap's
-# timestamp, which the watchdog reads before each judgement, so no verdict misses it; longer than
-# a frame, or every frame would be news (sinks pace frames at their own length).
-AUDIO_NEWS_GAP = 0.5
+# timestamp, which the watchdog reads before each judgement, so no verdict misses it. The
+# watchdog's constant: it relies on it to judge server progress between two frames.
+AUDIO_NEWS_GAP = _AUDIO_NEWS_GAP
 CUE_SLACK = 1.0  # a hold cue that outlasts its own length by this much is stopped
 _MAX_OPEN = 8  # open responses remembered at most (the real API has one at a time)
 # An audio delta, GA and beta names: most of what the server sends (the hot path, see
@@ -729,10 +730,12 @@ class _AudioTap:
         now = self._clock()
         last, self.last_frame_at = self.last_frame_at, now
         if sup is not None:
-            sup.watchdog.audio_at = now
             if not self._playing or last is None or now - last >= AUDIO_NEWS_GAP:
                 self._playing = True
+                # observed before its time is stored: the watchdog then still reads the frame
+                # before the pause in `audio_at`, and judges what came between by it
                 sup.observe(AgentAudioPlayed(), now)
+            sup.watchdog.audio_at = now
         return self._capture_original(frame)
 
     def _on_playback_finished(self, ev: Any) -> None:

@@ -9,7 +9,7 @@ warnings. `SupervisedCall` builds, starts and closes a supervised call the same 
 (the reference worker included).
 
     caller, speaker = ScriptedCaller(), RecordingAudioOutput()
-    session = AgentSession(llm=model, **session_options())
+    session = AgentSession(llm=model, **session_options(), **room_less_options())
     session.input.audio, session.output.audio = caller, speaker
     call = SupervisedCall(session, Supervisor(session, config), model=model)
     await call.start(agent)
@@ -27,7 +27,7 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .call import SupervisedCall, session_options
+    from .call import SupervisedCall, room_less_options, session_options
     from .caller import ScriptedCaller
     from .logs import LivekitLogs
     from .output import PlayedFrame, RecordingAudioOutput, classify_tone
@@ -39,6 +39,7 @@ __all__ = [
     "ScriptedCaller",
     "SupervisedCall",
     "classify_tone",
+    "room_less_options",
     "session_options",
 ]
 
@@ -49,6 +50,7 @@ _WHERE = {
     "ScriptedCaller": ".caller",
     "SupervisedCall": ".call",
     "classify_tone": ".output",
+    "room_less_options": ".call",
     "session_options": ".call",
 }
 

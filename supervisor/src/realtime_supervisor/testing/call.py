@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
     from ..livekit.binding import Supervisor
 
-__all__ = ["CLOSE_TIMEOUT", "SupervisedCall", "session_options"]
+__all__ = ["CLOSE_TIMEOUT", "SupervisedCall", "room_less_options", "session_options"]
 
 CLOSE_TIMEOUT: Final = 10.0  # session.aclose() / model.aclose(): a wedged session must not hold
 
@@ -41,7 +41,8 @@ def session_options() -> dict[str, Any]:
     (`resume_false_interruption` on, 2 s). `agent/models.py` `session_kwargs` builds the same
     (tests/test_judge.py holds them equal).
 
-    What a room-less test must change: nothing here. It sets `session.input.audio` and
+    What a room-less test must change: not these; it adds `room_less_options()` (livekit's
+    echo warm-up, which a room sets per caller), sets `session.input.audio` and
     `session.output.audio` itself (`ScriptedCaller`, `RecordingAudioOutput`, which can pause as
     a room's output can, so livekit keeps its false-interruption resume) and starts with
     `record=False` (`SupervisedCall.start` without a room), as there is no room to record.
@@ -50,6 +51,26 @@ def session_options() -> dict[str, Any]:
     if "vad" in inspect.signature(AgentSession.__init__).parameters:
         opts["vad"] = None
     return opts
+
+
+def room_less_options() -> dict[str, Any]:
+    """What an `AgentSession` without a room adds to `session_options()`: no echo warm-up.
+
+    livekit (1.5 and 1.8) feeds the realtime model silence instead of the caller's audio during
+    the first `aec_warmup_duration` seconds (3 s) the agent speaks, so the echo of its first
+    words cannot interrupt it before the room's echo cancellation has adapted. In a room 1.8
+    sets it when the caller's participant joins: 3 s for a person on a microphone, none for an
+    outbound SIP call or livekit's own simulator ("a simulator publishes synthesized audio, so
+    the agent's speech never echoes back"). A room-less session never sees a participant join,
+    so the 3 s would stand although a scripted caller hears no echo, and a caller who cuts into
+    the first reply (`simulate --barge-in`) would be muted whole whenever that reply was still
+    playing when the caller stopped: the turn lost, by timing, with or without a watchdog.
+    Room-less sessions take livekit's simulator setting. Not for the worker: in a room livekit
+    decides (1.8), or the application does.
+    """
+    if "aec_warmup_duration" in inspect.signature(AgentSession.__init__).parameters:
+        return {"aec_warmup_duration": None}
+    return {}
 
 
 @dataclass(slots=True)
