@@ -25,6 +25,7 @@ from realtime_supervisor._observations import (
 from realtime_supervisor._policy import REPEAT_INSTRUCTIONS
 from realtime_supervisor._watchdog import Watchdog
 from realtime_supervisor.config import WatchdogConfig
+from realtime_supervisor.errors import RecoveryError
 
 # Short real timeouts keep each test well under a second.
 FAST = WatchdogConfig(
@@ -66,6 +67,8 @@ class FakeActions:
                 loop.call_soon(self.watchdog.observe, obs)
         elif what == "raise":
             raise RuntimeError(f"{action} failed")
+        elif what == "fail":  # what the binding raises when the world refuses the action
+            raise RecoveryError(f"{action}: the connection is dead")
         elif what == "block":
             await asyncio.Event().wait()
         return None
@@ -278,6 +281,23 @@ async def test_ladder_run_out_while_livekit_reconnects_escalates_as_the_storm(
     await until(lambda: len(rig.actions.escalations) == 1)
     assert rig.actions.names == ["reissue", "reconnect", "reconnect"]
     assert rig.actions.escalations[0][1] == "reconnect_storm"
+
+
+async def test_an_action_the_world_refuses_is_a_failed_recovery_not_a_watchdog_error(
+    rig_factory: Any,
+) -> None:
+    """A re-issue into a dead socket (RecoveryError) fails the recovery and climbs; the
+    watchdog-errors counter (and its alert) stays for bugs of ours."""
+    rig = rig_factory(reissue=["fail"], reconnect=["speak"])
+    rig.wd.observe(UserSpeechStopped())
+    await until(lambda: rig.wd.counters.recoveries_succeeded == 1)
+    assert rig.actions.names == ["reissue", "reconnect"]
+    assert rig.wd.counters.errors == 0
+    assert rig.metrics.named("watchdog_error") == []
+    assert [(c[1], c[2]) for c in rig.metrics.named("recovery")] == [
+        ("reissue", "failure"),
+        ("reconnect", "success"),
+    ]
 
 
 async def test_action_raising_is_contained_and_climbs(rig_factory: Any) -> None:

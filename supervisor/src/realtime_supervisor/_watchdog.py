@@ -96,6 +96,7 @@ from realtime_supervisor._records import (
 )
 from realtime_supervisor._window import SlidingWindow
 from realtime_supervisor.config import WatchdogConfig
+from realtime_supervisor.errors import RecoveryError
 from realtime_supervisor.events import (
     Escalated,
     RecoveryFinished,
@@ -602,9 +603,16 @@ class Watchdog:
                 self._failed(pending, "cancelled")
             raise
         except Exception as exc:
-            self._error(name, exc)
+            if isinstance(exc, RecoveryError):
+                # The action could not be performed (a dead socket, a reconnect refused): a
+                # failed recovery, the world's fault and not the watchdog's, so it is not counted
+                # as a watchdog error (whose alert means a bug of ours).
+                why = str(exc)
+            else:
+                self._error(name, exc)
+                why = repr(exc)
             if self._pending is pending:
-                self._failed(pending, repr(exc))
+                self._failed(pending, why)
                 if not self._escalated and self._policy.incident_open:
                     self._decide(stall)  # the same incident, the next rung
             return
