@@ -884,18 +884,18 @@ def never_worse_table(comparisons: Sequence[dict[str, Any]]) -> str:
     )
 
 
-def _quiet_logs(path: Path) -> None:
-    from realtime_supervisor.logs import configure_logging
+def _quiet_logs(path: Path, supervisor_level: int = logging.WARNING) -> None:
+    """Every log line to `path`, not the terminal: WARNING and up, the watchdog's own records
+    from `supervisor_level`. JSON lines with their fields (session, kind, detail, reason), so a
+    run's anomalies (bench/results: `anomalies`) can be traced in the log afterwards."""
+    from realtime_supervisor.logs import LOGGER_NAME, configure_logging
 
     stream = path.open("a", encoding="utf-8")
-    configure_logging(format="json", level="WARNING", stream=stream)
+    ours = configure_logging(format="json", level="WARNING", stream=stream)
     root = logging.getLogger()
-    for h in list(root.handlers):
-        root.removeHandler(h)
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root.addHandler(handler)
-    root.setLevel(logging.WARNING)
+    for h in [h for h in root.handlers if h is not ours]:
+        root.removeHandler(h)  # nothing to the terminal: the live tables are the bench's output
+    logging.getLogger(LOGGER_NAME).setLevel(supervisor_level)
 
 
 async def measure(plan: Plan) -> dict[str, Any]:
@@ -1058,7 +1058,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     plan = select(plan, args.only, args.modes)
     tag = _lk_tag()
-    _quiet_logs(Path(os.environ.get("BENCH_LOG", f"/tmp/bench-effectiveness-{tag}.log")))
+    # recovery.started/succeeded are INFO: the trail of what the watchdog did, turn by turn
+    log = Path(os.environ.get("BENCH_LOG", f"/tmp/bench-effectiveness-{tag}.log"))
+    _quiet_logs(log, supervisor_level=logging.INFO)
     freeze_startup_heap()  # as livekit's forkserver does for its job processes
     result = asyncio.run(measure(plan))
     name = f"effectiveness-{tag}" + ("-quick" if args.quick else "")
