@@ -33,6 +33,7 @@ from realtime_supervisor._observations import (
     PlaybackFinished,
     RealtimeError,
     ReplyRequested,
+    ReplySent,
     ResponseCreated,
     ResponseDone,
     ServerIdleTimeout,
@@ -851,10 +852,44 @@ def test_the_watchdogs_unacknowledged_request_is_judged_at_the_ack_deadline() ->
     d = detector(**PROGRESS_CONFIG)
     feed(d, (0.0, UserSpeechStopped()))
     [first] = d.poll(1.5)
-    feed(d, (2.0, ReplyRequested(by_watchdog=True)))
-    [second] = d.poll(3.5)
-    assert second.kind is StallKind.NO_REPLY and "recovery requested" in second.detail
+    feed(d, (2.0, ReplyRequested(by_watchdog=True)), (2.01, ReplySent()))
+    [second] = d.poll(3.6)
+    assert second.kind is StallKind.NO_REPLY and "the request sent" in second.detail
     assert d.incident is first
+
+
+def test_a_request_queued_behind_a_connecting_socket_is_timed_from_the_wire() -> None:
+    """After a reconnect or failover livekit may hand over a socket still connecting: our request
+    waits in its queue, and the connect is not the server's silence. The acknowledgement
+    deadline starts when response.create is written; until then the patient row guards it."""
+    d = detector(**PROGRESS_CONFIG)  # ack_timeout 1.5 s, recovery_timeout 3 s
+    feed(d, (0.0, UserSpeechStopped()))
+    [_first] = d.poll(1.5)
+    feed(d, (2.0, ReplyRequested(by_watchdog=True)))
+    assert d.poll(3.9) == []  # 1.9 s queued: not judged by the ack deadline
+    feed(d, (3.9, ReplySent()), (4.3, ResponseCreated("r1")), (4.6, AUDIO))
+    feed(d, (4.7, ResponseDone("r1", "completed")), (5.2, PlaybackFinished()))
+    assert d.poll(20.0) == [] and d.incident is None
+
+
+def test_a_request_that_never_reaches_the_wire_is_judged_by_the_recovery_deadline() -> None:
+    d = detector(**PROGRESS_CONFIG)
+    feed(d, (0.0, UserSpeechStopped()))
+    [first] = d.poll(1.5)
+    feed(d, (2.0, ReplyRequested(by_watchdog=True)))
+    assert d.poll(4.9) == []
+    [second] = d.poll(5.0)
+    assert second.kind is StallKind.NO_REPLY and d.incident is first
+
+
+def test_our_request_on_the_wire_does_not_postpone_a_turn_that_ended_during_the_recovery() -> None:
+    d = detector(**PROGRESS_CONFIG)
+    feed(d, (0.0, UserSpeechStopped()))
+    [_first] = d.poll(1.5)
+    feed(d, (2.0, UserSpeechStarted()), (2.5, UserSpeechStopped()))  # the caller: "hello?"
+    feed(d, (2.6, ReplyRequested(by_watchdog=True)), (3.2, ReplySent()))
+    [second] = d.poll(4.0)  # the turn's own deadline (2.5 + 1.5), not the send's (3.2 + 1.5)
+    assert second.kind is StallKind.NO_REPLY
 
 
 def test_the_caller_talking_on_suspends_the_ack_deadline() -> None:
@@ -1004,7 +1039,7 @@ def resumed_after_recovery(d: Detector) -> Stall:
     speaking(d)  # r1 plays from 1.0 to 1.5
     [gap] = d.poll(3.5)
     assert gap.kind is StallKind.AUDIO_GAP
-    feed(d, (3.6, ReplyRequested(by_watchdog=True)))
+    feed(d, (3.6, ReplyRequested(by_watchdog=True)), (3.6, ReplySent()))
     return gap
 
 
@@ -1018,7 +1053,7 @@ def test_a_fragment_of_the_interrupted_reply_does_not_answer_the_watchdog() -> N
     assert heard(findings) == []
     assert d.incident is gap and d.reply_expected
     [stall] = d.poll(3.6 + 1.5)
-    assert stall.kind is StallKind.NO_REPLY and "recovery requested" in stall.detail
+    assert stall.kind is StallKind.NO_REPLY and "the request sent" in stall.detail
 
 
 def test_the_watchdogs_own_reply_answers_after_a_fragment() -> None:

@@ -262,3 +262,22 @@ def test_the_recording_output_can_pause_as_a_rooms_output_can() -> None:
     from realtime_supervisor.testing import RecordingAudioOutput
 
     assert RecordingAudioOutput().can_pause
+
+
+async def test_an_interrupt_cuts_the_frame_playing_so_the_next_reply_does_not_overlap_it() -> None:
+    """A room's source stops the frame it is playing on clear_buffer: the re-issued reply that
+    starts 17 ms after the interrupt is not heard over the last 83 ms of the frame it cut."""
+    from livekit import rtc
+
+    from realtime_supervisor.testing import RecordingAudioOutput
+
+    now = [100.0]
+    out = RecordingAudioOutput(clock=lambda: now[0], lookahead=1.0)
+    frame = rtc.AudioFrame.create(24000, 1, 2400)  # 100 ms
+    await out.capture_frame(frame)  # plays 100.000-100.100
+    now[0] = 100.017
+    out.clear_buffer()
+    await out.capture_frame(frame)  # the next segment, from 100.017
+    first, second = out.frames
+    assert first.duration == pytest.approx(0.017) and second.at == pytest.approx(100.017)
+    assert not overlapping(out.frames)

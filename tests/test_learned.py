@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import pytest
 from structlog.testing import capture_logs
@@ -54,6 +55,24 @@ def test_the_window_keeps_only_the_most_recent_samples_and_ranks_them() -> None:
     w.add(float("nan"))
     w.add(-1.0)
     assert len(w) == 4  # nothing learned from a broken measure
+
+
+def test_the_window_ranks_exactly_what_a_sort_of_its_recent_samples_would() -> None:
+    """The sorted copy kept beside the ring (no re-sort per sample) never drifts from it:
+    duplicates, evictions of the smallest and the largest, thousands of samples."""
+    import random
+
+    rng = random.Random(7)
+    w = QuantileWindow(50)
+    recent: list[float] = []
+    for i in range(3000):
+        v = float(rng.choice([0.3, 0.5, 1.0])) if i % 3 else rng.uniform(0, 2)
+        w.add(v)
+        recent = [*recent, v][-50:]
+        if i % 97 == 0 or i > 2990:
+            ranked = sorted(recent)
+            for q in (0.0, 0.5, 0.9, 0.99, 1.0):
+                assert w.quantile(q) == ranked[max(0, math.ceil(q * len(ranked)) - 1)]
 
 
 def test_cold_start_uses_the_fixed_timeout() -> None:

@@ -50,6 +50,7 @@ class FakeActions:
         self.escalations: list[tuple[Stall, str]] = []
         self.escalate_raises = False
         self.watchdog: Watchdog | None = None
+        self.asked = 0  # replies asked for that then played
 
     async def _do(self, action: str) -> bool | None:
         what = self.script[action].pop(0) if self.script[action] else "silent"
@@ -58,9 +59,18 @@ class FakeActions:
             assert self.watchdog is not None
             self.watchdog.observe(UserSpeechStarted())
             return self.watchdog.may_speak()
+        if what == "resume":
+            # the stalled reply resumes while the action waits for its cancel (a late resume
+            # racing the verdict): a fragment our interrupt cuts, then the reply asked for
+            assert self.watchdog is not None
+            self.watchdog.observe(AUDIO)
+            if not self.watchdog.may_speak():
+                return False
+            what = "speak"
         if what == "speak":
             # as on the wire: the reply asked for is a new response, then its audio plays
             assert self.watchdog is not None
+            self.asked += 1
             reply = f"asked-{len(self.calls)}"
             loop = asyncio.get_running_loop()
             for obs in (ResponseCreated(reply), ResponseDone(reply, "completed"), AUDIO):
@@ -226,6 +236,23 @@ async def test_reissue_then_success(rig_factory: Any, logs: list[dict[str, Any]]
     assert all(e["session_id"] == "s1" for e in logs)
     assert logs[0]["kind"] == "no_reply" and logs[0]["silence_seconds"] >= 0.05
     assert logs[2]["action"] == "reissue" and "recovery_seconds" in logs[2]
+
+
+async def test_the_interrupted_reply_resuming_during_the_action_answers_nothing(
+    rig_factory: Any,
+) -> None:
+    """A late resume racing the verdict: the stalled reply's frames play while the re-issue
+    waits for its cancel. Our interrupt cuts them; they must neither count as the recovery's
+    success nor stop the re-issue asking (before Rule 12 reached back to the interrupt, the
+    fragment closed the incident, the re-issue was held back, and the turn was lost)."""
+    rig = rig_factory(reissue=["resume"])
+    rig.wd.observe(UserSpeechStopped())
+    rig.wd.observe(ResponseCreated("r1"))
+    rig.wd.observe(AUDIO)
+    await until(lambda: rig.wd.counters.recoveries_succeeded == 1)
+    assert rig.wd.counters.stalls_by_kind == {"audio_gap": 1}
+    assert rig.actions.asked == 1  # the reply was asked for despite the fragment
+    assert rig.actions.escalations == []
 
 
 async def test_failed_reissue_climbs_to_reconnect(rig_factory: Any) -> None:

@@ -41,11 +41,18 @@ Rule 11: no_reply listens to the server's progress (three rows, one verdict). A 
         The same rows judge the watchdog's own request, so an unacknowledged re-issue goes to the
         next rung in ack_timeout, not recovery_timeout. A commit is not an acknowledgement: a
         server that commits the turn and never responds is the commonest lost reply.
+        A request's acknowledgement is timed from when its response.create reaches the socket
+        (REPLY_SENT), not from the ask: livekit queues a request made while its socket connects
+        (ours after a reconnect or a failover, whose new socket may be handed over before it is
+        up), and the connect is not the server's silence. The patient row bounds a request that
+        never reaches the wire.
 
 Rule 12: Audio of the reply the watchdog interrupted is not an answer to its request. A reply
         that stalled and then resumes (a network hiccup) can play a few frames between our cancel
-        and the server's confirmation of it; those frames end mid-sentence. Until a response
-        newer than the one current at the watchdog's request is created, its audio is stale: it
+        and the server's confirmation of it; those frames end mid-sentence. From the moment the
+        watchdog interrupts (ReplyInterrupted, as its action starts: a resume that races the
+        verdict lands in the action's wait for the cancel) until a response newer than the one
+        current then is created, that response's audio is stale: it
         moves the audio clocks (the caller does hear it) but answers nothing, so the request's
         no_reply rows keep running and the incident stays open (the next rung, not a turn left
         unanswered).
@@ -83,7 +90,9 @@ from realtime_supervisor._observations import (
     Observation,
     PlaybackFinished,
     RealtimeError,
+    ReplyInterrupted,
     ReplyRequested,
+    ReplySent,
     ResponseCreated,
     ResponseDone,
     ServerIdleTimeout,
@@ -125,6 +134,7 @@ class Trigger(StrEnum):
     USER_TURN_ENDED = "user turn ended"  # UserSpeechStopped
     REPLY_REQUESTED = "reply requested"  # ReplyRequested(by_watchdog=False)
     RECOVERY_REQUESTED = "recovery requested"  # ReplyRequested(by_watchdog=True)
+    REPLY_SENT = "the request sent"  # ReplySent: the request is on the wire (Rule 11)
     TOOL_STARTED = "tool started"  # ToolCallStarted
     TOOL_FINISHED = "tool finished"  # ToolCallFinished (livekit reports one per batch of calls)
     AGENT_AUDIO = "agent audio"  # AgentAudioPlayed, unless stale
@@ -216,6 +226,8 @@ class Row:
 
 
 T = Trigger
+# a request that must not postpone a deadline armed by a turn that ended while we recovered
+_OURS_OR_SENT = frozenset({T.RECOVERY_REQUESTED, T.REPLY_SENT})
 _OWED = frozenset({Condition.TOOL_RUNNING, Condition.CALLER_SPEAKING})
 _ANSWERED = frozenset({T.AGENT_AUDIO, T.USER_SPEAKING, T.TURN_DECLINED})
 TABLE: tuple[Row, ...] = (
@@ -239,7 +251,8 @@ TABLE: tuple[Row, ...] = (
             T.REPLY_REQUESTED: "ack_timeout",
             T.TOOL_FINISHED: "ack_timeout",
             T.SERVER_PROMPTED: "ack_timeout",
-            T.RECOVERY_REQUESTED: "ack_timeout",
+            # timed from the wire, not from the ask: see Rule 11
+            T.REPLY_SENT: "ack_timeout",
         },
         refreshed_by=frozenset(),
         suspended_while=_OWED,
@@ -437,6 +450,7 @@ class Detector:
         # ended incomplete after sending audio, none of it played yet: cut from its first frame
         self._cut_unplayed: str | None = None
         self._last_audio: float | None = None
+        self._last_answer: float | None = None  # the last frame that was not stale (Rule 12)
         # The reply owed: since when, and whether a turn (not a tool or the watchdog) asked for it.
         self._owed_since: float | None = None
         self._owed_by_turn = False
@@ -445,8 +459,8 @@ class Detector:
         self._warning_effect: WarningEffect | None = None  # CUT or LOST, as it applied
         self._warning_response: str | None = None
         self._incident: Stall | None = None
-        # The response current when the watchdog asked for a reply, until a newer one is created:
-        # its audio is stale (Rule 12).
+        # The response current when the watchdog interrupted to recover, until a newer one is
+        # created: its audio is stale (Rule 12).
         self._asked_over: str | None = None
         # What the next immediate verdict (dead_session, reconnect_storm) reports.
         self._detail = ""
@@ -503,8 +517,9 @@ class Detector:
         return self._incident
 
     def heard_since(self, t: float) -> bool:
-        """Agent audio reached the output at or after `t`."""
-        return self._last_audio is not None and self._last_audio >= t
+        """Agent audio reached the output at or after `t`, other than a fragment of a reply the
+        watchdog interrupted (Rule 12)."""
+        return self._last_answer is not None and self._last_answer >= t
 
     def next_deadline(self) -> float | None:
         """The earliest time `poll` could find a stall, or None if nothing is armed."""
@@ -563,6 +578,8 @@ class Detector:
                 if self._open_response is not None:
                     self._playing = True  # a response's playback began: in progress to its end
                 stale = self._asked_over is not None and self._current == self._asked_over
+                if not stale:
+                    self._last_answer = now
                 triggers = [Trigger.STALE_AUDIO if stale else Trigger.AGENT_AUDIO]
                 if self._playing:  # Rule 10
                     triggers.append(Trigger.RESPONSE_AUDIO)
@@ -580,10 +597,15 @@ class Detector:
             case UserSpeechStopped():
                 self._caller_speaking = False
                 return (Trigger.USER_TURN_ENDED,)
+            case ReplyInterrupted():
+                self._asked_over = self._current
+                return ()
             case ReplyRequested(by_watchdog=by_watchdog):
                 if by_watchdog:
                     self._asked_over = self._current
                 return (Trigger.RECOVERY_REQUESTED if by_watchdog else Trigger.REPLY_REQUESTED,)
+            case ReplySent():
+                return (Trigger.REPLY_SENT,)
             case ToolCallStarted():
                 self._tool_running = True
                 return (Trigger.TOOL_STARTED,)
@@ -747,6 +769,7 @@ class Detector:
         elif (
             Trigger.TOOL_FINISHED in triggers
             or Trigger.RECOVERY_REQUESTED in triggers
+            or Trigger.REPLY_SENT in triggers
             or Trigger.SERVER_PROMPTED in triggers
         ):
             self._owe(now, by_turn=False, fresh=False, out=out)
@@ -770,7 +793,7 @@ class Detector:
         for trigger in triggers:
             if trigger in row.armed_by:
                 field = row.armed_by[trigger]
-                if trigger is Trigger.RECOVERY_REQUESTED and self._armed_during_recovery(clock):
+                if trigger in _OURS_OR_SENT and self._armed_during_recovery(clock):
                     return
                 clock.armed = True
                 clock.since = now

@@ -3,8 +3,9 @@
 Rule 1: Pure. Nothing here reads the clock, sleeps, logs or calls out: samples come in with their
         seconds measured by the caller, deadlines go out as numbers.
 Rule 2: A latency is learned per (provider, model) in a bounded window: a ring of the most recent
-        `learned_window` healthy samples. Memory is O(window) per deployment, a sample O(1); the
-        quantile sorts the window only when it is asked after a change (once per turn at most).
+        `learned_window` healthy samples, kept sorted beside the ring. Memory is O(window) per
+        deployment; a sample is a bisect and a C-level insert/remove (no re-sort), a quantile an
+        index: a turn's samples and the deadlines read at every arming cost microseconds.
 Rule 3: A deadline is `learned_margin` times the window's p99 (nearest rank), never below
         `learned_floor` and never above the configured fixed timeout. Learning only ever shortens
         a wait the operator configured; it cannot make the watchdog less patient than configured.
@@ -30,6 +31,7 @@ What is learned (`LATENCIES`), and which timeout field each governs (`GOVERNS`):
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -77,7 +79,7 @@ class QuantileWindow:
         if size < 1:
             raise ValueError(f"window size must be >= 1, got {size}")
         self._ring: deque[float] = deque(maxlen=size)
-        self._sorted: list[float] | None = None
+        self._sorted: list[float] = []  # the ring's samples, in order (Rule 2)
 
     def __len__(self) -> int:
         return len(self._ring)
@@ -85,16 +87,17 @@ class QuantileWindow:
     def add(self, value: float) -> None:
         if not math.isfinite(value) or value < 0:
             return  # a clock that went backwards or a broken measure teaches nothing
-        self._ring.append(value)
-        self._sorted = None
+        ring, ordered = self._ring, self._sorted
+        if len(ring) == ring.maxlen:
+            del ordered[bisect.bisect_left(ordered, ring[0])]  # the sample the ring drops
+        ring.append(value)
+        bisect.insort(ordered, value)
 
     def quantile(self, q: float) -> float | None:
         """Nearest-rank quantile (the bench's rule); None when empty."""
-        if not self._ring:
-            return None
-        if self._sorted is None:
-            self._sorted = sorted(self._ring)
         ordered = self._sorted
+        if not ordered:
+            return None
         return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
 
 
@@ -154,30 +157,40 @@ class Learner:
         """Every learned deadline of every deployment seen, sorted; `fields` defaults to the
         config's timeouts that a latency governs."""
         if fields is None:
-            fields = {f: float(getattr(self._config, f)) for f in GOVERNS if _has(self._config, f)}
+            fields = self._fields()
         deployments = sorted({(p, m) for p, m, _ in self._windows})
-        out: list[LearnedDeadline] = []
-        for provider, model in deployments:
-            for field, fixed in sorted(fields.items()):
-                latency = GOVERNS[field]
-                window = self._windows.get((provider, model, latency))
-                samples = len(window) if window is not None else 0
-                seconds = self.deadline(provider, model, field, fixed)
-                out.append(
-                    LearnedDeadline(
-                        provider=provider,
-                        model=model,
-                        deadline=field,
-                        latency=latency,
-                        seconds=seconds,
-                        fixed=fixed,
-                        p99=window.quantile(P99) if window is not None else None,
-                        samples=samples,
-                        learned=self._applied(latency)
-                        and samples >= self._config.learned_min_samples,
-                    )
-                )
-        return out
+        return [
+            self._entry(provider, model, field, fixed)
+            for provider, model in deployments
+            for field, fixed in sorted(fields.items())
+        ]
+
+    def deadlines(self, provider: str, model: str, latency: str) -> list[LearnedDeadline]:
+        """The deadlines `latency` governs for one deployment (what a new sample of it moved)."""
+        return [
+            self._entry(provider, model, field, fixed)
+            for field, fixed in sorted(self._fields().items())
+            if GOVERNS[field] == latency
+        ]
+
+    def _fields(self) -> dict[str, float]:
+        return {f: float(getattr(self._config, f)) for f in GOVERNS if _has(self._config, f)}
+
+    def _entry(self, provider: str, model: str, field: str, fixed: float) -> LearnedDeadline:
+        latency = GOVERNS[field]
+        window = self._windows.get((provider, model, latency))
+        samples = len(window) if window is not None else 0
+        return LearnedDeadline(
+            provider=provider,
+            model=model,
+            deadline=field,
+            latency=latency,
+            seconds=self.deadline(provider, model, field, fixed),
+            fixed=fixed,
+            p99=window.quantile(P99) if window is not None else None,
+            samples=samples,
+            learned=self._applied(latency) and samples >= self._config.learned_min_samples,
+        )
 
 
 def _has(config: WatchdogConfig, field: str) -> bool:
@@ -213,12 +226,7 @@ class SessionLearning:
     def record(self, latency: str, seconds: float) -> None:
         self._learner.record(self.provider, self.model, latency, seconds)
         if self._on_change is not None:
-            mine = [
-                d
-                for d in self._learner.snapshot()
-                if d.provider == self.provider and d.model == self.model and d.latency == latency
-            ]
-            self._on_change(mine)
+            self._on_change(self._learner.deadlines(self.provider, self.model, latency))
 
 
 class TurnSampler:

@@ -19,7 +19,9 @@ __all__ = [
     "Observation",
     "PlaybackFinished",
     "RealtimeError",
+    "ReplyInterrupted",
     "ReplyRequested",
+    "ReplySent",
     "ResponseCreated",
     "ResponseDone",
     "ServerIdleTimeout",
@@ -50,6 +52,18 @@ class ReplyRequested:
     """Someone asked the model for a reply (`generate_reply`); `by_watchdog` for our own."""
 
     by_watchdog: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyInterrupted:
+    """The watchdog is about to interrupt whatever reply is in progress, to recover: that reply's
+    audio from here on is a fragment our interrupt cuts, not an answer (Rule 12)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReplySent:
+    """A request for a reply (`response.create`) reached the socket: from here the server owes
+    its acknowledgement. Later than `ReplyRequested` when the socket was (re)connecting."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,7 +171,9 @@ class TurnDeclined:
 Observation = (
     UserSpeechStarted
     | UserSpeechStopped
+    | ReplyInterrupted
     | ReplyRequested
+    | ReplySent
     | ResponseCreated
     | MessageItemAdded
     | AgentAudioPlayed

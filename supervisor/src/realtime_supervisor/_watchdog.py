@@ -63,6 +63,7 @@ from realtime_supervisor._observations import (
     AgentAudioPlayed,
     LivekitWarning,
     Observation,
+    ReplyInterrupted,
     ReplyRequested,
     ServerProgress,
     SessionReconnected,
@@ -586,6 +587,8 @@ class Watchdog:
         self._pending = pending = _Pending(name, stall)
         self._acting = stall
         self._publish(RecoveryStarted(name, stall.kind.value, self._policy.rung, self._clock()))
+        # every action interrupts first: what the reply in progress plays from here is a fragment
+        self.observe(ReplyInterrupted())
         try:
             if isinstance(action, Reissue):
                 asked = await self._actions.reissue(action.instructions)

@@ -44,6 +44,7 @@ from .._observations import (
     PlaybackFinished,
     RealtimeError,
     ReplyRequested,
+    ReplySent,
     ResponseCreated,
     ResponseDone,
     ServerIdleTimeout,
@@ -335,6 +336,7 @@ class Supervisor:
             self._unsubscribe(self._inner)
         self._inner = inner
         self._subscribe(inner, "openai_server_event_received", self._on_server_event)
+        self._subscribe(inner, "openai_client_event_queued", self._on_client_event)
 
     def _on_agent_state(self, ev: Any) -> None:
         self._bind_realtime()  # a handoff to another agent brings another realtime session
@@ -422,6 +424,11 @@ class Supervisor:
             self.observe(ResponseDone(rid, status, code, voiced=bool(rid) and rid == self._voiced))
         elif kind == "input_audio_buffer.timeout_triggered":
             self.observe(ServerIdleTimeout())
+
+    def _on_client_event(self, event: dict[str, Any]) -> None:
+        # emitted by livekit's send task right before the socket write: the request is out
+        if event.get("type") == "response.create":
+            self.observe(ReplySent())
 
     @property
     def _open_response(self) -> str | None:

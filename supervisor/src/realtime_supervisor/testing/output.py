@@ -59,8 +59,9 @@ class RecordingAudioOutput(AudioOutput):
     `capture_frame` holds the caller back until the frame is within `lookahead` of being
     played, as a room's audio source does, so livekit's own notion of playout is honest.
     `flush` reports the segment finished once it has played; `clear_buffer` drops what has not
-    played yet and reports an interruption. `pause` stops the playout clock (frames scheduled
-    after it move later by the pause on `resume`; captures wait while paused).
+    played yet, cuts the frame playing short and reports an interruption. `pause` stops the
+    playout clock (frames scheduled after it move later by the pause on `resume`; captures wait
+    while paused).
     """
 
     def __init__(
@@ -177,6 +178,10 @@ class RecordingAudioOutput(AudioOutput):
         # what was scheduled but not yet played was never heard
         while self.frames and self.frames[-1].segment == self._segment and self.frames[-1].at > now:
             self.frames.pop()
+        # and the frame playing is cut where it stands, as a room's audio source stops
+        last = self.frames[-1] if self.frames else None
+        if last is not None and last.segment == self._segment and last.at + last.duration > now:
+            self.frames[-1] = dataclasses.replace(last, duration=now - last.at)
         self._play_end = min(self._play_end, now)
         self.interruptions += 1
         self._report_finished(interrupted=True)
