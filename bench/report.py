@@ -93,7 +93,10 @@ def effectiveness_section(tag: str, label: str, eff: dict[str, Any]) -> str:
         f"Command: `{eff['command']}`; measured {eff['measured_at']}, "
         f"{eff['wall_seconds']:.0f} s wall; {plan['sessions_per_run']} sessions x "
         f"{plan['turns']} turns per run, seeds {plan['seeds']}, caller patience "
-        f"{plan['patience']:g} s, up to {plan['capacity']} concurrent sessions; event-loop lag "
+        f"{plan['patience']:g} s, up to {plan['capacity']} concurrent sessions (the sticky "
+        "faults and their fallback rows in a second phase: their stock sessions' retry loops "
+        "grow the shared heap, whose full collections would stall the other rows' timers); "
+        "event-loop lag "
         f"p50/p99/max {eff['loop_lag_seconds']['p50']}/{eff['loop_lag_seconds']['p99']}/"
         f"{eff['loop_lag_seconds']['max']} s"
         + (

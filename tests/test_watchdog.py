@@ -450,10 +450,10 @@ async def test_no_reissue_once_audio_arrived_after_the_verdict() -> None:
     wd = Watchdog(FAST, actions, clock=lambda: now[0])
     async with wd:
         wd.observe(UserSpeechStopped())
-        now[0] = 1.0
+        now[0] = 0.05
         wd._on_timer()  # the timer comes due: a stall
         assert wd.counters.stalls == 1
-        now[0] = 1.01
+        now[0] = 0.06
         wd.observe(AUDIO)  # before the action task ran
         await until(lambda: wd.counters.recoveries_skipped == 1)
     assert actions.calls == []
@@ -521,18 +521,18 @@ async def test_a_late_timer_judges_server_progress_by_the_frames_played_up_to_it
         wd.observe(AUDIO)  # the first frame, at 0.0: the gap deadline is 1.0
         for t in (0.3, 0.6, 0.9):
             wd.audio_at = t  # frames the tap only timestamped
-        wd.progress_at = 1.05  # a server event after the deadline...
-        wd.audio_at = 1.1  # ...and a frame after it, both before the late timer runs
-        now[0] = 1.12
+        wd.progress_at = 1.03125  # a server event after the deadline...
+        wd.audio_at = 1.0625  # ...and a frame after it, both before the late timer runs
+        now[0] = 1.08  # late, though less than LATE_TIMER: judged at once
         wd._on_timer()
         assert wd.counters.stalls == 0
-        assert wd.detector.last_audio_at == 1.1
+        assert wd.detector.last_audio_at == 1.0625
         wd.progress_at = 1.5  # the server still talks; no frame reaches the output any more
-        now[0] = 2.1
+        now[0] = 2.0625
         wd._on_timer()
         assert wd.counters.stalls_by_kind == {"audio_gap": 1}
         assert wd.detector.incident is not None
-        assert wd.detector.incident.silence_since == 1.1
+        assert wd.detector.incident.silence_since == 1.0625
 
 
 @pytest.mark.parametrize("stored_first", [False, True], ids=["observed-first", "stored-first"])
@@ -556,6 +556,29 @@ async def test_a_frame_after_a_pause_does_not_vouch_for_the_pause(stored_first: 
         assert [d[:2] for d in wd.counters.detections] == [("audio_gap", 0.0)]
 
 
+@pytest.mark.parametrize("arrived", [True, False], ids=["ack-queued", "nothing"])
+async def test_a_timer_late_by_a_stalled_loop_looks_again_before_judging(arrived: bool) -> None:
+    """A collection stalls the loop 0.5 s past the ack deadline; the server's response.created
+    came meanwhile and waits behind the timer. The late timer looks again once the loop caught
+    up: the acknowledgement counts and no reply is judged lost. Nothing queued: the stall."""
+    from realtime_supervisor._watchdog import LATE_TIMER_RECHECK
+
+    now = [0.0]
+    config = dataclasses.replace(FAST, reply_timeout=30.0, ack_timeout=1.0, recovery_timeout=30.0)
+    wd = Watchdog(config, FakeActions(), clock=lambda: now[0])
+    async with wd:
+        wd.observe(UserSpeechStopped())
+        assert wd._timer_at == pytest.approx(1.0)
+        now[0] = 1.5
+        wd._on_timer()  # late: looks again shortly instead of judging
+        assert wd.counters.stalls == 0 and wd._timer_at == pytest.approx(1.0)
+        if arrived:
+            wd.observe(ResponseCreated("r1"))  # the I/O the stall held back
+        now[0] = 1.5 + LATE_TIMER_RECHECK
+        wd._on_timer()
+        assert wd.counters.stalls == (0 if arrived else 1)
+
+
 async def test_audio_time_read_before_acting_prevents_a_talk_over() -> None:
     """A frame that only moved the timestamp after the verdict still cancels the action."""
     now = [0.0]
@@ -563,10 +586,10 @@ async def test_audio_time_read_before_acting_prevents_a_talk_over() -> None:
     wd = Watchdog(FAST, actions, clock=lambda: now[0])
     async with wd:
         wd.observe(UserSpeechStopped())
-        now[0] = 1.0
+        now[0] = 0.05
         wd._on_timer()  # the deadline has passed: a stall
         assert wd.counters.stalls == 1
-        wd.audio_at = 1.01  # a frame reached the output, not (yet) observed
+        wd.audio_at = 0.06  # a frame reached the output, not (yet) observed
         await until(lambda: wd.counters.recoveries_skipped == 1)
     assert actions.calls == []
     assert not wd.stalled
@@ -631,6 +654,8 @@ async def test_server_progress_stored_by_the_binding_postpones_the_progress_dead
         now[0] = 0.3
         wd.observe(ResponseCreated("r1"))
         assert wd.detector.next_deadline() == pytest.approx(2.3)
+        now[0] = 1.0
+        wd._on_timer()  # the timer armed for the ack deadline: nothing due, re-armed for 2.3
         now[0] = 2.0
         wd.progress_at = 2.0  # an event, stored
         now[0] = 2.3

@@ -117,6 +117,14 @@ COUNTER_SAMPLES = 1000
 # two, one had played at most this long before. Longer than a frame, or every frame would be news
 # (sinks pace frames at their own length).
 AUDIO_NEWS_GAP = 0.5
+# A timer this late (seconds past its deadline) means the event loop stood still: a long garbage
+# collection, a starved CPU. What arrived on the sockets meanwhile (the server's acknowledgement, a
+# frame) waits behind this callback: asyncio runs the due timers of an iteration before the tasks
+# the same iteration's I/O woke. Judged now, a silence already over could be a verdict. So a late
+# timer looks again LATE_TIMER_RECHECK later, once, after the loop has caught up: a real stall
+# costs that much more, only when the loop was stalled anyway.
+LATE_TIMER = 0.1
+LATE_TIMER_RECHECK = 0.02
 
 _FALLBACK_LOG = logging.getLogger(__name__)
 # Verdicts no recovery can fix: they cut short whatever recovery is running.
@@ -261,6 +269,7 @@ class Watchdog:
         self._policy = Policy(config)
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
+        self._rechecking = False  # the timer was late once: this run judges (LATE_TIMER)
         self._tasks: set[asyncio.Task[None]] = set()
         self._recovery: asyncio.Task[None] | None = None
         self._pending: _Pending | None = None
@@ -418,10 +427,17 @@ class Watchdog:
             self._handle(self._detector.observe(_AUDIO, at), at)
 
     def _on_timer(self) -> None:
+        due = self._timer_at
         self._timer = None
         self._timer_at = None
         if self._closed:
             return
+        if due is not None and not self._rechecking and self._clock() - due > LATE_TIMER:
+            self._rechecking = True
+            self._timer = asyncio.get_running_loop().call_later(LATE_TIMER_RECHECK, self._on_timer)
+            self._timer_at = due  # kept: no earlier deadline replaces it (`_rearm`)
+            return
+        self._rechecking = False
         try:
             self._catch_up()  # audio since the last observation moves the deadline, not a verdict
             now = self._clock()
