@@ -197,3 +197,26 @@ async def test_unmatched_response_events_leave_no_phantom_and_no_second_answer(
         assert counters.stalls == 0 and counters.recoveries_started == 0, counters
         assert call.chaos_record().responses == 1
         assert not call.supervisor.watchdog.detector.response_open
+
+
+@pytest.mark.compat
+async def test_a_request_is_observed_when_it_reaches_the_socket() -> None:
+    """`generate_reply` sends response.create; the binding hears livekit write it (the client
+    event) and observes ReplySent before the server's response.created: the acknowledgement
+    deadline runs from there (detector Rule 11), not from the ask."""
+    from realtime_supervisor._observations import ReplySent, ResponseCreated
+
+    async with start_call("clean", supervised=True) as call:
+        seen: list[type] = []
+        observe = call.supervisor.observe
+
+        def spy(obs: Any, *rest: Any) -> None:
+            seen.append(type(obs))
+            observe(obs, *rest)
+
+        call.supervisor.observe = spy  # type: ignore[method-assign]
+        t = time.monotonic()
+        call.session.generate_reply()
+        assert await call.answered_after(t, within=20)
+        assert ReplySent in seen
+        assert seen.index(ReplySent) < seen.index(ResponseCreated)
